@@ -1,0 +1,343 @@
+"""`tnd-table`: run the Pong table sweep (Hydra multirun of tnd-train) and aggregate it.
+
+    tnd-table                                   # default scale: sweep, then results/pong_table.{md,csv,png}
+    tnd-table scale=paper                       # -> multirun/pong_table/paper, results/pong_table_paper.*
+    tnd-table hydra/launcher=joblib hydra.launcher.n_jobs=2
+    tnd-table hydra/launcher=submitit_slurm hydra.launcher.partition=gpu
+    tnd-table model=tnd,lstm seed=0 train.steps=20   # any trainer override passes through
+    tnd-table --aggregate-only                  # no training: tables from the existing run folders
+    tnd-table --aggregate-only --sweep-dir multirun/2026-11-23/10-00-00
+
+How it works:
+
+1. The trainer composes ``experiment=<experiment> <overrides> --cfg hydra`` (no training)
+   and the driver reads ``hydra.sweeper.params``; with the command-line overrides on top
+   (Hydra's own rules: the command line wins) this gives the expected jobs, models × seeds.
+   They are saved in ``<sweep-dir>/sweep.json`` so ``--aggregate-only`` knows them too.
+2. Run folders are stable: ``hydra.sweep.dir=<sweep-dir>`` and
+   ``hydra.sweep.subdir=${hydra.job.override_dirname}`` with every non-swept key excluded,
+   so a job lands in ``<sweep-dir>/model=<m>,seed=<s>`` whatever else is overridden.
+3. Resume: jobs whose folder holds ``summary.json`` are skipped; the others (never
+   started, unfinished or failed earlier) are launched as few multiruns as possible over
+   exactly those (model, seed) pairs. The trainer resumes an unfinished job from its own
+   checkpoint in the same folder. A job that fails during this invocation is not retried
+   in it; a launcher that stops at the first failure (the basic one) is relaunched over
+   what remains. A finished folder made with other overrides is refused, not reused.
+4. The run folders are aggregated (tnd.evaluation.table) into Markdown, CSV and PNG under
+   ``--results-dir``, and the Markdown table is printed. An ``expert_summary.json`` at the
+   sweep root (or ``--expert-summary``) becomes the expert's reference row.
+
+Exit status: 0 when every expected run finished, 1 when the table lists failed, unfinished
+or missing runs after a sweep, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from tnd.evaluation import table as tbl
+
+DEFAULT_EXPERIMENT = "pong_table"
+DEFAULT_SCALE = "default"
+SWEEP_FILE = "sweep.json"
+SWEPT_KEYS = ("model", "seed")
+
+
+class SweepError(tbl.TableError):
+    """The sweep cannot be planned or resumed as asked."""
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def _parse_overrides(overrides: Sequence[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise SweepError(f"Bad override: {exc}") from exc
+
+
+def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str], str]:
+    """(task overrides, hydra overrides, scale) from the command line's overrides."""
+    parsed = _parse_overrides(overrides)
+    task, hydra_ = [], []
+    scale = DEFAULT_SCALE
+    for raw, override in zip(overrides, parsed):
+        key = override.key_or_group
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            hydra_.append(raw)
+            continue
+        if key == "experiment":
+            raise SweepError("Pass the experiment as --experiment NAME, not as an override.")
+        if key == "scale":
+            if override.is_sweep_override():
+                raise SweepError(f"Sweep one scale at a time (got '{raw}'); each scale has its own sweep folder.")
+            scale = override.get_value_element_as_str()
+        task.append(raw)
+    return task, hydra_, scale
+
+
+def _key(override_line: str) -> str:
+    return override_line.partition("=")[0].lstrip("+~").split("@")[0]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _sweeper_params(train_command: list[str], experiment: str, task: list[str], hydra_: list[str]) -> dict:
+    """``hydra.sweeper.params`` of the trainer's config composed with these overrides."""
+    fixed = [o for o, p in zip(task, _parse_overrides(task)) if not p.is_sweep_override()]
+    cmd = [*train_command, f"experiment={experiment}", *fixed, *hydra_, "--cfg", "hydra"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SweepError(
+            f"Composing the sweep failed ({shlex.join(cmd)}):\n{(proc.stderr or proc.stdout).strip()[-3000:]}"
+        )
+    try:
+        cfg = yaml.safe_load(proc.stdout) or {}
+        node = cfg.get("hydra", cfg)
+        params = (node.get("sweeper") or {}).get("params") or {}
+    except (yaml.YAMLError, AttributeError) as exc:
+        raise SweepError(f"Could not read the hydra config printed by {shlex.join(cmd)}: {exc}") from exc
+    return dict(params)
+
+
+def plan_jobs(params: dict, experiment: str, task: list[str]) -> list[list[str]]:
+    """Every job's overrides, expanded exactly as Hydra's basic sweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    lines = [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *task]
+    jobs = BasicSweeper.split_arguments(_parse_overrides(lines), None)[0]
+    for job in jobs:
+        keys = {_key(o) for o in job}
+        absent = [k for k in SWEPT_KEYS if k not in keys]
+        if absent:
+            raise SweepError(
+                f"The sweep must set {' and '.join(absent)} for every job: add them to "
+                f"hydra.sweeper.params in conf/experiment/{experiment}.yaml or pass e.g. model=tnd,lstm seed=0,1."
+            )
+    varying = sorted({_key(o) for o in jobs[0]} - set(SWEPT_KEYS)) if jobs else []
+    varying = [k for k in varying if len({next(o for o in j if _key(o) == k) for j in jobs}) > 1]
+    if varying:
+        raise SweepError(
+            f"The table sweeps models × seeds only, but {', '.join(varying)} also varies; "
+            "run one tnd-table per value (with its own --sweep-dir)."
+        )
+    return [list(job) for job in jobs]
+
+
+def _job_id(job: list[str]) -> tuple[str, int]:
+    values = {_key(o): o.partition("=")[2] for o in job}
+    try:
+        return values["model"], int(values["seed"])
+    except ValueError as exc:
+        raise SweepError(f"Seeds must be integers, got seed={values['seed']}.") from exc
+
+
+def _group_jobs(jobs: list[list[str]]) -> list[list[str]]:
+    """Few multirun override lists (model=a,b seed=0,1 + fixed ones) covering exactly ``jobs``."""
+    fixed = [o for o in jobs[0] if _key(o) not in SWEPT_KEYS]
+    seeds_of: dict[str, list[int]] = {}
+    for job in jobs:
+        model, seed = _job_id(job)
+        seeds_of.setdefault(model, []).append(seed)
+    models_of: dict[tuple[int, ...], list[str]] = {}
+    for model, seeds in seeds_of.items():
+        models_of.setdefault(tuple(sorted(seeds)), []).append(model)
+    return [[*fixed, "model=" + ",".join(models), "seed=" + ",".join(map(str, seeds))]
+            for seeds, models in models_of.items()]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _best_by_job(sweep_dir: Path) -> dict[tuple[str, int], tbl.RunRecord]:
+    if not sweep_dir.is_dir():
+        return {}
+    rank = {"ok": 0, "failed": 1, "unfinished": 2}
+    best: dict[tuple[str, int], tbl.RunRecord] = {}
+    for record in tbl.collect_runs(sweep_dir):
+        if record.model is None or record.seed is None:
+            continue
+        key = (record.model, record.seed)
+        if key not in best or rank[record.status] < rank[best[key].status]:
+            best[key] = record
+    return best
+
+
+def _stamp(record: tbl.RunRecord | None):
+    if record is None or record.path is None:
+        return None
+    stamps = [record.status]
+    for name in (".hydra/overrides.yaml", tbl.SUMMARY_FILE, tbl.ERROR_FILE):
+        path = record.path / name
+        stamps.append(path.stat().st_mtime_ns if path.exists() else None)
+    return tuple(stamps)
+
+
+def _check_not_stale(jobs: list[list[str]], best: dict[tuple[str, int], tbl.RunRecord]) -> None:
+    for job in jobs:
+        record = best.get(_job_id(job))
+        if record is not None and record.status == "ok" and record.overrides and set(record.overrides) != set(job):
+            raise SweepError(
+                f"Run folder {record.path} finished with overrides {list(record.overrides)}, but this sweep asks "
+                f"for {job}. Pass another --sweep-dir (or delete that folder) to run this sweep."
+            )
+
+
+def run_sweep(
+    *,
+    train_command: list[str],
+    jobs: list[list[str]],
+    hydra_overrides: list[str],
+    sweep_dir: Path,
+    retry_failed: bool = True,
+) -> None:
+    """Launches multiruns until every job finished or was tried once in this invocation."""
+    constant = [k for k in dict.fromkeys(_key(o) for o in jobs[0])
+                if k not in SWEPT_KEYS and len({next(o for o in j if _key(o) == k) for j in jobs}) == 1]
+    exclude = "[" + ",".join(f"'{k}'" for k in constant) + "]"
+    if "'" in str(sweep_dir):
+        raise SweepError(f"The sweep folder '{sweep_dir}' contains a quote; pick a --sweep-dir without one.")
+    placement = [
+        f"hydra.sweep.dir='{sweep_dir}'",
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        f"hydra.job.config.override_dirname.exclude_keys={exclude}",
+    ]
+    tried: set[tuple[str, int]] = set()
+    for _ in range(len(jobs) + 1):
+        best = _best_by_job(sweep_dir)
+        _check_not_stale(jobs, best)
+        pending = []
+        for job in jobs:
+            key = _job_id(job)
+            record = best.get(key)
+            status = record.status if record is not None else "missing"
+            if status == "ok" or key in tried or (status == "failed" and not retry_failed):
+                continue
+            pending.append(job)
+        if not pending:
+            return
+        finished = sum(1 for job in jobs if getattr(best.get(_job_id(job)), "status", None) == "ok")
+        print(f"[tnd-table] {len(jobs)} jobs: {finished} finished, launching {len(pending)}", flush=True)
+        progress = False
+        for group in _group_jobs(pending):
+            before = {_job_id(j): _stamp(best.get(_job_id(j))) for j in pending}
+            cmd = [*train_command, "-m", *group, *hydra_overrides, *placement]
+            print("[tnd-table] $ " + shlex.join(cmd), flush=True)
+            rc = subprocess.call(cmd)
+            best = _best_by_job(sweep_dir)
+            for key, stamp in before.items():
+                if _stamp(best.get(key)) != stamp:
+                    tried.add(key)
+                    progress = True
+            if rc != 0:
+                print(f"[tnd-table] the multirun exited with status {rc}; re-planning the remaining jobs", flush=True)
+                break
+        if not progress:
+            print("[tnd-table] no job started in the last launch; giving up on the remaining ones", flush=True)
+            return
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _write_sweep_file(sweep_dir: Path, experiment: str, overrides: list[str], jobs: list[list[str]]) -> None:
+    ids = [_job_id(j) for j in jobs]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps({
+        "experiment": experiment,
+        "overrides": overrides,
+        "models": list(dict.fromkeys(m for m, _ in ids)),
+        "seeds": sorted({s for _, s in ids}),
+        "jobs": jobs,
+    }, indent=2) + "\n")
+
+
+def _expected(sweep_dir: Path, models: str | None, seeds: str | None) -> tuple[list[str] | None, list[int] | None]:
+    expected_models = expected_seeds = None
+    sweep_file = sweep_dir / SWEEP_FILE
+    if sweep_file.is_file():
+        data = json.loads(sweep_file.read_text())
+        expected_models, expected_seeds = data.get("models"), data.get("seeds")
+    if models:
+        expected_models = [m.strip() for m in models.split(",") if m.strip()]
+    if seeds:
+        try:
+            expected_seeds = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError as exc:
+            raise SweepError(f"--seeds takes comma-separated integers, got '{seeds}'.") from exc
+    return expected_models, expected_seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tnd-table", description=__doc__.splitlines()[0],
+        epilog="Any other argument is a Hydra override passed to every tnd-train job (hydra/launcher=..., scale=..., model=..., seed=...).",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the sweep")
+    parser.add_argument("--aggregate-only", action="store_true", help="do not train; aggregate the existing run folders")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment config to sweep (default: %(default)s)")
+    parser.add_argument("--sweep-dir", type=Path, help="folder of the run folders (default: multirun/<experiment>/<scale>)")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the table goes (default: %(default)s)")
+    parser.add_argument("--name", help="file stem of the outputs (default: <experiment>, or <experiment>_<scale> for a scale override)")
+    parser.add_argument("--expert-summary", type=Path, help="expert metrics JSON for the reference row (default: <sweep-dir>/expert_summary.json)")
+    parser.add_argument("--models", help="aggregate-only: comma-separated expected models (default: from sweep.json, else those found)")
+    parser.add_argument("--seeds", help="aggregate-only: comma-separated expected seeds (default: from sweep.json, else those found)")
+    parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
+    parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
+                        help="command that runs the Hydra trainer app (default: python -m experiments.train)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    try:
+        task, hydra_, scale = _split_overrides(args.overrides)
+        sweep_dir = args.sweep_dir or Path("multirun") / args.experiment / scale
+        name = args.name or (args.experiment if scale == DEFAULT_SCALE else f"{args.experiment}_{scale}")
+        if not args.aggregate_only:
+            train_command = shlex.split(args.train_command)
+            params = _sweeper_params(train_command, args.experiment, task, hydra_)
+            jobs = plan_jobs(params, args.experiment, task)
+            _check_not_stale(jobs, _best_by_job(sweep_dir))
+            _write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs)
+            run_sweep(train_command=train_command, jobs=jobs, hydra_overrides=hydra_,
+                      sweep_dir=sweep_dir, retry_failed=args.retry_failed)
+        expected_models, expected_seeds = _expected(sweep_dir, args.models, args.seeds)
+        records = tbl.collect_runs(sweep_dir)
+        expert = tbl.load_expert_summary(args.expert_summary or sweep_dir)
+        if args.expert_summary is not None and expert is None:
+            raise SweepError(f"--expert-summary {args.expert_summary} does not exist.")
+        table = tbl.aggregate(records, expected_models=expected_models, expected_seeds=expected_seeds, expert=expert)
+    except tbl.TableError as exc:
+        print(f"tnd-table: error: {exc}", file=sys.stderr)
+        return 2
+    outputs = [
+        tbl.write_markdown(table, args.results_dir / f"{name}.md"),
+        tbl.write_csv(table, args.results_dir / f"{name}.csv"),
+        tbl.plot_table(table, args.results_dir / f"{name}.png"),
+    ]
+    print()
+    print(tbl.render_markdown(table))
+    print("[tnd-table] wrote " + ", ".join(str(p) for p in outputs), flush=True)
+    if table.n_problems and not args.aggregate_only:
+        print(f"[tnd-table] {table.n_problems} expected run(s) did not finish; the table lists them.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

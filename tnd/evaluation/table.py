@@ -1,0 +1,707 @@
+"""The Pong table: run folders -> one row per model (mean and 95% CI over seeds) -> MD/CSV/PNG.
+
+Data flow::
+
+    collect_runs(root)            every Hydra job folder under ``root`` -> RunRecord
+    aggregate(records, ...)       RunRecords -> Table (one TableRow per model)
+    write_markdown / write_csv / plot_table
+
+A *run folder* is a Hydra job folder: it holds ``.hydra/`` (``config.yaml``,
+``overrides.yaml``, ``hydra.yaml``, written by Hydra) and, written by the trainer, either
+``summary.json`` (success: model, seed, env and the metrics below) or ``error.json``
+(``{"error": message, ...}``). A folder with ``.hydra/`` but neither file is *unfinished*
+(killed or still running). A (model, seed) pair the sweep expects but no folder holds is
+*missing*. Failed, unfinished and missing runs are listed and counted in every output,
+never silently dropped.
+
+Intervals are Student-t 95% confidence intervals over seeds: mean ± t_{0.975, n-1}·s/√n
+with s the sample standard deviation; n = 1 leaves the interval undefined ("n/a").
+The t quantile is computed here exactly (regularized incomplete beta, inverted by
+bisection) because scipy is not a dependency.
+
+Library code: plain paths and values in, files out; no Hydra objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+__all__ = [
+    "METRICS",
+    "MODEL_LABELS",
+    "PAPER",
+    "Interval",
+    "PublishedFigures",
+    "RunRecord",
+    "Table",
+    "TableError",
+    "TableRow",
+    "aggregate",
+    "collect_runs",
+    "load_expert_summary",
+    "plot_table",
+    "render_markdown",
+    "student_t_cdf",
+    "student_t_interval",
+    "student_t_quantile",
+    "write_csv",
+    "write_markdown",
+]
+
+# The metrics of the table, in column order, and how each is shown.
+METRICS: tuple[str, ...] = ("catch_rate", "catches_per_round", "score", "num_params", "train_seconds")
+METRIC_LABELS: Mapping[str, str] = types.MappingProxyType({
+    "catch_rate": "Catch rate",
+    "catches_per_round": "Catches / round",
+    "score": "Score (won − lost)",
+    "num_params": "Parameters",
+    "train_seconds": "Train time (s)",
+})
+_METRIC_FORMAT: Mapping[str, str] = types.MappingProxyType({
+    "catch_rate": "{:.3f}",
+    "catches_per_round": "{:.2f}",
+    "score": "{:.2f}",
+    "num_params": "{:,.0f}",
+    "train_seconds": "{:.1f}",
+})
+
+# Registry names -> the names the paper uses.
+MODEL_LABELS: Mapping[str, str] = types.MappingProxyType({
+    "tnd": "TND",
+    "rnn": "Vanilla RNN",
+    "sparse_rnn": "Sparse RNN",
+    "lstm": "LSTM",
+    "cfc": "CfC",
+    "transformer": "Transformer",
+})
+
+SUMMARY_FILE = "summary.json"
+ERROR_FILE = "error.json"
+EXPERT_FILE = "expert_summary.json"
+
+
+class TableError(ValueError):
+    """Unreadable run folders or bad arguments to the table functions."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedFigures:
+    """Figures a paper published, kept verbatim with their citation and protocol."""
+
+    citation: str
+    protocol: str
+    metric: str  # which of METRICS the values are
+    values: Mapping[str, float]  # registry model name -> published value
+    models: tuple[str, ...]  # every model the paper compares (published value or not)
+
+
+# The only figures the paper publishes (its abstract/summary); the other baselines it lists
+# have no published number.
+PAPER = PublishedFigures(
+    citation=(
+        "B. Cai, Y. Zhao, \"Topological Neural Dynamics: A Neuron-wise Framework for "
+        "Sequence Modeling\", arXiv 2606.21295 (2026)"
+    ),
+    protocol="single-player Pong",
+    metric="catches_per_round",
+    values=types.MappingProxyType({"tnd": 17.47, "cfc": 6.14}),
+    models=("tnd", "rnn", "sparse_rnn", "lstm", "cfc", "transformer"),
+)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 3e-16
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom."""
+    if df <= 0:
+        raise TableError(f"Student-t degrees of freedom must be > 0, got {df}.")
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
+    return 1.0 - tail if t >= 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The t with P(T <= t) = p (e.g. p = 0.975, df = 2 -> 4.303), by bisection on the CDF."""
+    if not 0.0 < p < 1.0:
+        raise TableError(f"Quantile probability must lie strictly between 0 and 1, got {p}.")
+    if df <= 0:
+        raise TableError(f"Student-t degrees of freedom must be > 0, got {df}.")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """Mean and 95% CI half-width over ``n`` values; ``half_width`` is NaN when n < 2."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+
+def student_t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
+    """mean ± t_{(1+c)/2, n-1} · s/√n over the finite ``values`` (NaNs are not counted).
+
+    n = 0 -> mean and half-width NaN; n = 1 -> half-width NaN (undefined, shown "n/a").
+    """
+    x = np.asarray([float(v) for v in values], dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return Interval(math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n == 1:
+        return Interval(mean, math.nan, 1)
+    s = float(x.std(ddof=1))
+    return Interval(mean, student_t_quantile(0.5 + confidence / 2.0, n - 1) * s / math.sqrt(n), n)
+
+
+# --------------------------------------------------------------------------- run folders
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run (Hydra job folder) or one expected run that never started.
+
+    status: "ok" (summary.json), "failed" (error.json), "unfinished" (.hydra/ only) or
+    "missing" (expected, no folder; path is None). ``metrics`` is the summary (ok runs).
+    """
+
+    model: str | None
+    seed: int | None
+    status: str
+    path: Path | None
+    metrics: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    overrides: tuple[str, ...] = ()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TableError(f"Cannot read {path}: {exc}. Delete the file (the run is then treated as unfinished) or fix it.") from exc
+    if not isinstance(data, dict):
+        raise TableError(f"{path} must hold a JSON object, found {type(data).__name__}.")
+    return data
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _as_seed(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _identity_from_hydra(run_dir: Path) -> tuple[str | None, int | None, tuple[str, ...]]:
+    """(model, seed, overrides) of a job folder from what Hydra wrote into ``.hydra/``."""
+    hydra_dir = run_dir / ".hydra"
+    model = seed = None
+    overrides = _read_yaml(hydra_dir / "overrides.yaml") or []
+    overrides = tuple(str(o) for o in overrides) if isinstance(overrides, list) else ()
+    for line in overrides:
+        key, sep, value = line.partition("=")
+        key = key.lstrip("+~").split("@")[0]
+        if sep and key == "model":
+            model = value
+        elif sep and key == "seed":
+            seed = _as_seed(value)
+    if model is None:
+        hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
+        choices = (hydra_cfg.get("hydra") or {}).get("runtime", {}).get("choices", {}) if isinstance(hydra_cfg, dict) else {}
+        if isinstance(choices, dict) and isinstance(choices.get("model"), str):
+            model = choices["model"]
+    config = None
+    if model is None or seed is None:
+        config = _read_yaml(hydra_dir / "config.yaml")
+    if isinstance(config, dict):
+        if model is None:
+            node = config.get("model")
+            if isinstance(node, dict):
+                node = node.get("name")
+            model = node if isinstance(node, str) else None
+        if seed is None:
+            seed = _as_seed(config.get("seed"))
+    return model, seed, overrides
+
+
+def read_run(run_dir: str | os.PathLike) -> RunRecord:
+    """The RunRecord of one Hydra job folder (summary.json wins over a stale error.json)."""
+    run_dir = Path(run_dir)
+    model, seed, overrides = _identity_from_hydra(run_dir)
+    summary, error = run_dir / SUMMARY_FILE, run_dir / ERROR_FILE
+    if summary.is_file():
+        data = _read_json(summary)
+        model = data.get("model", model)
+        seed = _as_seed(data.get("seed", seed))
+        return RunRecord(model, seed, "ok", run_dir, types.MappingProxyType(data), None, overrides)
+    if error.is_file():
+        data = _read_json(error)
+        model = data.get("model", model)
+        seed = _as_seed(data.get("seed", seed))
+        message = str(data.get("error", "error.json without an 'error' message"))
+        return RunRecord(model, seed, "failed", run_dir, types.MappingProxyType({}), message, overrides)
+    return RunRecord(model, seed, "unfinished", run_dir, types.MappingProxyType({}), None, overrides)
+
+
+def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
+    """Every Hydra job folder under ``root`` (itself included), sorted by path.
+
+    A job folder is a directory with a ``.hydra/`` sub-folder; the walk does not descend
+    into job folders (checkpoints, event files). Raises TableError if ``root`` is absent.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise TableError(f"Run folder root '{root}' does not exist. Run the sweep first or pass the folder that holds the runs.")
+    records = []
+    for current, dirs, _files in os.walk(root):
+        if ".hydra" in dirs:
+            records.append(read_run(current))
+            dirs[:] = []
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return sorted(records, key=lambda r: str(r.path))
+
+
+def load_expert_summary(path: str | os.PathLike) -> dict | None:
+    """The expert's metrics (same keys as summary.json) from ``path``; None if absent.
+
+    ``path`` may be the JSON file itself or a folder holding ``expert_summary.json``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / EXPERT_FILE
+    if not path.is_file():
+        return None
+    return _read_json(path)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+    """One model: intervals over its ok seeds, and every run that did not count."""
+
+    model: str
+    label: str
+    stats: Mapping[str, Interval]
+    seeds: tuple[int, ...]  # seeds of ok runs
+    expected_seeds: tuple[int, ...]
+    failed: tuple[RunRecord, ...]
+    unfinished: tuple[RunRecord, ...]
+    missing: tuple[RunRecord, ...]  # expected (model, seed) without a folder
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def problems(self) -> tuple[RunRecord, ...]:
+        return self.failed + self.unfinished + self.missing
+
+    @property
+    def paper_value(self) -> float | None:
+        return PAPER.values.get(self.model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    rows: tuple[TableRow, ...]
+    expert: Mapping[str, object] | None = None
+    envs: tuple[str, ...] = ()  # envs named by the ok runs' summaries
+    unidentified: tuple[RunRecord, ...] = ()  # run folders whose model or seed is unknown
+    duplicates: tuple[RunRecord, ...] = ()  # extra folders for an already counted (model, seed)
+    paper: PublishedFigures = PAPER
+    metrics: tuple[str, ...] = METRICS
+
+    @property
+    def n_problems(self) -> int:
+        return sum(len(r.problems) for r in self.rows) + len(self.unidentified)
+
+
+_STATUS_RANK = {"ok": 0, "failed": 1, "unfinished": 2}
+
+
+def _metric(record: RunRecord, name: str) -> float:
+    value = record.metrics.get(name)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _model_order(models: Iterable[str]) -> list[str]:
+    known = {m: i for i, m in enumerate(PAPER.models)}
+    return sorted(set(models), key=lambda m: (known.get(m, len(known)), m))
+
+
+def aggregate(
+    records: Sequence[RunRecord],
+    *,
+    expected_models: Sequence[str] | None = None,
+    expected_seeds: Sequence[int] | None = None,
+    expert: Mapping[str, object] | None = None,
+) -> Table:
+    """One row per model with the mean and 95% Student-t CI over seeds of every metric.
+
+    expected_models / expected_seeds: the sweep's models × seeds. Expected pairs with no
+    folder become "missing" records; models with runs but not expected still get a row.
+    Defaults: the models seen, and the union of the seeds seen over all models (a seed one
+    model ran and another did not is reported missing for the other).
+    Several folders for one (model, seed): the best (ok > failed > unfinished, then the
+    newest) counts, the rest are listed in ``Table.duplicates``.
+    """
+    identified = [r for r in records if r.model is not None and r.seed is not None]
+    unidentified = tuple(r for r in records if r.model is None or r.seed is None)
+
+    chosen: dict[tuple[str, int], RunRecord] = {}
+    duplicates = []
+    for record in sorted(identified, key=lambda r: (_STATUS_RANK.get(r.status, 3), -_mtime(r.path))):
+        key = (str(record.model), int(record.seed))
+        if key in chosen:
+            duplicates.append(record)
+        else:
+            chosen[key] = record
+
+    if expected_seeds is None:
+        seeds = sorted({seed for _, seed in chosen})
+    else:
+        seeds = [int(s) for s in expected_seeds]
+    if expected_models is None:
+        models = _model_order(m for m, _ in chosen)
+    else:
+        models = list(dict.fromkeys(expected_models))
+        models += [m for m in _model_order(m for m, _ in chosen) if m not in models]
+
+    rows = []
+    for model in models:
+        runs = [r for (m, _), r in chosen.items() if m == model]
+        expected = sorted(set(seeds) if (expected_models is None or model in expected_models) else set())
+        seen = {r.seed for r in runs}
+        missing = tuple(RunRecord(model, s, "missing", None) for s in expected if s not in seen)
+        ok = sorted((r for r in runs if r.status == "ok"), key=lambda r: r.seed)
+        rows.append(TableRow(
+            model=model,
+            label=MODEL_LABELS.get(model, model),
+            stats=types.MappingProxyType({k: student_t_interval(_metric(r, k) for r in ok) for k in METRICS}),
+            seeds=tuple(r.seed for r in ok),
+            expected_seeds=tuple(sorted(set(expected) | seen)),
+            failed=tuple(sorted((r for r in runs if r.status == "failed"), key=lambda r: r.seed)),
+            unfinished=tuple(sorted((r for r in runs if r.status == "unfinished"), key=lambda r: r.seed)),
+            missing=missing,
+        ))
+    envs = sorted({str(r.metrics["env"]) for r in chosen.values() if r.status == "ok" and "env" in r.metrics})
+    return Table(
+        rows=tuple(rows),
+        expert=types.MappingProxyType(dict(expert)) if expert is not None else None,
+        envs=tuple(envs),
+        unidentified=unidentified,
+        duplicates=tuple(sorted(duplicates, key=lambda r: str(r.path))),
+    )
+
+
+def _mtime(path: Path | None) -> float:
+    if path is None:
+        return 0.0
+    try:
+        return max(p.stat().st_mtime for p in (path / SUMMARY_FILE, path / ERROR_FILE, path / ".hydra") if p.exists())
+    except ValueError:
+        return 0.0
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _fmt(metric: str, value: float) -> str:
+    return _METRIC_FORMAT[metric].format(value)
+
+
+def format_interval(metric: str, interval: Interval, n_row: int | None = None) -> str:
+    """"0.812 ± 0.034"; "0.812 ± n/a" for one seed; "—" without any value."""
+    if interval.n == 0:
+        return "—"
+    half = "n/a" if not math.isfinite(interval.half_width) else _fmt(metric, interval.half_width)
+    text = f"{_fmt(metric, interval.mean)} ± {half}"
+    if n_row is not None and interval.n != n_row:
+        text += f" (n={interval.n})"
+    return text
+
+
+def _expert_cell(metric: str, expert: Mapping[str, object]) -> str:
+    try:
+        value = float(expert[metric])
+    except (KeyError, TypeError, ValueError):
+        return "—"
+    return _fmt(metric, value) if math.isfinite(value) else "—"
+
+
+def _problem_text(row: TableRow) -> str:
+    parts = []
+    for label, group in (("failed", row.failed), ("unfinished", row.unfinished), ("missing", row.missing)):
+        if group:
+            parts.append(f"{label}: seed {', '.join(str(r.seed) for r in group)}")
+    return "; ".join(parts) if parts else "none"
+
+
+def _paper_cell(model: str) -> str:
+    if model in PAPER.values:
+        return f"{PAPER.values[model]:.2f}"
+    return "not published" if model in PAPER.models else "—"
+
+
+# Env names (summary.json "env") that play the paper's protocol: single-player Pong.
+SINGLE_PLAYER_ENVS: tuple[str, ...] = ("pong", "single_pong", "single_player_pong")
+
+
+def _env_note(table: Table) -> str:
+    envs = ", ".join(table.envs)
+    if all(e in SINGLE_PLAYER_ENVS for e in table.envs):
+        return f"Our runs' environment: {envs} (single-player Pong, the paper's protocol)."
+    if any("atari" in e.lower() or "ale" in e.lower() for e in table.envs):
+        return (f"Our runs' environment: {envs}: Atari Pong against the built-in opponent, not the paper's "
+                f"{table.paper.protocol} protocol (a round also ends when the agent scores), so catches per "
+                "round are not directly comparable with the paper's.")
+    return f"Our runs' environment: {envs}; the paper's protocol is {table.paper.protocol}."
+
+
+def render_markdown(table: Table) -> str:
+    """The table as Markdown: ours with intervals, the paper's figures beside, then notes."""
+    paper_col = f"Paper: {METRIC_LABELS[table.paper.metric].lower()} †"
+    header = ["Model", "Seeds (ok / expected)"] + [METRIC_LABELS[m] for m in table.metrics] + [paper_col, "Failed / unfinished / missing"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
+    for row in table.rows:
+        cells = [row.label, f"{row.n_seeds} / {len(row.expected_seeds)}"]
+        cells += [format_interval(m, row.stats[m], row.n_seeds) for m in table.metrics]
+        cells += [_paper_cell(row.model), _problem_text(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if table.expert is not None:
+        cells = ["Expert (scripted; reference)", "—"] + [_expert_cell(m, table.expert) for m in table.metrics] + ["—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    notes = [
+        "",
+        "Ours: mean ± half-width of the 95% Student-t confidence interval over seeds "
+        "(mean ± t₀.₉₇₅,ₙ₋₁·s/√n); \"n/a\" = one seed, interval undefined; \"—\" = no finished run. "
+        "Score = points won − points lost per game.",
+        f"† The paper's published figures, not ours: {table.paper.citation}; "
+        f"{table.paper.protocol}, {METRIC_LABELS[table.paper.metric].lower()}; no intervals published. "
+        "\"not published\" = a baseline the paper compares without a published number.",
+    ]
+    if table.envs:
+        notes.append(_env_note(table))
+    problems = [r for row in table.rows for r in row.problems] + list(table.unidentified)
+    if problems:
+        notes += ["", f"**Runs not counted ({len(problems)}):**", ""]
+        for r in problems:
+            where = f"`{r.path}`" if r.path is not None else "no run folder"
+            why = {"failed": f"failed: {r.error}", "unfinished": "unfinished (no summary.json or error.json; killed or still running)",
+                   "missing": "missing (expected by the sweep, never started)"}.get(r.status, r.status)
+            if r.model is None or r.seed is None:
+                why = f"{r.status}; model or seed unknown (no model=/seed= in .hydra/overrides.yaml or config)"
+            notes.append(f"- {MODEL_LABELS.get(r.model, r.model)} seed {r.seed}: {why} — {where}")
+    if table.duplicates:
+        notes += ["", f"Duplicate run folders ignored ({len(table.duplicates)}; another folder for the same model and seed counted):", ""]
+        notes += [f"- {r.model} seed {r.seed} ({r.status}) — `{r.path}`" for r in table.duplicates]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_markdown(table: Table, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(table))
+    return path
+
+
+def _num(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else ""
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    ("source", "model", "label", "n_seeds", "n_expected", "seeds", "n_failed", "failed_seeds",
+     "n_unfinished", "unfinished_seeds", "n_missing", "missing_seeds")
+    + tuple(f"{m}_{s}" for m in METRICS for s in ("mean", "ci95", "low", "high"))
+    + ("paper_catches_per_round", "paper_citation")
+)
+
+
+def write_csv(table: Table, path: str | os.PathLike) -> Path:
+    """One line per model (source "ours"), plus the expert (source "expert").
+
+    ``<metric>_ci95`` is the interval half-width, ``_low``/``_high`` its ends; empty cells
+    are undefined (one seed, no run). ``paper_catches_per_round`` is the paper's figure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in table.rows:
+            line = {
+                "source": "ours", "model": row.model, "label": row.label,
+                "n_seeds": row.n_seeds, "n_expected": len(row.expected_seeds),
+                "seeds": " ".join(map(str, row.seeds)),
+                "n_failed": len(row.failed), "failed_seeds": " ".join(str(r.seed) for r in row.failed),
+                "n_unfinished": len(row.unfinished), "unfinished_seeds": " ".join(str(r.seed) for r in row.unfinished),
+                "n_missing": len(row.missing), "missing_seeds": " ".join(str(r.seed) for r in row.missing),
+                "paper_catches_per_round": _num(row.paper_value) if row.paper_value is not None else "",
+                "paper_citation": table.paper.citation if row.paper_value is not None else "",
+            }
+            for m in METRICS:
+                iv = row.stats[m]
+                line.update({f"{m}_mean": _num(iv.mean), f"{m}_ci95": _num(iv.half_width),
+                             f"{m}_low": _num(iv.low), f"{m}_high": _num(iv.high)})
+            writer.writerow(line)
+        if table.expert is not None:
+            line = {c: "" for c in CSV_COLUMNS}
+            line.update({"source": "expert", "model": "expert", "label": "Expert (scripted; reference)", "n_seeds": 1})
+            for m in METRICS:
+                try:
+                    line[f"{m}_mean"] = _num(float(table.expert[m]))
+                except (KeyError, TypeError, ValueError):
+                    pass
+            writer.writerow(line)
+    return path
+
+
+_EXPERT_PLOTTED = ("catch_rate", "catches_per_round", "score")
+
+
+def plot_table(table: Table, path: str | os.PathLike) -> Path:
+    """Bar chart with 95% CI error bars, one panel per metric (Agg; no pyplot state).
+
+    The catches-per-round panel shows the paper's published figures as hatched bars beside
+    ours, labelled as the paper's; the expert is a dashed reference line where given.
+    """
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = table.rows
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(4.2 * 3, 3.6 * 2), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    for ax, metric in zip(axes, table.metrics):
+        width = 0.38 if metric == table.paper.metric else 0.7
+        offset = -width / 2 if metric == table.paper.metric else 0.0
+        means = np.array([r.stats[metric].mean for r in rows], dtype=float)
+        errs = np.array([r.stats[metric].half_width for r in rows], dtype=float)
+        has = np.isfinite(means)
+        ax.bar(x[has] + offset, means[has], width, color="tab:blue", label="ours (mean ± 95% CI)")
+        bounded = has & np.isfinite(errs)
+        if bounded.any():
+            ax.errorbar(x[bounded] + offset, means[bounded], yerr=errs[bounded], fmt="none", ecolor="black", capsize=4)
+        for i, r in enumerate(rows):
+            note = "no run" if not has[i] else (f"n={r.stats[metric].n}" if r.stats[metric].n < 2 or r.problems else "")
+            if note:
+                ax.annotate(note, (x[i] + offset, 0), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7, rotation=90)
+        if metric == table.paper.metric:
+            paper = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
+            if paper:
+                bars = ax.bar([i + width / 2 for i, _ in paper], [v for _, v in paper], width, color="white",
+                              edgecolor="tab:red", hatch="//", label=f"paper (arXiv 2606.21295, {table.paper.protocol})")
+                ax.bar_label(bars, labels=[f"{v:.2f}" for _, v in paper], fontsize=7, color="tab:red")
+        if table.expert is not None and metric in _EXPERT_PLOTTED:
+            try:
+                value = float(table.expert[metric])
+            except (KeyError, TypeError, ValueError):
+                value = math.nan
+            if math.isfinite(value):
+                ax.axhline(value, color="tab:green", linestyle="--", linewidth=1, label="expert (reference)")
+        ax.set_title(METRIC_LABELS[metric])
+        ax.set_xticks(x, [r.label for r in rows], rotation=30, ha="right", fontsize=8)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        if metric in (table.paper.metric, "catch_rate"):
+            ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(table.metrics):]:
+        ax.axis("off")
+    spare = axes[-1] if len(table.metrics) < len(axes) else None
+    if spare is not None:
+        text = (f"95% Student-t CI over seeds.\nEnv: {', '.join(table.envs) or 'unknown'}.\n"
+                f"Runs not counted: {table.n_problems}.\nPaper figures (hatched): Cai & Zhao,\n"
+                f"arXiv 2606.21295, {table.paper.protocol}.")
+        spare.text(0.0, 1.0, text, va="top", ha="left", fontsize=9, transform=spare.transAxes)
+    fig.suptitle("Pong: behavior-cloned agents, mean and 95% CI over seeds")
+    fig.savefig(path, dpi=110)
+    return path
