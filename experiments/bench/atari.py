@@ -1,0 +1,104 @@
+"""`tnd-bench --suite atari`: ALE Pong throughput and what collection/evaluation keep of it.
+
+Figures (env steps per second summed over envs, median over ``--repeats`` after a warm-up):
+
+* ``raw_ale``     one ``ALE/Pong-v5`` env (RAM observations) stepped with random actions,
+                  restarted (unseeded) when a game ends
+* ``collection``  `collect_demonstrations` (scripted expert, recording every step)
+* ``evaluation``  `evaluate_model` with a tiny jitted recurrent model through
+                  `GreedyModelPolicy` (one jitted call per batched step)
+
+Targets, as ratios measured in the same run: collection >= 0.8x raw, evaluation >= 0.5x raw.
+Collection and evaluation include the per-game reset (ALE reloads the ROM when a game is
+reseeded, ~0.1 s) and the 21-point bookkeeping; env construction is done once, outside.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def add_arguments(group) -> None:
+    group.add_argument("--atari-envs", type=int, default=8, help="games played side by side")
+    group.add_argument("--atari-steps", type=int, default=8000, help="env steps per timed repeat")
+    group.add_argument("--atari-obs-mode", default="objects", choices=("objects", "pixels"))
+
+
+def _median_rate(fn, repeats: int) -> float:
+    fn()  # warm-up (compilation, env construction paths)
+    rates = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        steps = fn()
+        rates.append(steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _tiny_model(obs_shape):
+    from flax import nnx
+
+    from tnd.envs.actions import NUM_ACTIONS
+    from tnd.models.base import SequenceModel
+    from tnd.models.encoders import make_io
+
+    class Tiny(SequenceModel):
+        def __init__(self, rngs):
+            self.encoder, self.head = make_io(obs_shape, 16, 16, NUM_ACTIONS, rngs=rngs)
+            self.cell = nnx.SimpleCell(16, 16, rngs=rngs)
+
+        def initial_state(self, batch_size):
+            return np.zeros((batch_size, 16), np.float32)
+
+        def core_step(self, carry, features):
+            return self.cell(carry, features)
+
+    return Tiny(nnx.Rngs(0))
+
+
+def run(args):
+    from tnd.data.atari_collect import collect_demonstrations
+    from tnd.envs.atari_pong import ALE_ACTIONS, AtariPongConfig, PongBatch, make_env, obs_shape
+    from tnd.evaluation.atari_rollout import evaluate_model
+
+    envs, steps = args.atari_envs, args.atari_steps
+    per_game = max(1, steps // envs)
+    config = AtariPongConfig(obs_mode=args.atari_obs_mode, max_steps=per_game, noop_max=0)
+
+    env = make_env(AtariPongConfig(max_steps=10 * steps))
+    rng = np.random.default_rng(0)
+    actions = ALE_ACTIONS[rng.integers(0, 3, steps)]
+
+    def raw():
+        env.reset(seed=0)
+        for a in actions:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:  # a finished game steps for free: restart it
+                env.reset()
+        return steps
+
+    batch = PongBatch(config, envs)  # built once: env construction is not per-step cost
+
+    def collection():
+        demos = collect_demonstrations(config, num_episodes=envs, seed=0, num_envs=envs, progress=False, batch=batch)
+        return demos.num_steps
+
+    model = _tiny_model(obs_shape(config))
+
+    def evaluation():
+        tally = evaluate_model(model, config, num_games=envs, seed=0, num_envs=envs, progress=False, batch=batch)
+        return int(tally.steps.sum())
+
+    raw_rate = _median_rate(raw, args.repeats)
+    env.close()
+    common = {"obs_mode": config.obs_mode, "envs": envs}
+    yield {"figure": "raw_ale", **common, "steps_per_s": raw_rate, "ratio": 1.0}
+    rate = _median_rate(collection, args.repeats)
+    yield {"figure": "collection", **common, "steps_per_s": rate, "ratio": rate / raw_rate,
+           "target": ">=0.8", "ok": rate / raw_rate >= 0.8}
+    rate = _median_rate(evaluation, args.repeats)
+    yield {"figure": "evaluation", **common, "steps_per_s": rate, "ratio": rate / raw_rate,
+           "target": ">=0.5", "ok": rate / raw_rate >= 0.5}
+    batch.close()

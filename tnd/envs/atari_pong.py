@@ -1,0 +1,251 @@
+"""Atari Pong (gymnasium + ale-py ``ALE/Pong-v5``) with the agent on the right paddle.
+
+What this module does: builds one configured Pong environment (`make_env`), a batch of
+them that steps only the games still in play (`PongBatch`), and turns emulator RAM or the
+screen into the model's observation (`objects_from_ram`, `FrameResizer`).
+
+* Actions are reduced to {0 stay, 1 up, 2 down} (`tnd.envs.actions`) and mapped to the
+  minimal ALE action indices NOOP (0), RIGHT (2: paddle **up**), LEFT (3: paddle down).
+  Pong serves by itself after every point, so FIRE is never needed.
+* Observation modes (`AtariPongConfig.obs_mode`):
+    ``objects``  ``[5]`` float32 from RAM: ball x, ball y, agent paddle y, opponent paddle
+                 y, each normalised to [0, 1], and a flag that is 1 while no ball is in
+                 play (ball x/y are then 0). No velocities: a model must remember motion.
+    ``pixels``   ``frame_size`` float32 grey frame in [0, 1], area-downsampled from the
+                 210x160 screen; one frame, no stacking.
+* Every step also exposes the full RAM (``[128]`` uint8): the expert and the catch tracker
+  read it, in both observation modes.
+
+Why a batch of plain ``gym.make`` envs and not a gymnasium/ale-py vector env: we need RAM
+in every mode (ale-py's native ``AtariVectorEnv`` returns stacked frames only and rejects
+``obs_type="ram"``), a known seed per *game* (gymnasium's autoreset reseeds nothing and
+resets on the next step), and finished rows that stop stepping while other games run on.
+Measured here, Sync/Async vectorisation gives no more steps/s than one env (the emulator is
+the whole cost), so `PongBatch` is the same loop without those constraints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import gymnasium
+import numpy as np
+
+ENV_ID = "ALE/Pong-v5"
+
+# RAM addresses (../shared/FIELD_NOTES.md).
+RAM_BALL_X, RAM_BALL_Y = 49, 54
+RAM_AGENT_Y, RAM_OPPONENT_Y = 51, 50
+RAM_OPPONENT_SCORE, RAM_AGENT_SCORE = 13, 14
+RAM_BALL_DX, RAM_BALL_DY = 58, 56
+NO_BALL_X = 205  # ball x while no ball is in play
+
+# Observation normalisation ranges (measured extents of each coordinate).
+BALL_X_RANGE = (0.0, 205.0)
+BALL_Y_RANGE = (0.0, 210.0)
+PADDLE_Y_RANGE = (0.0, 210.0)
+
+# Reduced action -> index into ALE Pong's minimal action set
+# (NOOP, FIRE, RIGHT, LEFT, RIGHTFIRE, LEFTFIRE).
+ALE_ACTIONS = np.array([0, 2, 3], np.int64)  # stay, up (RIGHT), down (LEFT)
+
+OBS_MODES = ("objects", "pixels")
+
+
+class AtariConfigError(ValueError):
+    """An invalid Atari Pong configuration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AtariPongConfig:
+    """How to build the Pong environment (ALE v5 defaults for frameskip and stickiness)."""
+
+    obs_mode: str = "objects"  # "objects" | "pixels"
+    frameskip: int = 4
+    repeat_action_probability: float = 0.25
+    noop_max: int = 30  # random number of NOOP agent steps in [0, noop_max] after reset
+    max_steps: int = 10_000  # agent steps per game (truncation)
+    frame_size: tuple[int, int] = (84, 84)  # pixels mode
+
+    def __post_init__(self):
+        if self.obs_mode not in OBS_MODES:
+            raise AtariConfigError(
+                f"Unknown obs_mode '{self.obs_mode}': valid modes are {', '.join(OBS_MODES)}."
+            )
+        if self.frameskip < 1:
+            raise AtariConfigError(f"frameskip must be >= 1, got {self.frameskip}.")
+        if not 0.0 <= self.repeat_action_probability < 1.0:
+            raise AtariConfigError(
+                f"repeat_action_probability must lie in [0, 1), got {self.repeat_action_probability}."
+            )
+        if self.noop_max < 0 or self.max_steps < 1:
+            raise AtariConfigError(f"Need noop_max >= 0 and max_steps >= 1, got {self.noop_max}, {self.max_steps}.")
+        size = tuple(int(s) for s in self.frame_size)
+        if len(size) != 2 or min(size) < 20:
+            raise AtariConfigError(f"frame_size must be two sizes >= 20 (e.g. (84, 84)), got {self.frame_size}.")
+        object.__setattr__(self, "frame_size", size)
+
+    def to_dict(self) -> dict:
+        """JSON-able form (stored in dataset metadata)."""
+        d = dataclasses.asdict(self)
+        d["frame_size"] = list(self.frame_size)
+        return d
+
+
+def obs_shape(config: AtariPongConfig) -> tuple[int, ...]:
+    """``(5,)`` in objects mode, ``frame_size`` in pixels mode."""
+    return (5,) if config.obs_mode == "objects" else tuple(config.frame_size)
+
+
+# ------------------------------------------------------------------------ observations
+def _scale(value: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    lo, hi = bounds
+    return np.clip((value.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def objects_from_ram(ram: np.ndarray) -> np.ndarray:
+    """RAM ``[..., 128]`` uint8 -> object features ``[..., 5]`` float32 in [0, 1].
+
+    Features: ball x, ball y, agent paddle y, opponent paddle y, no-ball flag. While no
+    ball is in play (ball x = 205) ball x and y are 0 and the flag is 1.
+    """
+    ram = np.asarray(ram)
+    no_ball = ram[..., RAM_BALL_X] >= NO_BALL_X
+    out = np.stack(
+        [
+            _scale(ram[..., RAM_BALL_X], BALL_X_RANGE),
+            _scale(ram[..., RAM_BALL_Y], BALL_Y_RANGE),
+            _scale(ram[..., RAM_AGENT_Y], PADDLE_Y_RANGE),
+            _scale(ram[..., RAM_OPPONENT_Y], PADDLE_Y_RANGE),
+            no_ball.astype(np.float32),
+        ],
+        axis=-1,
+    )
+    out[..., :2] = np.where(no_ball[..., None], 0.0, out[..., :2])
+    return out
+
+
+def _area_matrix(src: int, dst: int) -> np.ndarray:
+    """``[dst, src]`` row-stochastic matrix averaging source pixels over each target cell."""
+    edges = np.linspace(0.0, src, dst + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = np.arange(src)[None, :]
+    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0.0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class FrameResizer:
+    """Grey screen ``[210, 160]`` uint8 -> ``frame_size`` float32 in [0, 1] (area average).
+
+    Two small matmuls with precomputed area-weight matrices: exact area resampling for any
+    target size, no image library needed.
+    """
+
+    def __init__(self, frame_size: tuple[int, int], screen_shape: tuple[int, int] = (210, 160)):
+        self.rows = _area_matrix(screen_shape[0], frame_size[0]) / 255.0
+        self.cols = _area_matrix(screen_shape[1], frame_size[1]).T.copy()
+
+    def __call__(self, screen: np.ndarray) -> np.ndarray:
+        return np.clip(self.rows @ screen.astype(np.float32) @ self.cols, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _resizer(frame_size: tuple[int, int]) -> FrameResizer:
+    return FrameResizer(frame_size)
+
+
+# ------------------------------------------------------------------------ environments
+def register() -> None:
+    """Registers the ALE environments with gymnasium (idempotent)."""
+    import ale_py
+
+    gymnasium.register_envs(ale_py)
+
+
+def make_env(config: AtariPongConfig) -> gymnasium.Env:
+    """One ``ALE/Pong-v5`` env with RAM observations, the configured frameskip, stickiness
+    and step limit, and the minimal action set (the reduced action mapping is done by
+    `PongBatch`, or by indexing `ALE_ACTIONS`)."""
+    register()
+    return gymnasium.make(
+        ENV_ID,
+        obs_type="ram",
+        frameskip=config.frameskip,
+        repeat_action_probability=config.repeat_action_probability,
+        full_action_space=False,
+        max_episode_steps=config.max_steps,
+    )
+
+
+def game_seed(seed: int, game: int) -> int:
+    """The environment seed of game ``game`` in a run seeded ``seed`` (stable, batch-free)."""
+    return int(np.random.SeedSequence([int(seed), int(game)]).generate_state(1, np.uint32)[0])
+
+
+class PongBatch:
+    """``num_envs`` Pong games stepped together; each row plays its own seeded game.
+
+    ``reset_row(i, seed)`` starts a game in row ``i`` (reset with ``seed``, then a random
+    number of NOOP steps in [0, noop_max] drawn from that seed); ``step(actions, active)``
+    steps the active rows with reduced actions ``[B]`` and returns
+    ``(reward [B] float32, done [B] bool)``. After either call ``self.ram`` ``[B, 128]``
+    uint8 holds each row's RAM and `observations()` the model observations ``[B, *obs]``.
+    ``done`` is true when the game ended (21 points) or hit ``max_steps``.
+    """
+
+    def __init__(self, config: AtariPongConfig, num_envs: int):
+        if num_envs < 1:
+            raise AtariConfigError(f"num_envs must be >= 1, got {num_envs}.")
+        self.config = config
+        self.num_envs = num_envs
+        self.envs = [make_env(config) for _ in range(num_envs)]
+        self.ram = np.zeros((num_envs, 128), np.uint8)
+        self._pixels = config.obs_mode == "pixels"
+        self._frames = np.zeros((num_envs, *config.frame_size), np.float32) if self._pixels else None
+        self._resize = _resizer(config.frame_size) if self._pixels else None
+
+    def _observe(self, i: int, ram: np.ndarray) -> None:
+        self.ram[i] = ram
+        if self._pixels:
+            self._frames[i] = self._resize(self.envs[i].unwrapped.ale.getScreenGrayscale())
+
+    def reset_row(self, i: int, seed: int) -> None:
+        env = self.envs[i]
+        ram, _ = env.reset(seed=int(seed))
+        noops = int(np.random.default_rng([int(seed), 7]).integers(0, self.config.noop_max + 1))
+        for _ in range(noops):  # on the raw env: no-op steps do not count toward max_steps
+            ram, _, term, trunc, _ = env.unwrapped.step(0)
+            if term or trunc:  # cannot happen within 30 steps of a fresh game
+                ram, _ = env.reset(seed=int(seed))
+                break
+        self._observe(i, ram)
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        actions = np.asarray(actions)
+        reward = np.zeros(self.num_envs, np.float32)
+        done = np.zeros(self.num_envs, bool)
+        ale_actions = ALE_ACTIONS[actions]
+        for i, env in enumerate(self.envs):
+            if active is not None and not active[i]:
+                continue
+            ram, r, term, trunc, _ = env.step(ale_actions[i])
+            reward[i], done[i] = r, term or trunc
+            self._observe(i, ram)
+        return reward, done
+
+    def observations(self) -> np.ndarray:
+        """``[B, *obs_shape]`` float32 in [0, 1] for the current state of every row."""
+        if self._pixels:
+            return self._frames.copy()
+        return objects_from_ram(self.ram)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+    def __enter__(self) -> "PongBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
