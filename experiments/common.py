@@ -1,0 +1,92 @@
+"""What the three Hydra entry points share: config conversion, paths, and error reporting.
+
+Library code never sees Hydra objects: `to_spec` turns the composed config into the
+library's dataclasses. `report_errors` turns a bad-input error (any ``ValueError``; every
+library error subclasses it) into ONE readable line on stderr plus ``error.json`` in the
+run folder, exit status 1; in a multirun the job is marked failed (``error.json``) and the
+sweep goes on. Set ``HYDRA_FULL_ERROR=1`` to see the traceback. Unexpected exceptions
+(bugs) also write ``error.json`` and then propagate with their traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+ERROR_FILE = "error.json"
+
+# The config tree at the repository root, as an absolute path: Hydra would otherwise turn a
+# relative path into a *module* path when the entry point is imported (console scripts).
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def quiet_libraries() -> None:
+    """Hydra sets the root logger to INFO; orbax (through absl) then logs every file it writes."""
+    for name in ("absl", "orbax", "jax._src"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_dir() -> Path:
+    """The Hydra job's output folder (``HydraConfig.get().runtime.output_dir``)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def launch_dir() -> Path:
+    """The directory the command was launched from (Hydra's ``runtime.cwd``)."""
+    return Path(HydraConfig.get().runtime.cwd)
+
+
+def absolute(path: str) -> str:
+    """``path`` resolved against the launch directory when relative."""
+    p = Path(os.path.expanduser(path))
+    return str(p if p.is_absolute() else launch_dir() / p)
+
+
+def to_object(cfg: DictConfig) -> Any:
+    """The schema dataclass instance of a composed config (no Hydra types left)."""
+    return OmegaConf.to_object(cfg)
+
+
+def is_multirun() -> bool:
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _write_error(folder: Path, message: str, identity: dict[str, Any], tb: str | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"error": message, **identity}
+    if tb:
+        data["traceback"] = tb
+    tmp = folder / (ERROR_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(folder / ERROR_FILE)
+
+
+@contextlib.contextmanager
+def report_errors(folder: Path, identity: dict[str, Any], prog: str):
+    """Bad input -> one line on stderr + ``error.json`` + exit 1 (multirun: job failed, sweep goes on)."""
+    quiet_libraries()
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc) or type(exc).__name__
+        _write_error(folder, message, {**identity, "type": type(exc).__name__}, None)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        if is_multirun():
+            print(f"{prog}: job in {folder} failed; see {folder / ERROR_FILE}", file=sys.stderr, flush=True)
+            return
+        sys.exit(1)
+    except Exception as exc:  # a bug: keep the traceback, but leave a record for the table
+        _write_error(folder, f"{type(exc).__name__}: {exc}", identity, traceback.format_exc())
+        raise

@@ -1,0 +1,46 @@
+"""`tnd-train`: behavior cloning of one model on one env, configured by Hydra (conf/).
+
+    tnd-train                                        # defaults: lstm on single-player pong
+    tnd-train model=tnd graph=small_world seed=1
+    tnd-train experiment=smoke model=cfc env=atari_pong
+    tnd-train -m model=tnd,lstm seed=0,1 [hydra/launcher=local_parallel]
+    python -m experiments.train ...
+
+Writes to the Hydra run folder: summary.json, metrics.jsonl, tensorboard/, checkpoints/
+(and error.json on failure). Rerunning with the same ``hydra.run.dir=...`` resumes from the
+latest checkpoint and ends with the same parameters as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from experiments import schema  # noqa: F401  (registers the structured configs)
+from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
+def main(cfg: DictConfig) -> dict | None:
+    folder = run_dir()
+    identity = {"model": cfg.model.name, "seed": int(cfg.seed), "env": cfg.env.name}
+    with report_errors(folder, identity, "tnd-train"):
+        from tnd.training.pipeline import run_experiment
+
+        spec = to_object(cfg)
+        spec.data.root = absolute(spec.data.root)
+        spec.data.path = absolute(spec.data.path) if spec.data.path else None
+        summary = run_experiment(spec, folder)
+        keys = ("model", "env", "seed", "catch_rate", "catches_per_round", "score", "num_params",
+                "train_seconds", "eval_seconds", "host_fraction", "config_hash")
+        print(json.dumps({k: summary.get(k) for k in keys}), flush=True)
+        print(f"tnd-train: wrote {folder / 'summary.json'}", file=sys.stderr, flush=True)
+        return summary
+    return None
+
+
+if __name__ == "__main__":
+    main()

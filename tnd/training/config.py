@@ -1,0 +1,126 @@
+"""Plain dataclasses describing one behavior-cloning experiment.
+
+These are the library's own types: the entry points build them from Hydra config (the
+same dataclasses serve as Hydra's structured-config schemas, so a wrong type or unknown key
+fails at start-up), and a notebook can build them by hand. Library code never sees Hydra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """Which harness model and its options (``options`` go to the registered builder).
+
+    ``options.wired: true`` wires a model that accepts a topology but does not use one by
+    default (the CfC) to the graph group.
+    """
+
+    name: str = "lstm"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class GraphSpec:
+    """A registered topology (used by graph-based models: tnd, sparse_rnn, wired cfc)."""
+
+    name: str = "small_world"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: Optional[int] = None  # None: the experiment's seed
+
+
+@dataclasses.dataclass
+class EnvSpec:
+    """An environment name from `tnd.envs.registry` and fields of its config dataclass."""
+
+    name: str = "pong"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class DataSpec:
+    """Demonstration dataset: how many expert episodes, perturbation, seed, cache root."""
+
+    num_episodes: int = 16
+    epsilon: float = 0.0
+    seed: int = 0
+    root: str = "data_cache"
+    num_envs: int = 8
+    path: Optional[str] = None  # a specific dataset folder instead of the config-addressed cache
+
+
+@dataclasses.dataclass
+class TrainSpec:
+    """Optimisation and logging schedule.
+
+    ``class_balance``: ``none``; ``weight`` (cross-entropy weighted by inverse label
+    frequency); ``sample`` (windows drawn with probability ~ mean inverse frequency).
+    ``eval_every``/``checkpoint_every``/``log_every`` are in steps; 0 disables periodic ones.
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    window: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 1e-4
+    clip_norm: float = 1.0
+    class_balance: str = "weight"
+    log_every: int = 25
+    eval_every: int = 0
+    checkpoint_every: int = 200
+    max_to_keep: int = 2
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class EvalSpec:
+    """Closed-loop evaluation: held-out seeds (differ from data seeds), games, overrides.
+
+    ``periodic_games`` is the cheap setting used every ``train.eval_every`` steps;
+    ``num_games`` the full final evaluation. ``env_overrides`` replace env config fields
+    for evaluation only (e.g. sticky actions).
+    """
+
+    num_games: int = 32
+    periodic_games: int = 8
+    seed: int = 1_000_003
+    num_envs: int = 8
+    env_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    progress: bool = False
+
+
+@dataclasses.dataclass
+class ExperimentSpec:
+    """Everything one training run needs; ``param_budget`` (if set) sizes the model."""
+
+    model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    graph: GraphSpec = dataclasses.field(default_factory=GraphSpec)
+    env: EnvSpec = dataclasses.field(default_factory=EnvSpec)
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    train: TrainSpec = dataclasses.field(default_factory=TrainSpec)
+    eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
+    seed: int = 0
+    param_budget: Optional[int] = None
+
+
+def to_dict(spec: Any) -> dict[str, Any]:
+    """JSON-able dict of a spec dataclass (for checkpoints and summaries)."""
+    return dataclasses.asdict(spec)
+
+
+def from_dict(data: dict[str, Any]) -> ExperimentSpec:
+    """Inverse of `to_dict` for an `ExperimentSpec`."""
+    parts = {
+        "model": ModelSpec, "graph": GraphSpec, "env": EnvSpec, "data": DataSpec,
+        "train": TrainSpec, "eval": EvalSpec,
+    }
+    kwargs = {k: cls(**data[k]) for k, cls in parts.items() if k in data}
+    for k in ("seed", "param_budget"):
+        if k in data:
+            kwargs[k] = data[k]
+    return ExperimentSpec(**kwargs)

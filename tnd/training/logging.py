@@ -1,0 +1,66 @@
+"""Run logs: ``metrics.jsonl`` (one JSON object per line) and TensorBoard event files.
+
+On resume from step ``k`` the lines for steps after ``k`` (written by the interrupted run
+after its last checkpoint) are dropped, and TensorBoard purges the same steps, so the logs
+of a resumed run read like those of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    return value
+
+
+class MetricsLogger:
+    """Appends metric rows to ``<run_dir>/metrics.jsonl`` and TensorBoard scalars."""
+
+    def __init__(self, run_dir: str | Path, *, resume_step: int = 0, tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if int(row.get("step", 0)) <= resume_step:
+                    kept.append(line)
+            self.path.write_text("".join(k + "\n" for k in kept))
+        self.writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(
+                str(Path(run_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+            )
+
+    def log(self, row: dict[str, Any]) -> None:
+        row = {k: _jsonable(v) for k, v in row.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            step = int(row["step"])
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+            self.writer = None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All rows of ``<run_dir>/metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

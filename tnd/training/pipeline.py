@@ -1,0 +1,381 @@
+"""One behavior-cloning experiment end to end, from plain dataclasses (no Hydra here).
+
+    summary = run_experiment(spec, run_dir)          # what tnd-train does
+    metrics = evaluate_checkpoint(run_dir, eval_spec) # what tnd-eval does
+
+Data flow: env config -> dataset (loaded or collected, cached by config) -> windows on
+device -> model (optionally sized to ``param_budget``) -> `train` (resumable) -> closed-loop
+evaluation on held-out seeds -> ``summary.json``. Every check that needs no computation
+(names, sizes, options) runs first (`prepare`), so bad input fails before any data is
+collected or any model is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from tnd.envs.actions import NUM_ACTIONS
+from tnd.envs.registry import EnvSpec as EnvFunctions
+from tnd.envs.registry import get_env
+from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
+
+SUMMARY_FILE = "summary.json"
+ERROR_FILE = "error.json"
+
+
+class ExperimentError(ValueError):
+    """Invalid experiment settings (sizes, options, names)."""
+
+
+# ------------------------------------------------------------------------- helpers
+def config_hash(spec: ExperimentSpec) -> str:
+    """A short stable hash of everything that determines the results (not progress bars)."""
+    data = to_dict(spec)
+    data["train"].pop("progress", None)
+    data["eval"].pop("progress", None)
+    data["data"].pop("root", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _positive(name: str, value: Any) -> None:
+    if value is None or int(value) <= 0:
+        raise ExperimentError(f"{name} must be a positive integer, got {value}.")
+
+
+def validate_sizes(spec: ExperimentSpec) -> None:
+    """Every count and size in the spec is positive (one readable error otherwise)."""
+    from tnd.training.loop import validate_train_spec
+
+    validate_train_spec(spec.train)
+    _positive("data.num_episodes", spec.data.num_episodes)
+    _positive("data.num_envs", spec.data.num_envs)
+    if not 0.0 <= float(spec.data.epsilon) <= 1.0:
+        raise ExperimentError(f"data.epsilon must lie in [0, 1], got {spec.data.epsilon}.")
+    _positive("eval.num_games", spec.eval.num_games)
+    _positive("eval.periodic_games", spec.eval.periodic_games)
+    _positive("eval.num_envs", spec.eval.num_envs)
+    if spec.param_budget is not None:
+        _positive("param_budget", spec.param_budget)
+    for key, value in spec.model.options.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0 and key != "graph_seed":
+            raise ExperimentError(f"model.options.{key} must be positive, got {value}.")
+
+
+# ------------------------------------------------------------------------- model
+def model_options(spec: ExperimentSpec) -> dict[str, Any]:
+    """The builder options of ``spec.model``, with the graph group merged in when used.
+
+    A model uses the graph group when its builder takes a ``topology`` option and either
+    it is a graph model by default (``tnd``, ``sparse_rnn``) or ``model.options.wired``
+    is true (the wired CfC). Unknown options fail with the valid ones.
+    """
+    from tnd.graph import topology_names
+    from tnd.models import get_model_builder
+
+    builder = get_model_builder(spec.model.name)
+    params = inspect.signature(builder).parameters
+    valid = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+                   and k not in ("obs_shape", "num_actions", "rngs", "graph"))
+    options = dict(spec.model.options)
+    wired = options.pop("wired", None)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ExperimentError(
+            f"Model '{spec.model.name}' has no option {', '.join(map(repr, unknown))}. "
+            f"Valid options: {', '.join(valid)}."
+        )
+    takes_graph = "topology" in params
+    uses_graph = takes_graph and (wired if wired is not None else spec.model.name != "cfc")
+    if wired and not takes_graph:
+        raise ExperimentError(f"Model '{spec.model.name}' cannot be wired to a graph (no topology option).")
+    if uses_graph:
+        if spec.graph.name not in topology_names():
+            raise ExperimentError(
+                f"Unknown graph '{spec.graph.name}'. Valid graphs: {', '.join(topology_names())}."
+            )
+        options.setdefault("topology", spec.graph.name)
+        options.setdefault("topology_options", dict(spec.graph.options))
+        options.setdefault("graph_seed", int(spec.seed) if spec.graph.seed is None else int(spec.graph.seed))
+    return options
+
+
+def build_agent(
+    spec: ExperimentSpec, obs_shape: tuple[int, ...], num_actions: int = NUM_ACTIONS
+) -> tuple[nnx.Module, dict[str, Any], int]:
+    """Builds the model; returns ``(model, resolved_options, num_params)``.
+
+    With ``spec.param_budget`` the width option is chosen by `tnd.models.budget`
+    (`width_for_budget`, the search `build_for_budget` runs) and recorded in the resolved
+    options, so a checkpoint can be rebuilt exactly without searching again.
+    """
+    from tnd.models import build_model, effective_param_count, width_option
+    from tnd.models.budget import width_for_budget
+
+    options = model_options(spec)
+    if spec.param_budget is not None:
+        width, _ = width_for_budget(
+            spec.model.name, int(spec.param_budget), obs_shape=obs_shape, num_actions=num_actions, **options
+        )
+        options[width_option(spec.model.name)] = int(width)
+    model = build_model(
+        spec.model.name, obs_shape=obs_shape, num_actions=num_actions, rngs=nnx.Rngs(int(spec.seed)), **options
+    )
+    return model, options, effective_param_count(model)
+
+
+def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_params: int) -> dict[str, Any]:
+    """What identifies the model architecture of a checkpoint."""
+    return {
+        "model": spec.model.name, "options": options, "obs_shape": list(obs_shape),
+        "num_actions": NUM_ACTIONS, "num_params": int(num_params), "env": spec.env.name,
+    }
+
+
+# ------------------------------------------------------------------------- data
+def dataset_config(data: DataSpec, env: EnvFunctions, env_config) -> dict[str, Any]:
+    """The dict that addresses the dataset in the cache (`tnd.data.storage.dataset_path`)."""
+    return {
+        "env": env.name, "env_config": env.config_dict(env_config),
+        "num_episodes": int(data.num_episodes), "epsilon": float(data.epsilon), "seed": int(data.seed),
+    }
+
+
+def load_dataset(data: DataSpec, env: EnvFunctions, env_config, *, progress: bool = True):
+    """Loads ``data.path`` or the cached dataset of this config (collecting and storing it).
+
+    The dataset's metadata must match the env config, epsilon and seed (`DatasetError`).
+    """
+    from tnd.data.storage import load_demonstrations, load_or_collect
+
+    expected = env.expected_metadata(env_config, epsilon=data.epsilon, seed=data.seed)
+    if data.path:
+        return load_demonstrations(Path(data.path), expected_metadata=expected)
+
+    def collect():
+        return env.collect(
+            env_config, num_episodes=int(data.num_episodes), seed=int(data.seed),
+            epsilon=float(data.epsilon), num_envs=int(data.num_envs), progress=progress,
+        )
+
+    return load_or_collect(
+        Path(data.root), dataset_config(data, env, env_config), collect,
+        expected_metadata=expected, progress=progress,
+    )
+
+
+def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True) -> dict[str, Any]:
+    """What tnd-collect does: load or collect the dataset; returns where and how big."""
+    from tnd.data.storage import dataset_path
+
+    _positive("data.num_episodes", data.num_episodes)
+    _positive("data.num_envs", data.num_envs)
+    env = get_env(env_spec.name)
+    env_config = env.make_config(env_spec.options)
+    path = Path(data.path) if data.path else dataset_path(Path(data.root), dataset_config(data, env, env_config))
+    existed = Path(path).exists()
+    demos = load_dataset(data, env, env_config, progress=progress)
+    return {
+        "path": str(path), "reused": existed, "env": env.name, "episodes": demos.num_episodes,
+        "steps": demos.num_steps, "obs_shape": list(demos.obs_shape),
+        "label_frequencies": [float(f) for f in np.bincount(demos.actions, minlength=NUM_ACTIONS) / max(1, demos.num_steps)],
+    }
+
+
+# ------------------------------------------------------------------------- evaluation
+def eval_env_config(env: EnvFunctions, env_options: dict[str, Any], eval_spec: EvalSpec):
+    """The env config for evaluation: the training env's options with ``env_overrides``."""
+    return env.make_config({**dict(env_options), **dict(eval_spec.env_overrides)})
+
+
+def evaluate(model: nnx.Module, env: EnvFunctions, config, *, num_games: int, seed: int,
+             num_envs: int, progress: bool = False) -> dict[str, Any]:
+    """Closed-loop greedy games -> the pooled catch metrics (`summarize`)."""
+    from tnd.evaluation.metrics import summarize
+
+    set_eval = getattr(model, "eval", None)
+    if callable(set_eval):
+        try:
+            set_eval()  # deterministic mode (dropout off) where a model has one
+        except TypeError:
+            pass
+    tally = env.evaluate(model, config, num_games=int(num_games), seed=int(seed), num_envs=int(num_envs),
+                         progress=progress)
+    return summarize(tally)
+
+
+# ------------------------------------------------------------------------- experiment
+@dataclasses.dataclass
+class Prepared:
+    """What `prepare` resolved: env functions, configs, model, options, sizes."""
+
+    env: EnvFunctions
+    env_config: Any
+    eval_config: Any
+    obs_shape: tuple[int, ...]
+    model: nnx.Module
+    options: dict[str, Any]
+    num_params: int
+
+
+def prepare(spec: ExperimentSpec) -> Prepared:
+    """All cheap checks and the model, before any data is touched."""
+    validate_sizes(spec)
+    env = get_env(spec.env.name)
+    env_config = env.make_config(spec.env.options)
+    eval_config = eval_env_config(env, spec.env.options, spec.eval)
+    obs_shape = env.obs_shape(env_config)
+    model, options, num_params = build_agent(spec, obs_shape)
+    return Prepared(env, env_config, eval_config, obs_shape, model, options, num_params)
+
+
+def run_experiment(spec: ExperimentSpec, run_dir: str | Path) -> dict[str, Any]:
+    """Trains and evaluates one model; writes ``summary.json`` (and logs, checkpoints).
+
+    Rerunning with the same ``run_dir`` resumes from its latest checkpoint.
+    """
+    from tnd.data.windows import make_windows
+    from tnd.training.loop import train
+    from tnd.training.loss import class_weights
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    p = prepare(spec)
+    demos = load_dataset(spec.data, p.env, p.env_config, progress=spec.train.progress)
+    if tuple(demos.obs_shape) != tuple(p.obs_shape):
+        raise ExperimentError(
+            f"The dataset's observations have shape {demos.obs_shape}, but env '{spec.env.name}' with these "
+            f"options gives {p.obs_shape}. Collect a dataset for this env config (tnd-collect)."
+        )
+    windows = make_windows(demos, spec.train.window, num_actions=NUM_ACTIONS, class_balance=spec.train.class_balance)
+    weights = class_weights(demos.actions, NUM_ACTIONS, spec.train.class_balance)
+
+    def periodic_eval(model, step):
+        return evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games, seed=spec.eval.seed,
+                        num_envs=spec.eval.num_envs)
+
+    result = train(
+        p.model, windows, spec.train, seed=int(spec.seed), class_weights=weights, run_dir=run_dir,
+        fingerprint=fingerprint(spec, p.options, p.obs_shape, p.num_params), config=to_dict(spec),
+        evaluate=periodic_eval,
+    )
+    t0 = time.perf_counter()
+    final = evaluate(p.model, p.env, p.eval_config, num_games=spec.eval.num_games, seed=spec.eval.seed,
+                     num_envs=spec.eval.num_envs, progress=spec.eval.progress)
+    eval_seconds = time.perf_counter() - t0
+    summary = {
+        "model": spec.model.name,
+        "env": spec.env.name,
+        "seed": int(spec.seed),
+        "graph": p.options.get("topology"),
+        **final,
+        "num_params": int(p.num_params),
+        "model_options": p.options,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": eval_seconds,
+        "train_steps": result.step,
+        "resumed_from": result.resumed_from,
+        "final_loss": result.last_metrics.get("loss"),
+        "final_accuracy": result.last_metrics.get("accuracy"),
+        "timesteps_per_s": result.timesteps_per_s,
+        "host_fraction": result.host_fraction,
+        "dataset_steps": demos.num_steps,
+        "dataset_episodes": demos.num_episodes,
+        "config_hash": config_hash(spec),
+        "params_sha256": params_digest(p.model),
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    return summary
+
+
+def params_digest(model: nnx.Module) -> str:
+    """SHA-256 over the trained parameters' bytes: equal digests = bit-identical parameters."""
+    import jax
+
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
+        digest.update(np.asarray(leaf).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# Wall-clock fields of a summary (everything else is deterministic given config and seed).
+WALL_CLOCK_FIELDS = ("train_seconds", "eval_seconds", "timesteps_per_s", "host_fraction")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic JSON write (NaN -> null)."""
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(clean(data), indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
+    """The trained model of a run folder (latest checkpoint), its spec and checkpoint meta."""
+    from tnd.models import build_model
+    from tnd.training.checkpoint import Checkpointer, CheckpointError
+    from tnd.training.config import from_dict
+
+    ckdir = Path(run_dir) / "checkpoints"
+    if not ckdir.is_dir():
+        raise CheckpointError(f"No checkpoints in {Path(run_dir).absolute()}: expected a tnd-train run folder.")
+    ckpt = Checkpointer(ckdir)
+    try:
+        step = ckpt.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"No complete checkpoint in {ckdir.absolute()}.")
+        meta = ckpt.read_meta(step)
+        try:
+            spec = from_dict(meta["config"])
+            fp = meta["fingerprint"]
+            model = build_model(fp["model"], obs_shape=tuple(fp["obs_shape"]), num_actions=int(fp["num_actions"]),
+                                rngs=nnx.Rngs(int(spec.seed)), **fp["options"])
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"Checkpoint {ckdir / str(step)} has incomplete metadata ({exc}).") from None
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        params, rest = ckpt.restore_params(step, params=params, rest=rest)
+        nnx.update(model, params, rest)
+    finally:
+        ckpt.close()
+    return model, spec, meta
+
+
+def evaluate_checkpoint(
+    run_dir: str | Path, eval_spec: EvalSpec, *, env_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Evaluates a run folder's latest checkpoint with new eval settings.
+
+    ``env_options`` (if given) replace the training env's options; ``eval_spec.env_overrides``
+    then apply on top (e.g. sticky actions). Returns the metrics with model, step, seed.
+    """
+    model, spec, meta = restore_model(run_dir)
+    for name in ("num_games", "num_envs"):
+        _positive(f"eval.{name}", getattr(eval_spec, name))
+    env = get_env(spec.env.name)
+    options = spec.env.options if env_options is None else env_options
+    config = eval_env_config(env, options, eval_spec)
+    t0 = time.perf_counter()
+    metrics = evaluate(model, env, config, num_games=eval_spec.num_games, seed=eval_spec.seed,
+                       num_envs=eval_spec.num_envs, progress=eval_spec.progress)
+    return {
+        "run_dir": str(Path(run_dir).absolute()), "model": spec.model.name, "env": spec.env.name,
+        "seed": int(spec.seed), "checkpoint_step": int(meta["step"]), "eval_seed": int(eval_spec.seed),
+        "env_config": env.config_dict(config), **metrics, "eval_seconds": time.perf_counter() - t0,
+    }

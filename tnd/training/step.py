@@ -1,0 +1,81 @@
+"""The jit-compiled behavior-cloning train step on ``nnx.split`` state.
+
+The model is split once into ``(graphdef, params, rest)`` with ``nnx.Param`` first
+(FIELD_NOTES: RNG state holds uint32 arrays that must not be differentiated). One step:
+
+1. draws the batch's window starts from ``fold_in(data_key, step)`` (pure in (seed, step)),
+2. gathers the windows from the device-resident dataset (no host input pipeline),
+3. differentiates ``cross_entropy + model.regularization()`` with respect to the
+   ``nnx.Param`` state only (the hook, when the model has
+   one, e.g. the TND edge-gate sparsity penalty),
+4. applies the optax update, but keeps the old state when the loss or the gradient norm is
+   non-finite (``ok`` = false) so a NaN never reaches parameters or checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from tnd.data.windows import gather_windows, sample_starts
+from tnd.training.loss import cross_entropy
+
+
+def model_loss(model: nnx.Module, x, labels, resets, weights) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Total loss and its parts for one batch of windows."""
+    _, logits = model(x, resets)
+    ce, accuracy = cross_entropy(logits, labels, weights)
+    reg = jnp.zeros((), jnp.float32)
+    if callable(getattr(model, "regularization", None)):
+        reg = jnp.asarray(model.regularization(), jnp.float32)
+    return ce + reg, {"ce": ce, "regularization": reg, "accuracy": accuracy}
+
+
+def make_train_step(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    *,
+    batch_size: int,
+    window: int,
+    donate: bool | None = None,
+) -> Callable[..., Any]:
+    """Returns ``step_fn(params, rest, opt_state, arrays, weights, data_key, step)``.
+
+    -> ``(params, rest, opt_state, metrics)`` with scalar metrics ``loss, ce,
+    regularization, accuracy, grad_norm, lr, ok``. ``arrays`` is `Windows.arrays()`,
+    ``weights`` the ``[A]`` class weights, ``step`` an int32 scalar (the batch index).
+    Buffers are donated off-CPU (XLA's CPU backend cannot use donations).
+    """
+    if donate is None:
+        donate = jax.default_backend() != "cpu"
+
+    def step_fn(params, rest, opt_state, arrays, weights, data_key, step):
+        key = jax.random.fold_in(data_key, step)
+        starts = sample_starts(arrays, key, batch_size)
+        x, labels, resets = gather_windows(arrays, starts, window)
+
+        # nnx.value_and_grad (not jax's) so that RNG streams (dropout) may advance inside
+        # the differentiated function without a trace-context error (FIELD_NOTES).
+        model = nnx.merge(graphdef, params, rest)
+
+        def loss_fn(m):
+            return model_loss(m, x, labels, resets, weights)
+
+        grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, nnx.Param), has_aux=True)
+        (loss, parts), grads = grad_fn(model)
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        grad_norm = optax.tree.norm(grads)
+        updates, new_opt = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(step), "ok": ok, **parts}
+        return keep(new_params, params), keep(new_rest, rest), keep(new_opt, opt_state), metrics
+
+    return jax.jit(step_fn, donate_argnums=(0, 1, 2) if donate else ())
