@@ -98,3 +98,30 @@ def test_evaluate_policy_is_independent_of_batching():
     for name in ("catches", "misses", "points_won", "points_lost", "steps"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert a.steps.tolist() == [120, 120, 120]
+
+
+def test_game_is_a_function_of_its_seed_with_sticky_actions():
+    """Rows restart with reset_game (no ROM reload) and draw sticky actions from the game
+    seed: the same seed replays the same game in any row, another seed differs."""
+    config = AtariPongConfig(repeat_action_probability=0.25, noop_max=0)
+    actions = np.random.default_rng(0).integers(0, 3, (200, 1)).repeat(2, 1)  # both rows alike
+
+    def play(seeds):
+        with PongBatch(config, 2) as batch:
+            for i, s in enumerate(seeds):
+                batch.reset_row(i, s)
+            trace = []
+            for a in actions:
+                batch.step(a)
+                trace.append(batch.ram[:, RAM_AGENT_Y].copy())
+            batch.reset_row(0, seeds[1])  # replay row 1's game in row 0 after a reset
+            for a in actions:
+                batch.step(a)
+                trace.append(batch.ram[:, RAM_AGENT_Y].copy())
+        return np.array(trace)
+
+    trace = play([1, 1])
+    assert np.array_equal(trace[:200, 0], trace[:200, 1])
+    assert np.array_equal(trace[200:, 0], trace[:200, 1])
+    other = play([1, 2])
+    assert not np.array_equal(other[:200, 0], other[:200, 1])

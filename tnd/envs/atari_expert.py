@@ -41,6 +41,7 @@ REST_Y = 120.0  # ball y aimed at while no ball is in play
 
 _PLANS = np.array(list(itertools.product((STAY, UP, DOWN), repeat=3)), np.int64)  # [27, 3]
 _DIRECTION = np.array([0.0, -1.0, 1.0])  # stay, up (y decreases), down
+_EFFORT = 0.01 * (_PLANS != STAY).sum(-1)  # [27] tie-break: fewer key presses
 
 
 def fold(y: np.ndarray, lo: float = WALL_TOP, hi: float = WALL_BOTTOM) -> np.ndarray:
@@ -62,15 +63,17 @@ def predict_crossing(x, y, dx, dy) -> tuple[np.ndarray, np.ndarray]:
 def simulate_paddle(paddle, target, actions, frameskip: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """The fitted paddle model over one agent step.
 
-    ``paddle``, ``target``: float arrays (any shape), ``actions``: int of the same shape.
-    Each frame the target moves ``TARGET_STEP`` in the action's direction (clipped); on
-    every second frame the shown paddle closes half the gap to the (clipped) target.
+    ``paddle``, ``target``: float arrays (any shape, target within ``TARGET_RANGE``),
+    ``actions``: int, broadcastable. Each frame the target moves ``TARGET_STEP`` in the
+    action's direction (clipped); on every second frame the shown paddle closes half the
+    gap to the target clipped to ``PADDLE_RANGE``. Within one step the direction is
+    fixed, so the target after ``k`` frames is simply ``clip(target + k * move)``.
     """
-    direction = _DIRECTION[actions]
-    for frame in range(frameskip):
-        target = np.clip(target + TARGET_STEP * direction, *TARGET_RANGE)
-        if frame % 2 == 0:
-            paddle = np.floor((paddle + np.clip(target, *PADDLE_RANGE)) / 2.0)
+    move = TARGET_STEP * _DIRECTION[actions]
+    for frame in range(0, frameskip, 2):
+        shown = np.minimum(np.maximum(target + (frame + 1) * move, PADDLE_RANGE[0]), PADDLE_RANGE[1])
+        paddle = np.floor((paddle + shown) * 0.5)
+    target = np.minimum(np.maximum(target + frameskip * move, TARGET_RANGE[0]), TARGET_RANGE[1])
     return paddle, target
 
 
@@ -119,7 +122,7 @@ class ScriptedExpert:
         predicted, target = simulate_paddle(self._prev_paddle, self._target, self._last_action, self.frameskip)
         visible = (paddle > PADDLE_RANGE[0]) & (paddle < PADDLE_RANGE[1])
         target = np.where(visible, target + (paddle - predicted) * 4.0 / 3.0, target)
-        target = np.clip(target, *TARGET_RANGE)
+        target = np.minimum(np.maximum(target, TARGET_RANGE[0]), TARGET_RANGE[1])
         target = np.where(self._fresh, paddle, target)
 
         # Where and when the ball reaches the paddle line.
@@ -133,23 +136,21 @@ class ScriptedExpert:
         steps = np.where(valid, steps, 8.0)
 
         # Plan: score all 27 three-step sequences on the paddle model.
-        p = np.repeat(paddle[:, None], len(_PLANS), 1)
-        t = np.repeat(target[:, None], len(_PLANS), 1)
+        p, t = paddle[:, None], target[:, None]
         trajectory = []
         for k in range(_PLANS.shape[1]):
-            p, t = simulate_paddle(p, t, np.broadcast_to(_PLANS[:, k], p.shape), self.frameskip)
+            p, t = simulate_paddle(p, t, _PLANS[None, :, k], self.frameskip)
             trajectory.append(p)
         trajectory = np.stack(trajectory, -1)  # [B, 27, 3]
-        after = np.maximum(steps - 3.0, 0.0)[:, None]
-        relaxed = np.clip(t, *PADDLE_RANGE) + (p - np.clip(t, *PADDLE_RANGE)) * 0.25 ** after
-        k_arrive = np.clip(np.ceil(steps).astype(np.int64) - 1, 0, 2)
-        early = np.take_along_axis(trajectory, np.broadcast_to(k_arrive[:, None, None], p.shape + (1,)), -1)[..., 0]
+        rest = np.minimum(np.maximum(t, PADDLE_RANGE[0]), PADDLE_RANGE[1])
+        relaxed = rest + (p - rest) * 0.25 ** np.maximum(steps - 3.0, 0.0)[:, None]
+        k_arrive = np.minimum(np.maximum(np.ceil(steps).astype(np.int64) - 1, 0), 2)
+        early = trajectory[np.arange(len(steps)), :, k_arrive]  # [B, 27]
         at_arrival = np.where((steps <= 3.0)[:, None], early, relaxed)
         # Arrival error, plus a tracking term so that moving early beats moving late.
         horizon = (np.arange(1, 4)[None, :] <= np.maximum(np.ceil(steps), 1.0)[:, None])[:, None, :]
         tracking = (np.abs(trajectory - aim_y[:, None, None]) * horizon).sum(-1) / horizon.sum(-1)
-        cost = np.abs(at_arrival - aim_y[:, None]) + self.tracking_weight * tracking
-        cost = cost + 0.01 * (_PLANS != STAY).sum(-1)
+        cost = np.abs(at_arrival - aim_y[:, None]) + self.tracking_weight * tracking + _EFFORT
         actions = _PLANS[np.argmin(cost, axis=1), 0]
 
         self._prev_ball, self._prev_valid = ball, in_play

@@ -21,7 +21,8 @@ in every mode (ale-py's native ``AtariVectorEnv`` returns stacked frames only an
 ``obs_type="ram"``), a known seed per *game* (gymnasium's autoreset reseeds nothing and
 resets on the next step), and finished rows that stop stepping while other games run on.
 Measured here, Sync/Async vectorisation gives no more steps/s than one env (the emulator is
-the whole cost), so `PongBatch` is the same loop without those constraints.
+the whole cost), so `PongBatch` is the same loop without those constraints (and without
+the ROM reload that reseeding an ALE env costs; see `PongBatch`).
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def obs_shape(config: AtariPongConfig) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------ observations
-def _scale(value: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
-    lo, hi = bounds
-    return np.clip((value.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+_OBJECT_BYTES = np.array([RAM_BALL_X, RAM_BALL_Y, RAM_AGENT_Y, RAM_OPPONENT_Y])
+_OBJECT_LO = np.array([BALL_X_RANGE[0], BALL_Y_RANGE[0], PADDLE_Y_RANGE[0], PADDLE_Y_RANGE[0]], np.float32)
+_OBJECT_SPAN = np.array([BALL_X_RANGE[1], BALL_Y_RANGE[1], PADDLE_Y_RANGE[1], PADDLE_Y_RANGE[1]], np.float32) - _OBJECT_LO
 
 
 def objects_from_ram(ram: np.ndarray) -> np.ndarray:
@@ -111,18 +112,12 @@ def objects_from_ram(ram: np.ndarray) -> np.ndarray:
     ball is in play (ball x = 205) ball x and y are 0 and the flag is 1.
     """
     ram = np.asarray(ram)
+    out = np.empty(ram.shape[:-1] + (5,), np.float32)
+    np.divide(ram[..., _OBJECT_BYTES] - _OBJECT_LO, _OBJECT_SPAN, out=out[..., :4])
+    np.minimum(np.maximum(out[..., :4], 0.0, out=out[..., :4]), 1.0, out=out[..., :4])
     no_ball = ram[..., RAM_BALL_X] >= NO_BALL_X
-    out = np.stack(
-        [
-            _scale(ram[..., RAM_BALL_X], BALL_X_RANGE),
-            _scale(ram[..., RAM_BALL_Y], BALL_Y_RANGE),
-            _scale(ram[..., RAM_AGENT_Y], PADDLE_Y_RANGE),
-            _scale(ram[..., RAM_OPPONENT_Y], PADDLE_Y_RANGE),
-            no_ball.astype(np.float32),
-        ],
-        axis=-1,
-    )
-    out[..., :2] = np.where(no_ball[..., None], 0.0, out[..., :2])
+    out[..., 4] = no_ball
+    out[..., :2] *= ~no_ball[..., None]
     return out
 
 
@@ -186,12 +181,22 @@ def game_seed(seed: int, game: int) -> int:
 class PongBatch:
     """``num_envs`` Pong games stepped together; each row plays its own seeded game.
 
-    ``reset_row(i, seed)`` starts a game in row ``i`` (reset with ``seed``, then a random
-    number of NOOP steps in [0, noop_max] drawn from that seed); ``step(actions, active)``
-    steps the active rows with reduced actions ``[B]`` and returns
-    ``(reward [B] float32, done [B] bool)``. After either call ``self.ram`` ``[B, 128]``
-    uint8 holds each row's RAM and `observations()` the model observations ``[B, *obs]``.
-    ``done`` is true when the game ended (21 points) or hit ``max_steps``.
+    ``reset_row(i, seed)`` starts a game in row ``i`` (a random number of NOOP steps in
+    [0, noop_max] drawn from ``seed``); ``step(actions, active)`` steps the active rows
+    with reduced actions ``[B]`` and returns ``(reward [B] float32, done [B] bool)``. After
+    either call ``self.ram`` ``[B, 128]`` uint8 holds each row's RAM and `observations()`
+    the model observations ``[B, *obs]``. ``done`` is true when the game ended (21 points)
+    or hit ``max_steps``.
+
+    Why the rows drive ``ale`` directly and draw sticky actions themselves: reseeding an
+    ALE env (``env.reset(seed=...)``) reloads the ROM, ~0.15-0.2 s per game, and ALE offers
+    no other way to reseed its RNG (``setInt("random_seed")`` only takes effect in
+    ``loadROM``). So each row's emulator is built once with ALE's own stickiness off and
+    is restarted with ``reset_game`` (~10 ms); sticky actions are applied here with ALE's
+    exact rule — on every emulator frame, with probability ``repeat_action_probability``
+    the previously executed action is repeated instead of the new one — drawn from a
+    generator seeded by the game's seed. A game is therefore a pure function of its seed
+    and its actions, whichever row plays it.
     """
 
     def __init__(self, config: AtariPongConfig, num_envs: int):
@@ -199,39 +204,65 @@ class PongBatch:
             raise AtariConfigError(f"num_envs must be >= 1, got {num_envs}.")
         self.config = config
         self.num_envs = num_envs
-        self.envs = [make_env(config) for _ in range(num_envs)]
+        emulator = dataclasses.replace(config, repeat_action_probability=0.0)
+        self.envs = [make_env(emulator) for _ in range(num_envs)]
+        self._ales = [env.unwrapped.ale for env in self.envs]
+        minimal = self._ales[0].getMinimalActionSet()  # ALE Action enums, by minimal index
+        self._ale_actions = [minimal[int(a)] for a in ALE_ACTIONS]  # reduced action -> enum
+        self._noop = self._ale_actions[0]
+        for env in self.envs:
+            env.reset(seed=0)  # the ROM is loaded once here; games restart with reset_game
         self.ram = np.zeros((num_envs, 128), np.uint8)
+        self._rngs = [np.random.default_rng(0) for _ in range(num_envs)]
+        self._previous = [self._noop] * num_envs  # last executed ALE action per row (sticky)
+        self._steps = np.zeros(num_envs, np.int64)
         self._pixels = config.obs_mode == "pixels"
         self._frames = np.zeros((num_envs, *config.frame_size), np.float32) if self._pixels else None
         self._resize = _resizer(config.frame_size) if self._pixels else None
 
-    def _observe(self, i: int, ram: np.ndarray) -> None:
-        self.ram[i] = ram
+    def _observe(self, i: int) -> None:
+        ale = self._ales[i]
+        ale.getRAM(self.ram[i])
         if self._pixels:
-            self._frames[i] = self._resize(self.envs[i].unwrapped.ale.getScreenGrayscale())
+            self._frames[i] = self._resize(ale.getScreenGrayscale())
+
+    def _act(self, i: int, action: int) -> tuple[int, bool]:
+        """One agent step of row ``i``: ``frameskip`` frames with sticky actions."""
+        ale, p, previous = self._ales[i], self.config.repeat_action_probability, self._previous[i]
+        reward = 0
+        if p > 0.0:
+            for u in self._rngs[i].random(self.config.frameskip):
+                if u >= p:
+                    previous = action
+                reward += ale.act(previous)
+        else:
+            previous = action
+            for _ in range(self.config.frameskip):
+                reward += ale.act(action)
+        self._previous[i] = previous
+        return reward, ale.game_over()
 
     def reset_row(self, i: int, seed: int) -> None:
-        env = self.envs[i]
-        ram, _ = env.reset(seed=int(seed))
+        self._ales[i].reset_game()
+        self._rngs[i] = np.random.default_rng([int(seed), 11])
+        self._previous[i] = self._noop
+        self._steps[i] = 0
         noops = int(np.random.default_rng([int(seed), 7]).integers(0, self.config.noop_max + 1))
-        for _ in range(noops):  # on the raw env: no-op steps do not count toward max_steps
-            ram, _, term, trunc, _ = env.unwrapped.step(0)
-            if term or trunc:  # cannot happen within 30 steps of a fresh game
-                ram, _ = env.reset(seed=int(seed))
-                break
-        self._observe(i, ram)
+        for _ in range(noops):  # no-op steps do not count toward max_steps
+            self._act(i, self._noop)
+        self._observe(i)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        actions = np.asarray(actions)
+        table = self._ale_actions
+        ale_actions = [table[a] for a in np.asarray(actions).tolist()]
+        rows = range(self.num_envs) if active is None else np.flatnonzero(active).tolist()
         reward = np.zeros(self.num_envs, np.float32)
         done = np.zeros(self.num_envs, bool)
-        ale_actions = ALE_ACTIONS[actions]
-        for i, env in enumerate(self.envs):
-            if active is not None and not active[i]:
-                continue
-            ram, r, term, trunc, _ = env.step(ale_actions[i])
-            reward[i], done[i] = r, term or trunc
-            self._observe(i, ram)
+        for i in rows:
+            reward[i], done[i] = self._act(i, ale_actions[i])
+            self._observe(i)
+        self._steps[rows] += 1
+        done[rows] |= self._steps[rows] >= self.config.max_steps
         return reward, done
 
     def observations(self) -> np.ndarray:

@@ -55,7 +55,12 @@ def play_games(
     game_of_row = np.full(rows, -1)
     active = np.zeros(rows, bool)
     reset = np.zeros(rows, bool)
-    buffers: list[dict[str, list]] = [{} for _ in range(rows)]
+    # Recording: one tuple of batch arrays per step (cheap: no per-row work per step);
+    # a finished game's rows are gathered from its steps, and steps no game needs are dropped.
+    log: list[tuple] = []
+    log_base = 0  # step index of log[0]
+    first_step = np.zeros(rows, np.int64)  # step index at which each row's game began
+    step = 0
     tracker = EventTracker(rows)
     next_game = 0
     bar = tqdm(total=num_games, desc=desc, unit="game", disable=not progress)
@@ -74,7 +79,7 @@ def play_games(
             batch.reset_row(i, game_seed(seed, g))
             tracker.start(i, batch.ram[i])
             game_of_row[i], active[i], reset[i] = g, True, True
-            buffers[i] = {k: [] for k in ("observations", "actions", "taken_actions", "rewards", "catches", "misses")}
+            first_step[i] = step
 
         for i in range(rows):
             start(i)
@@ -85,22 +90,22 @@ def play_games(
             reward, done = batch.step(taken, active)
             catch, miss = tracker.update(batch.ram, reward, active)
             reset[:] = False
-            for i in np.flatnonzero(active):
+            if record:
+                log.append((obs, labels, taken, reward, catch, miss))
+            step += 1
+            finished = np.flatnonzero(done & active)
+            for i in finished:
+                g = game_of_row[i]
+                games[g] = tracker.finish(i)
                 if record:
-                    b = buffers[i]
-                    b["observations"].append(obs[i])
-                    b["actions"].append(labels[i])
-                    b["taken_actions"].append(taken[i])
-                    b["rewards"].append(reward[i])
-                    b["catches"].append(catch[i])
-                    b["misses"].append(miss[i])
-                if done[i]:
-                    g = game_of_row[i]
-                    games[g] = tracker.finish(i)
-                    if record:
-                        episodes[g] = _episode(buffers[i], game_seed(seed, g))
-                    bar.update(1)
-                    start(i)
+                    span = log[first_step[i] - log_base : step - log_base]
+                    episodes[g] = _episode([tuple(a[i] for a in entry) for entry in span], game_seed(seed, g))
+                bar.update(1)
+                start(i)
+            if record and len(finished):
+                keep = int(first_step[active].min()) if active.any() else step
+                del log[: keep - log_base]
+                log_base = keep
     finally:
         bar.close()
         if owned:
@@ -108,14 +113,16 @@ def play_games(
     return tally_from_games(games), (episodes if record else [])
 
 
-def _episode(buf: dict[str, list], seed: int) -> dict[str, Any]:
+def _episode(steps: list[tuple], seed: int) -> dict[str, Any]:
+    """One game's per-step tuples (obs, label, taken, reward, catch, miss) -> arrays."""
+    obs, labels, taken, rewards, catches, misses = zip(*steps)
     return {
-        "observations": np.stack(buf["observations"]).astype(np.float32),
-        "actions": np.asarray(buf["actions"], np.int32),
-        "taken_actions": np.asarray(buf["taken_actions"], np.int32),
-        "rewards": np.asarray(buf["rewards"], np.float32),
-        "catches": np.asarray(buf["catches"], bool),
-        "misses": np.asarray(buf["misses"], bool),
+        "observations": np.stack(obs).astype(np.float32),
+        "actions": np.asarray(labels, np.int32),
+        "taken_actions": np.asarray(taken, np.int32),
+        "rewards": np.asarray(rewards, np.float32),
+        "catches": np.asarray(catches, bool),
+        "misses": np.asarray(misses, bool),
         "seed": int(seed),
     }
 

@@ -1,0 +1,30 @@
+"""I: interaction operators (messages along the graph's edges) and their sparse/dense paths."""
+
+from tnd.interaction.neighbours import (
+    NeighbourLists,
+    aggregate,
+    aggregate_transpose,
+    neighbour_lists,
+    slot_dot,
+)
+from tnd.interaction.operators import (
+    INTERACTIONS,
+    PATHS,
+    PHIS,
+    EdgeGate,
+    Interaction,
+    InteractionError,
+    LowRankInteraction,
+    PlasticInteraction,
+    ScalarInteraction,
+    VectorInteraction,
+    choose_path,
+    make_interaction,
+)
+
+__all__ = [
+    "EdgeGate", "INTERACTIONS", "Interaction", "InteractionError", "LowRankInteraction",
+    "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "ScalarInteraction",
+    "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "make_interaction",
+    "neighbour_lists", "slot_dot",
+]

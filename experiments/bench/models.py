@@ -1,0 +1,206 @@
+"""`tnd-bench --suite models`: every registered model at common parameter budgets, plus the
+JAX CfC against the reference PyTorch ncps CfC.
+
+Per registered model (`model_names()`: the baselines and ``tnd``, and any user model) and
+budget (`build_for_budget`, effective parameter counts, object observations ``(4,)``):
+
+* ``train_timesteps_per_s``: one jit-compiled forward + backward of the cross-entropy over a
+  ``[B, T]`` window (``--models-batch``, ``--models-seq-len``), ``B*T / step time``;
+* ``step_us``: one batched policy step (``compile_step``: ``jax.jit`` over split state,
+  batch ``--models-step-batch``), microseconds per call.
+
+Then ``<model>/lstm`` ratio rows at each budget (``throughput_vs_lstm``); ``tnd@default``:
+TND at its default options (the table's size) beside ``lstm@tnd_default_params``, an LSTM
+sized to the same effective parameter count, and their ratio; and the CfC
+comparison at identical sizes (B = 64, T = 128, input 32, hidden 128, ncps's default
+backbone of 128 lecun_tanh units, forward + backward of a sum over all outputs):
+``ncps.torch.CfC`` (when torch/ncps are installed) beside a ``lax.scan`` of our `CfCCell`.
+Figures are medians over ``--repeats`` after a warm-up.
+
+    tnd-bench --suite models                 # budgets 20k and 100k, ~1-2 min on 2 cores
+    tnd-bench --suite models --models-budgets 20000 --models-names lstm,tnd --json
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from tnd.models import build_model, compile_step, effective_param_count, model_names, width_option
+from tnd.models.budget import width_for_budget
+from tnd.models.cfc import CfCCell
+
+OBS_SHAPE, NUM_ACTIONS = (4,), 3
+
+
+def tnd_width(model) -> object:
+    graph = getattr(model, "graph", None)
+    return getattr(graph, "num_neurons", "default")
+
+
+def add_arguments(group) -> None:
+    group.add_argument("--models-budgets", type=str, default="20000,100000", help="comma-separated parameter budgets")
+    group.add_argument("--models-names", type=str, default=None, help="comma-separated subset of registered models")
+    group.add_argument("--models-batch", type=int, default=32, help="training batch B")
+    group.add_argument("--models-seq-len", type=int, default=64, help="training window T")
+    group.add_argument("--models-step-batch", type=int, default=16, help="batch of one policy step")
+    group.add_argument("--models-no-default-tnd", action="store_true",
+                       help="skip TND at its default size vs an LSTM of equal parameters")
+    group.add_argument("--models-no-cfc", action="store_true", help="skip the JAX vs ncps CfC comparison")
+    group.add_argument("--models-cfc-size", type=str, default="64,128,32,128",
+                       help="B,T,input,hidden of the CfC comparison")
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_training(model, batch: int, seq_len: int, repeats: int) -> float:
+    """Seconds per jit-compiled forward+backward of the cross-entropy over ``[B, T]``."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    kx, kl, kr = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (batch, seq_len) + OBS_SHAPE)
+    labels = jax.random.randint(kl, (batch, seq_len), 0, NUM_ACTIONS)
+    resets = jax.random.bernoulli(kr, 0.01, (batch, seq_len))
+
+    @jax.jit
+    def train_grads(params, rest, x, resets, labels):
+        def loss_fn(p):
+            _, logits = nnx.merge(graphdef, p, rest)(x, resets)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        return jax.value_and_grad(loss_fn)(params)
+
+    return _median_seconds(lambda: train_grads(params, rest, x, resets, labels), repeats)
+
+
+def time_policy_step(model, batch: int, repeats: int) -> float:
+    """Seconds per batched policy step through `compile_step`."""
+    step_fn, state = compile_step(model)
+    carry = model.initial_state(batch)
+    x_t = jnp.zeros((batch,) + OBS_SHAPE)
+    calls = 50
+    step_fn(state, carry, x_t)
+
+    def many():
+        c = carry
+        for _ in range(calls):
+            c, logits = step_fn(state, c, x_t)
+        return logits
+
+    return _median_seconds(many, repeats, warmup=1) / calls
+
+
+def _jax_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float:
+    cell = CfCCell(i, h, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(cell)
+    x = jax.random.normal(jax.random.key(0), (t, b, i))
+
+    @jax.jit
+    def fwd_bwd(params, x):
+        def loss_fn(p, x):
+            cell = nnx.merge(graphdef, p)
+            _, outs = jax.lax.scan(lambda hh, x_t: (cell(hh, x_t),) * 2, jnp.zeros((b, h)), x)
+            return outs.sum()
+
+        return jax.value_and_grad(loss_fn, argnums=(0, 1))(params, x)
+
+    return _median_seconds(lambda: fwd_bwd(params, x), repeats)
+
+
+def _torch_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float | None:
+    try:
+        import torch
+        from ncps.torch import CfC
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    rnn = CfC(i, h)
+    x = torch.randn(b, t, i, requires_grad=True)
+
+    def fwd_bwd():
+        rnn.zero_grad()
+        out, _ = rnn(x)
+        out.sum().backward()
+
+    fwd_bwd()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fwd_bwd()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _measure(name: str, model, width: str, count: int, args, budget) -> dict:
+    train_s = time_training(model, args.models_batch, args.models_seq_len, args.repeats)
+    step_s = time_policy_step(model, args.models_step_batch, args.repeats)
+    return {
+        "model": name, "budget": budget, "params": count, "width": width,
+        "batch": args.models_batch, "seq_len": args.models_seq_len,
+        "train_ms": 1e3 * train_s, "train_timesteps_per_s": args.models_batch * args.models_seq_len / train_s,
+        "step_batch": args.models_step_batch, "step_us": 1e6 * step_s, "device": jax.devices()[0].device_kind,
+    }
+
+
+def _at_budget(name: str, budget: int, args) -> dict:
+    width, count = width_for_budget(name, budget, obs_shape=OBS_SHAPE, num_actions=NUM_ACTIONS)
+    option = width_option(name)
+    model = build_model(name, obs_shape=OBS_SHAPE, num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0), **{option: width})
+    return _measure(name, model, f"{option}={width}", count, args, budget)
+
+
+def run(args) -> Iterator[dict]:
+    budgets = [int(v) for v in args.models_budgets.split(",")]
+    names = model_names() if not args.models_names else [n.strip() for n in args.models_names.split(",")]
+    for budget in budgets:
+        rows = {}
+        for name in names:
+            rows[name] = _at_budget(name, budget, args)
+            yield rows[name]
+        if "lstm" in rows:
+            for name in names:
+                if name != "lstm":
+                    yield {
+                        "model": f"{name}/lstm", "budget": budget,
+                        "throughput_vs_lstm": rows[name]["train_timesteps_per_s"]
+                        / rows["lstm"]["train_timesteps_per_s"],
+                    }
+    if "tnd" in names and "tnd" in model_names() and not args.models_no_default_tnd:
+        # TND at its default (table) size against an LSTM of the same parameter count.
+        tnd = build_model("tnd", obs_shape=OBS_SHAPE, num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0))
+        count = effective_param_count(tnd)
+        row = _measure("tnd@default", tnd, f"num_neurons={tnd_width(tnd)}", count, args, "default")
+        yield row
+        lstm = _at_budget("lstm", count, args)
+        lstm["model"] = "lstm@tnd_default_params"
+        yield lstm
+        yield {
+            "model": "tnd@default/lstm", "budget": count,
+            "throughput_vs_lstm": row["train_timesteps_per_s"] / lstm["train_timesteps_per_s"],
+        }
+    if args.models_no_cfc:
+        return
+    b, t, i, h = (int(v) for v in args.models_cfc_size.split(","))
+    jax_s = _jax_cfc_seconds(b, t, i, h, args.repeats)
+    row = {"model": "cfc_jax_vs_ncps_torch", "batch": b, "seq_len": t, "input": i, "hidden": h,
+           "jax_ms": 1e3 * jax_s, "jax_timesteps_per_s": b * t / jax_s}
+    torch_s = _torch_cfc_seconds(b, t, i, h, args.repeats)
+    if torch_s is None:
+        row["torch"] = "not installed"
+    else:
+        row.update(torch_ms=1e3 * torch_s, torch_timesteps_per_s=b * t / torch_s, jax_speedup=torch_s / jax_s)
+    yield row

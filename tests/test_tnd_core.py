@@ -1,0 +1,195 @@
+"""The TND model: harness invariants, locality, relabelling symmetry, gradients, options."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tnd.core import TNDCore
+from tnd.dynamics import DYNAMICS, DynamicsError
+from tnd.graph import TopologyError, build_topology
+from tnd.interaction import INTERACTIONS, InteractionError
+from tnd.models import build_model, compile_step, count_params, model_names, width_option
+from tnd.models.tnd_model import TNDModel
+
+OBS, ACTIONS, D = (4,), 3, 3
+
+
+def _model(graph=None, **options):
+    options.setdefault("num_neurons", 16)
+    options.setdefault("state_dim", D)
+    options.setdefault("encoder_features", 8)
+    return build_model("tnd", obs_shape=OBS, num_actions=ACTIONS, rngs=nnx.Rngs(0), graph=graph, **options)
+
+
+def test_registered_with_width_option():
+    assert "tnd" in model_names() and width_option("tnd") == "num_neurons"
+    model = _model(topology="small_world", topology_options={"k": 4})
+    assert model.graph.name.startswith("small_world") and model.graph.num_neurons == 16
+    assert count_params(model) > 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(interaction="scalar", dynamics="leaky", path="sparse"),
+        dict(interaction="plastic", dynamics="gated", path="dense", inner_rounds=2),
+        dict(interaction="vector", dynamics="cfc", sharing="per_type", path="sparse", edge_gate=True),
+    ],
+    ids=["scalar-leaky", "plastic-gated-2rounds", "vector-cfc-gate"],
+)
+def test_sequence_call_equals_step_applied_t_times(options):
+    model = _model(**options)
+    batch, time = 3, 6
+    x = jax.random.normal(jax.random.key(1), (batch, time) + OBS)
+    resets = jnp.zeros((batch, time), bool).at[0, 3].set(True).at[2, 1].set(True)
+    step_fn, state = compile_step(model)
+    graphdef, _ = nnx.split(model)
+    sequence = jax.jit(lambda state, x, r: nnx.merge(graphdef, state)(x, r))
+    for r in (jnp.zeros((batch, time), bool), resets):
+        carry, logits = sequence(state, x, r)
+        c = model.initial_state(batch)
+        steps = []
+        for t in range(time):
+            c = jnp.where(r[:, t, None, None], model.initial_state(batch), c)
+            c, out = step_fn(state, c, x[:, t])
+            steps.append(out)
+        np.testing.assert_allclose(logits, jnp.stack(steps, 1), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(carry, c, rtol=1e-5, atol=1e-5)
+        assert carry.shape == (batch, 16, D) and logits.shape == (batch, time, ACTIONS)
+    # the default resets=None path is the all-False one
+    np.testing.assert_allclose(model(x)[1], sequence(state, x, jnp.zeros((batch, time), bool))[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+@pytest.mark.parametrize(
+    "interaction,dynamics", list(zip(INTERACTIONS, DYNAMICS + DYNAMICS[:1])), ids=lambda v: str(v)
+)
+def test_locality_one_step_reaches_only_out_neighbours(interaction, dynamics, path):
+    graph = build_topology("erdos_renyi", 14, seed=2, p=0.15)
+    core = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, interaction=interaction, dynamics=dynamics,
+                   sharing="per_neuron", path=path)
+    prepared = core.prepare()
+    h = jax.random.normal(jax.random.key(0), (graph.num_neurons, 2, D))
+    u = core.sensory_input(jax.random.normal(jax.random.key(1), (2, 5)))  # input held fixed
+    update = jax.jit(lambda h: core.update(prepared, h, u))
+    n = graph.num_neurons
+    # rows 0..n-1: h_j moved; row n: unperturbed (same compiled kernel, so equal bits where untouched)
+    shifts = 0.5 * jnp.concatenate([jnp.eye(n), jnp.zeros((1, n))])[:, :, None, None]
+    out = np.asarray(jax.vmap(update)(h[None] + shifts))
+    delta = np.abs(out[:n] - out[n:]).max(axis=(2, 3))  # [j, i]
+    for j in range(n):
+        moved = set(np.nonzero(delta[j] > 1e-7)[0].tolist())
+        allowed = {j} | set(graph.receivers[graph.senders == j].tolist())
+        assert moved <= allowed, f"perturbing neuron {j} changed {sorted(moved - allowed)} (not out-neighbours)"
+        assert j in moved
+
+
+def _relabel_params(a: TNDModel, b: TNDModel, perm: np.ndarray) -> None:
+    """Copies a's parameters into b (built on a.graph.permuted(perm)) so both compute the same."""
+    ga, gb = a.graph, b.graph
+    inv = np.argsort(perm)
+    index_a = {(s, r): e for e, (s, r) in enumerate(zip(ga.senders.tolist(), ga.receivers.tolist()))}
+    edge_map = np.array([index_a[(inv[s], inv[r])] for s, r in zip(gb.senders.tolist(), gb.receivers.tolist())])
+    sensory_pos = {n: i for i, n in enumerate(ga.sensory.tolist())}
+    sensory_map = np.array([sensory_pos[inv[n]] for n in gb.sensory.tolist()])
+    motor_pos = {n: i for i, n in enumerate(ga.motor.tolist())}
+    motor_map = np.array([motor_pos[inv[n]] for n in gb.motor.tolist()])
+    head_rows = (motor_map[:, None] * D + np.arange(D)).reshape(-1)
+    new = {}
+    for path, var in nnx.to_flat_state(nnx.state(a, nnx.Param)):
+        value, name = var[...], path[-1]
+        if name in ("weights", "logits"):
+            value = value[edge_map]
+        elif name in ("receiver_embedding", "sender_embedding", "tau_raw") or path[:2] == ("core", "dynamics"):
+            value = value[inv]  # per-neuron: new neuron perm[i] takes old neuron i's parameters
+        elif name == "input_kernel":
+            value = value[:, sensory_map]
+        elif name == "input_bias":
+            value = value[sensory_map]
+        elif path == ("head", "kernel"):
+            value = value[head_rows]
+        new[path] = value
+    state = nnx.state(b, nnx.Param)
+    for path, var in nnx.to_flat_state(state):
+        var[...] = new[path]
+    nnx.update(b, state)
+
+
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_relabelling_neurons_permutes_states_and_keeps_readout(interaction):
+    graph = build_topology("erdos_renyi", 12, seed=4, p=0.3)
+    perm = np.random.default_rng(0).permutation(graph.num_neurons)
+    options = dict(state_dim=D, encoder_features=8, interaction=interaction, dynamics="gated",
+                   sharing="per_neuron", edge_gate=True)
+    a = _model(graph=graph, **options)
+    b = _model(graph=graph.permuted(perm), **options)
+    _relabel_params(a, b, perm)
+    x = jax.random.normal(jax.random.key(1), (2, 5) + OBS)
+    carry_a, logits_a = nnx.jit(lambda m, x: m(x))(a, x)
+    carry_b, logits_b = nnx.jit(lambda m, x: m(x))(b, x)
+    np.testing.assert_allclose(carry_b[:, perm], carry_a, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(carry_b, carry_a)  # the relabelling is not trivial
+
+
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_gradients_finite_and_every_edge_weight_receives_one(interaction, path):
+    graph = build_topology("erdos_renyi", 16, seed=1, p=0.3)
+    model = _model(graph=graph, interaction=interaction, path=path, edge_gate=True)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jax.random.normal(jax.random.key(1), (2, 5) + OBS)
+    carry0 = jax.random.normal(jax.random.key(2), (2, 16, D))
+
+    def loss(p):
+        m = nnx.merge(graphdef, p, rest)
+        _, logits = m(x, carry=carry0)
+        return jnp.mean(logits**2) + m.regularization()
+
+    grads = jax.jit(jax.grad(loss))(params)
+    for gpath, g in nnx.to_flat_state(grads):
+        assert np.isfinite(np.asarray(g[...])).all(), gpath
+    inter = grads["core"]["interaction"]
+    edge_grads = [inter["gate"]["logits"][...]]
+    if "weights" in inter:
+        edge_grads.append(inter["weights"][...].reshape(graph.num_edges, -1))
+    for g in edge_grads:
+        assert (np.abs(np.asarray(g)).reshape(graph.num_edges, -1).max(-1) > 0).all()
+
+
+def test_edge_gate_regularization_and_pruning():
+    model = _model(edge_gate=True, topology="erdos_renyi", topology_options={"p": 0.3})
+    assert float(model.regularization()) > 0
+    assert model.kept_edges().all()
+    no_gate = _model()
+    assert float(no_gate.regularization()) == 0.0
+    logits = model.core.interaction.gate.logits
+    logits[...] = logits[...].at[:3].set(-5.0)
+    assert model.kept_edges().sum() == model.graph.num_edges - 3
+
+
+def test_per_neuron_and_per_type_sharing_shapes():
+    graph = build_topology("layered_ncp", 24, seed=0)
+    for sharing, groups in (("shared", 1), ("per_neuron", 24), ("per_type", 4)):
+        core = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="gated", sharing=sharing)
+        assert core.dynamics.w_hidden.shape[0] == groups
+    leaky = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="leaky")
+    tau = leaky.dynamics.time_constants()
+    assert tau.shape == (24, D) and float(tau.min()) >= 1.0
+
+
+def test_unknown_option_values_raise_one_clear_error():
+    with pytest.raises(InteractionError, match="Valid values: scalar, vector, lowrank, plastic"):
+        _model(interaction="attention")
+    with pytest.raises(DynamicsError, match="Valid values: leaky, gated, cfc"):
+        _model(dynamics="lstm")
+    with pytest.raises(DynamicsError, match="Valid values: shared, per_neuron, per_type"):
+        _model(sharing="per_layer")
+    with pytest.raises(InteractionError, match="Valid values: auto, sparse, dense"):
+        _model(path="fast")
+    with pytest.raises(TopologyError, match="Unknown topology 'torus'"):
+        _model(topology="torus")
+    with pytest.raises(ValueError, match="inner_rounds"):
+        _model(inner_rounds=0)

@@ -1,0 +1,96 @@
+"""The TND harness model: encoder -> `TNDCore` (scan over time) -> shared action head.
+
+Registered as ``"tnd"`` with width option ``num_neurons``::
+
+    build_model("tnd", obs_shape=(4,), num_actions=3, rngs=nnx.Rngs(0),
+                num_neurons=64, topology="layered_ncp", interaction="plastic", dynamics="cfc")
+
+Options (unknown values raise one error listing the valid ones):
+  num_neurons (64), topology ("layered_ncp", any name in ``tnd.graph.topology_names()``),
+  topology_options (dict, e.g. ``{"density": 0.05}``), graph_seed (0), num_sensory /
+  num_motor (None -> ``max(1, N // 8)``), graph (a `NeuronGraph`; overrides topology and
+  num_neurons), state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
+  interaction_options (dict: rank, phi, gate_penalty, chunk), dynamics ("leaky" | "gated" |
+  "cfc"), dynamics_options (dict), sharing ("shared" | "per_neuron" | "per_type"),
+  inner_rounds (1), path ("auto" | "sparse" | "dense"), edge_gate (False),
+  encoder_features (32).
+
+With ``edge_gate=True`` add ``model.regularization()`` to the training loss (it is 0.0
+otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surviving edges.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tnd.core.cell import TNDCore
+from tnd.graph.neuron_graph import NeuronGraph
+from tnd.graph.topologies import build_topology
+from tnd.models.base import SequenceModel, reset_carry
+from tnd.models.encoders import make_io
+from tnd.models.registry import register_model
+
+
+class TNDModel(SequenceModel):
+    """Topological Neural Dynamics behind the harness contract (carry: ``[B, N, d]``)."""
+
+    def __init__(self, graph: NeuronGraph, *, obs_shape, num_actions: int, rngs: nnx.Rngs,
+                 encoder_features: int = 32, **core_options):
+        self.core = TNDCore(graph, encoder_features, rngs=rngs, **core_options)
+        self.encoder, self.head = make_io(obs_shape, encoder_features, self.core.out_features, num_actions, rngs=rngs)
+
+    @property
+    def graph(self) -> NeuronGraph:
+        return self.core.graph
+
+    def initial_state(self, batch_size: int) -> jax.Array:
+        return self.core.initial_state(batch_size)
+
+    def core_step(self, carry: jax.Array, features: jax.Array):
+        return self.core(carry, features)
+
+    def core_sequence(self, carry, features, resets):
+        """The base class's single scan, with the interaction weights prepared once outside it."""
+        initial = self.initial_state(features.shape[0])
+        prepared = self.core.prepare()
+
+        def body(c, inputs):
+            f_t, r_t = inputs
+            c = reset_carry(c, initial, r_t)
+            return self.core.step(prepared, c, f_t)
+
+        carry, outputs = jax.lax.scan(body, carry, (jnp.swapaxes(features, 0, 1), jnp.swapaxes(resets, 0, 1)))
+        return carry, jnp.swapaxes(outputs, 0, 1)
+
+    def regularization(self) -> jax.Array:
+        """Scalar to add to the loss: the edge-gate sparsity penalty (0.0 without a gate)."""
+        return self.core.regularization()
+
+    def kept_edges(self, threshold: float = 0.5) -> np.ndarray:
+        return self.core.kept_edges(threshold)
+
+
+@register_model("tnd", width_option="num_neurons")
+def build_tnd(
+    *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int = 64, topology: str = "layered_ncp",
+    topology_options: dict | None = None, graph_seed: int = 0, num_sensory: int | None = None,
+    num_motor: int | None = None, graph: NeuronGraph | None = None, state_dim: int = 4,
+    interaction: str = "scalar", interaction_options: dict | None = None, dynamics: str = "leaky",
+    dynamics_options: dict | None = None, sharing: str = "shared", inner_rounds: int = 1,
+    path: str = "auto", edge_gate: bool = False, encoder_features: int = 32,
+) -> TNDModel:
+    """Builds the TND model (see the module docstring for the options)."""
+    if graph is None:
+        graph = build_topology(
+            topology, num_neurons, seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor,
+            **dict(topology_options or {}),
+        )
+    return TNDModel(
+        graph, obs_shape=obs_shape, num_actions=num_actions, rngs=rngs, encoder_features=encoder_features,
+        state_dim=state_dim, interaction=interaction, dynamics=dynamics, sharing=sharing,
+        inner_rounds=inner_rounds, path=path, edge_gate=edge_gate,
+        interaction_options=interaction_options, dynamics_options=dynamics_options,
+    )
