@@ -301,6 +301,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> Path | None:
+    """The expert's reference row: the analytic expert on the runs' own held-out eval games.
+
+    Written once to ``<sweep_dir>/expert_summary.json`` for single-player Pong sweeps (the
+    env config and eval games are read from a finished run's ``.hydra/config.yaml``).
+    """
+    target = sweep_dir / tbl.EXPERT_FILE
+    finished = [r for r in records if r.status == "ok" and r.path is not None]
+    if target.exists() or not finished:
+        return None
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(Path(finished[0].path) / ".hydra" / "config.yaml"))
+    if config["env"]["name"] != "pong":
+        return None
+    from tnd.envs.pong import PongConfig
+    from tnd.evaluation.metrics import summarize
+    from tnd.evaluation.pong_rollout import evaluate_expert
+
+    eval_cfg = config["eval"]
+    tally = evaluate_expert(PongConfig.from_dict(config["env"]["options"]),
+                            num_games=int(eval_cfg["num_games"]), seed=int(eval_cfg["seed"]))
+    summary = {"model": "expert", "env": "pong", **summarize(tally)}
+    target.write_text(json.dumps(summary, indent=2))
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
@@ -318,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       sweep_dir=sweep_dir, retry_failed=args.retry_failed)
         expected_models, expected_seeds = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)
+        if args.expert_summary is None:
+            write_expert_summary(sweep_dir, records)
         expert = tbl.load_expert_summary(args.expert_summary or sweep_dir)
         if args.expert_summary is not None and expert is None:
             raise SweepError(f"--expert-summary {args.expert_summary} does not exist.")

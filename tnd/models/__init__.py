@@ -15,7 +15,7 @@ from tnd.models.registry import (
 )
 
 # Model modules register themselves on import.
-from tnd.models import cfc, lstm, rnn, sparse_rnn, tnd_model, transformer  # noqa: E402,F401
+from tnd.models import cfc, rnn, sparse_rnn, tnd_model, transformer  # noqa: E402,F401
 
 from tnd.models.budget import BudgetError, build_for_budget, effective_param_count  # noqa: E402
 

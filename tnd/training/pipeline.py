@@ -122,6 +122,7 @@ def build_agent(
 
     options = model_options(spec)
     if spec.param_budget is not None:
+        options.pop(width_option(spec.model.name), None)  # the budget replaces the group's width
         width, _ = width_for_budget(
             spec.model.name, int(spec.param_budget), obs_shape=obs_shape, num_actions=num_actions, **options
         )
