@@ -314,7 +314,7 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
     from omegaconf import OmegaConf
 
     config = OmegaConf.to_container(OmegaConf.load(Path(finished[0].path) / ".hydra" / "config.yaml"))
-    if config["env"]["name"] != "pong":
+    if config.get("env", {}).get("name") != "pong":
         return None
     from tnd.envs.pong import PongConfig
     from tnd.evaluation.metrics import summarize

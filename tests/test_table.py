@@ -153,7 +153,7 @@ def test_markdown_csv_png_report_failed_and_missing_runs(sweep, tmp_path):
     assert "n/a" in lines["LSTM"] and "not published" in lines["LSTM"] and "1 / 3" in lines["LSTM"]
     assert "failed: seed 1" in lines["LSTM"] and "missing: seed 2" in lines["LSTM"]
     assert "unfinished: seed 0" in lines["CfC"] and "missing: seed 1, 2" in lines["CfC"] and "6.14" in lines["CfC"]
-    assert "0.970" in lines["Expert (scripted; reference)"]
+    assert "0.970" in lines["Expert (reference)"]
     assert "loss is NaN at step 7" in md and "arXiv 2606.21295" in md and "Runs not counted (5)" in md
 
     with tbl.write_csv(table, tmp_path / "out" / "t.csv").open() as f:
@@ -289,6 +289,9 @@ def test_smoke_sweep(tmp_path, monkeypatch):
     assert rc == 0
     with (results / "pong_table_smoke.csv").open() as f:
         rows = {r["model"]: r for r in csv.DictReader(f)}
+    expert = rows.pop("expert")  # the analytic expert on the runs' own held-out games
+    assert expert["source"] == "expert" and float(expert["catch_rate_mean"]) > 0.9
+    assert (sweep_dir / "expert_summary.json").exists()
     assert set(rows) == {"tnd", "lstm"} and all(r["n_seeds"] == "1" for r in rows.values())
     assert (results / "pong_table_smoke.md").exists() and (results / "pong_table_smoke.png").exists()
     assert driver.main(["scale=smoke", "model=tnd,lstm", "seed=0", "--sweep-dir", str(sweep_dir),

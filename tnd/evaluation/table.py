@@ -556,7 +556,7 @@ def render_markdown(table: Table) -> str:
         cells += [_paper_cell(row.model), _problem_text(row)]
         lines.append("| " + " | ".join(cells) + " |")
     if table.expert is not None:
-        cells = ["Expert (scripted; reference)", "—"] + [_expert_cell(m, table.expert) for m in table.metrics] + ["—", "—"]
+        cells = ["Expert (reference)", "—"] + [_expert_cell(m, table.expert) for m in table.metrics] + ["—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
 
     notes = [
@@ -634,7 +634,7 @@ def write_csv(table: Table, path: str | os.PathLike) -> Path:
             writer.writerow(line)
         if table.expert is not None:
             line = {c: "" for c in CSV_COLUMNS}
-            line.update({"source": "expert", "model": "expert", "label": "Expert (scripted; reference)", "n_seeds": 1})
+            line.update({"source": "expert", "model": "expert", "label": "Expert (reference)", "n_seeds": 1})
             for m in METRICS:
                 try:
                     line[f"{m}_mean"] = _num(float(table.expert[m]))
