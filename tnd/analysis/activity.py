@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tnd.analysis.stability import AnalysisError
+from tnd.analysis.stability import AnalysisError, check_sequence_inputs
 from tnd.models.base import SequenceModel, reset_carry
 
 
@@ -56,17 +56,8 @@ def state_trajectory(
     Uses the harness (``encoder`` then ``core_step``, reset where ``resets[:, t]``), one
     jit-compiled ``lax.scan`` on ``nnx.split`` state, so it works for every harness model.
     """
-    observations = jnp.asarray(observations)
-    if observations.ndim < 3:
-        raise AnalysisError(
-            f"observations must be [B, T, *obs_shape], got shape {observations.shape}."
-        )
+    observations, resets = check_sequence_inputs(observations, resets)
     batch, steps = observations.shape[:2]
-    if resets is None:
-        resets = jnp.zeros((batch, steps), bool)
-    resets = jnp.asarray(resets, bool)
-    if resets.shape != (batch, steps):
-        raise AnalysisError(f"resets must have shape [B, T] = {(batch, steps)}, got {resets.shape}.")
     graphdef, state = nnx.split(model)
     carries = _stacked_carries(graphdef, state, observations, resets, carry)
     leaves = [x for x in jax.tree.leaves(carries) if jnp.issubdtype(x.dtype, jnp.inexact)]

@@ -38,6 +38,20 @@ class AnalysisError(ValueError):
     """Bad input to an analysis function; the message says what is wrong and how to fix it."""
 
 
+def check_sequence_inputs(observations, resets, *, batch_name: str = "B") -> tuple[jax.Array, jax.Array]:
+    """Validates ``observations [B, T, *obs]`` and optional ``resets [B, T]`` (default: none)."""
+    observations = jnp.asarray(observations)
+    if observations.ndim < 3:
+        raise AnalysisError(
+            f"observations must be [{batch_name}, T, *obs_shape], got shape {observations.shape}."
+        )
+    shape = observations.shape[:2]
+    resets = jnp.zeros(shape, bool) if resets is None else jnp.asarray(resets, bool)
+    if resets.shape != shape:
+        raise AnalysisError(f"resets must have shape [{batch_name}, T] = {shape}, got {resets.shape}.")
+    return observations, resets
+
+
 def _split_float(carry: Carry) -> tuple[list[bool], list[Any]]:
     """Which carry leaves are floating point (perturbable) and the leaves themselves."""
     leaves = jax.tree.leaves(carry)
@@ -209,17 +223,8 @@ def model_lyapunov(
     Returns:
       ``[E, k]`` exponents in nats per step, decreasing along the last axis.
     """
-    observations = jnp.asarray(observations)
-    if observations.ndim < 3:
-        raise AnalysisError(
-            f"observations must be [E, T, *obs_shape] (one episode per row), got shape {observations.shape}."
-        )
-    episodes, steps = observations.shape[:2]
-    if resets is None:
-        resets = jnp.zeros((episodes, steps), bool)
-    resets = jnp.asarray(resets, bool)
-    if resets.shape != (episodes, steps):
-        raise AnalysisError(f"resets must have shape [E, T] = {(episodes, steps)}, got {resets.shape}.")
+    observations, resets = check_sequence_inputs(observations, resets, batch_name="E")
+    episodes = observations.shape[0]
     if key is None:
         key = jax.random.PRNGKey(0)
     graphdef, state = nnx.split(model)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import jax
-
 from flax import nnx
 
 
@@ -56,5 +55,3 @@ def make_io(
 ) -> tuple[nnx.Module, nnx.Module]:
     """Returns ``(encoder, head)``: the shared observation encoder and linear action head."""
     return make_encoder(obs_shape, features, rngs=rngs), nnx.Linear(core_out, num_actions, rngs=rngs)
-
-

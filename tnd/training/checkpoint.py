@@ -88,35 +88,26 @@ class Checkpointer:
         """
         meta = self.read_meta(step)
         check_fingerprint(meta, fingerprint, self.directory / str(step))
+        out = self._restore_trees(step, params=params, rest=rest, opt_state=opt_state)
+        return out["params"], out["rest"], out["opt_state"], meta
+
+    def restore_params(self, step: int, *, params: Any, rest: Any) -> tuple[Any, Any]:
+        """Only the model state (for evaluation)."""
+        out = self._restore_trees(step, params=params, rest=rest)
+        return out["params"], out["rest"]
+
+    def _restore_trees(self, step: int, **templates: Any) -> dict[str, Any]:
+        """Restores the named trees of ``step`` shaped like ``templates`` (empty trees pass through)."""
+        items = {k: ocp.args.StandardRestore(_abstract(t)) for k, t in templates.items() if _has_leaves(t)}
         try:
-            items = {
-                "params": ocp.args.StandardRestore(_abstract(params)),
-                "opt_state": ocp.args.StandardRestore(_abstract(opt_state)),
-            }
-            if _has_leaves(rest):
-                items["rest"] = ocp.args.StandardRestore(_abstract(rest))
             out = self.manager.restore(int(step), args=ocp.args.Composite(**items))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure means a different model or corruption
             raise CheckpointError(
                 f"Checkpoint {self.directory / str(step)} does not match this model or is corrupt "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                 "Start in a fresh run folder (hydra.run.dir=...) or delete the checkpoints folder."
             ) from None
-        return out.params, out.rest if _has_leaves(rest) else rest, out.opt_state, meta
-
-    def restore_params(self, step: int, *, params: Any, rest: Any) -> tuple[Any, Any]:
-        """Only the model state (for evaluation)."""
-        try:
-            items = {"params": ocp.args.StandardRestore(_abstract(params))}
-            if _has_leaves(rest):
-                items["rest"] = ocp.args.StandardRestore(_abstract(rest))
-            out = self.manager.restore(int(step), args=ocp.args.Composite(**items))
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(
-                f"Checkpoint {self.directory / str(step)} does not match this model or is corrupt "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})."
-            ) from None
-        return out.params, out.rest if _has_leaves(rest) else rest
+        return {k: (out[k] if k in items else t) for k, t in templates.items()}
 
     def close(self) -> None:
         self.manager.close()
