@@ -52,19 +52,28 @@ class SequenceModel(nnx.Module):
         """One step of the recurrent core: features ``[B, F]`` -> output ``[B, H]``."""
         raise NotImplementedError
 
+    def sequence_step(self) -> Callable[[Carry, jax.Array], tuple[Carry, jax.Array]]:
+        """The per-step core function used inside the sequence scan (default `core_step`).
+
+        Override to hoist work that is the same at every step out of the scan (TND
+        prepares its interaction weights once per sequence); it must compute `core_step`.
+        """
+        return self.core_step
+
     def core_sequence(
         self, carry: Carry, features: jax.Array, resets: jax.Array
     ) -> tuple[Carry, jax.Array]:
         """The core over a sequence, features ``[B, T, F]`` -> outputs ``[B, T, H]``.
 
-        Default: one ``lax.scan`` over `core_step`, resetting where ``resets[:, t]``.
+        Default: one ``lax.scan`` over `sequence_step`, resetting where ``resets[:, t]``.
         """
         initial = self.initial_state(features.shape[0])
+        step = self.sequence_step()
 
         def body(c, inputs):
             f_t, r_t = inputs
             c = reset_carry(c, initial, r_t)
-            return self.core_step(c, f_t)
+            return step(c, f_t)
 
         carry, outputs = jax.lax.scan(
             body, carry, (jnp.swapaxes(features, 0, 1), jnp.swapaxes(resets, 0, 1))

@@ -21,15 +21,16 @@ otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surv
 
 from __future__ import annotations
 
+import functools
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from tnd.core.cell import TNDCore
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.graph.topologies import build_topology
-from tnd.models.base import SequenceModel, reset_carry
+from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
 
@@ -52,18 +53,9 @@ class TNDModel(SequenceModel):
     def core_step(self, carry: jax.Array, features: jax.Array):
         return self.core(carry, features)
 
-    def core_sequence(self, carry, features, resets):
-        """The base class's single scan, with the interaction weights prepared once outside it."""
-        initial = self.initial_state(features.shape[0])
-        prepared = self.core.prepare()
-
-        def body(c, inputs):
-            f_t, r_t = inputs
-            c = reset_carry(c, initial, r_t)
-            return self.core.step(prepared, c, f_t)
-
-        carry, outputs = jax.lax.scan(body, carry, (jnp.swapaxes(features, 0, 1), jnp.swapaxes(resets, 0, 1)))
-        return carry, jnp.swapaxes(outputs, 0, 1)
+    def sequence_step(self):
+        """`core_step` with the interaction weights prepared once per sequence, outside the scan."""
+        return functools.partial(self.core.step, self.core.prepare())
 
     def regularization(self) -> jax.Array:
         """Scalar to add to the loss: the edge-gate sparsity penalty (0.0 without a gate)."""
