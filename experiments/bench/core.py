@@ -10,7 +10,11 @@ Rows: ``model, n_neurons, density, edges, fan_in, state_dim, path`` (requested),
 (``B*T / step time``), ``edge_ops_per_s`` (edge-feature operations the path performs per
 second: ``N^2 * B * d * T`` for dense, ``E * B * d * T`` for sparse, each counted once per
 step, forward+backward time) and ``useful_edge_ops_per_s`` (``E * B * d * T`` for both),
-``device``.
+``device``. The paths of one configuration are compiled first and then timed in turn,
+round by round (``--repeats`` rounds), so machine drift hits them alike; a ``tnd/paths`` row
+then gives ``auto_speedup_vs_dense``, ``sparse_speedup_vs_dense`` and
+``sparse_op_rate_vs_dense`` (the sparse path's edge-feature operation rate over the dense
+path's, E vs N^2 operations per step).
 
     tnd-bench --suite core                      # small subset, ~1-2 min
     tnd-bench --suite core --core-full --repeats 3 --json   # the full grid (several minutes)
@@ -18,10 +22,11 @@ step, forward+backward time) and ``useful_edge_ops_per_s`` (``E * B * d * T`` fo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +60,7 @@ def _skip(n: int, density: float, path: str) -> bool:
 
 
 def _configs(args):
+    """``(n, density, d, paths)`` groups: the paths of one configuration are timed together."""
     if args.core_neurons or args.core_densities:
         neurons = [int(v) for v in (args.core_neurons or "1024").split(",")]
         densities = [float(v) for v in (args.core_densities or "0.01").split(",")]
@@ -65,12 +71,14 @@ def _configs(args):
         grid = list(DEFAULT_CONFIGS)
     dims = [int(v) for v in (args.core_state_dims or ("4,16" if args.core_full else "4")).split(",")]
     paths = [p.strip() for p in args.core_paths.split(",")]
-    for (n, density), d, path in itertools.product(grid, dims, paths):
-        if not _skip(n, density, path):
-            yield n, density, d, path
+    for (n, density), d in itertools.product(grid, dims):
+        kept = [path for path in paths if not _skip(n, density, path)]
+        if kept:
+            yield n, density, d, kept
 
 
-def _time_train_step(model: TNDModel, batch: int, seq_len: int, repeats: int) -> float:
+def _train_step(model: TNDModel, batch: int, seq_len: int):
+    """A jit-compiled forward + backward of the cross-entropy, compiled and warmed up."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     x = jax.random.normal(jax.random.key(0), (batch, seq_len, 4))
     labels = jax.random.randint(jax.random.key(1), (batch, seq_len), 0, 3)
@@ -81,46 +89,67 @@ def _time_train_step(model: TNDModel, batch: int, seq_len: int, repeats: int) ->
             _, logits = nnx.merge(graphdef, p, rest)(x)
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        return loss, grads
+        return jax.value_and_grad(loss_fn)(params)
 
-    jax.block_until_ready(train_step(params, rest, x, labels))  # compile + warm-up
-    times = []
+    call = functools.partial(train_step, params, rest, x, labels)
+    jax.block_until_ready(call())  # compile + warm-up
+    return call
+
+
+def _interleaved_medians(calls: dict[str, Callable], repeats: int) -> dict[str, float]:
+    """Median seconds per call, timing the calls in turn each round so drift hits all alike."""
+    times = {name: [] for name in calls}
     for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        jax.block_until_ready(train_step(params, rest, x, labels))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def run(args) -> Iterator[dict]:
     device = jax.devices()[0].device_kind
-    for n, density, d, path in _configs(args):
+    for n, density, d, paths in _configs(args):
         graph = build_topology("erdos_renyi", n, seed=0, density=density)
         big = n >= 4096
         batch = max(1, args.core_batch // 2) if big else args.core_batch
         seq_len = max(1, args.core_seq_len // 2) if big else args.core_seq_len
-        model = TNDModel(graph, obs_shape=(4,), num_actions=3, rngs=nnx.Rngs(0), state_dim=d,
-                         interaction=args.core_interaction, path=path)
-        resolved = model.core.path
-        seconds = _time_train_step(model, batch, seq_len, args.repeats)
-        per_step = batch * d * seq_len / seconds
-        done_edges = n * n if resolved == "dense" else graph.num_edges
-        yield {
-            "model": "tnd",
-            "interaction": args.core_interaction,
-            "n_neurons": n,
-            "density": round(graph.density, 4),
-            "edges": graph.num_edges,
-            "fan_in": model.core.interaction.lists.fan_in,
-            "state_dim": d,
-            "path": path,
-            "resolved_path": resolved,
-            "batch": batch,
-            "seq_len": seq_len,
-            "step_ms": seconds * 1e3,
-            "timesteps_per_s": batch * seq_len / seconds,
-            "edge_ops_per_s": done_edges * per_step,
-            "useful_edge_ops_per_s": graph.num_edges * per_step,
-            "device": device,
+        models = {
+            path: TNDModel(graph, obs_shape=(4,), num_actions=3, rngs=nnx.Rngs(0), state_dim=d,
+                           interaction=args.core_interaction, path=path)
+            for path in paths
         }
+        seconds = _interleaved_medians(
+            {path: _train_step(model, batch, seq_len) for path, model in models.items()}, args.repeats
+        )
+        rows = {}
+        for path, model in models.items():
+            resolved = model.core.path
+            per_step = batch * d * seq_len / seconds[path]
+            done_edges = n * n if resolved == "dense" else graph.num_edges
+            rows[path] = {
+                "model": "tnd", "interaction": args.core_interaction, "n_neurons": n,
+                "density": round(graph.density, 4), "edges": graph.num_edges,
+                "fan_in": model.core.interaction.lists.fan_in, "state_dim": d, "path": path,
+                "resolved_path": resolved, "batch": batch, "seq_len": seq_len,
+                "step_ms": seconds[path] * 1e3, "timesteps_per_s": batch * seq_len / seconds[path],
+                "edge_ops_per_s": done_edges * per_step,
+                "useful_edge_ops_per_s": graph.num_edges * per_step, "device": device,
+            }
+            yield rows[path]
+        if "dense" in rows and len(rows) > 1:
+            yield _comparison(rows)
+
+
+def _comparison(rows: dict[str, dict]) -> dict:
+    """The issue's three figures for one configuration, from paths timed in the same round."""
+    dense = rows["dense"]
+    out = {"model": "tnd/paths", "n_neurons": dense["n_neurons"], "density": dense["density"],
+           "state_dim": dense["state_dim"]}
+    if "auto" in rows:
+        out["auto_resolves_to"] = rows["auto"]["resolved_path"]
+        out["auto_speedup_vs_dense"] = dense["step_ms"] / rows["auto"]["step_ms"]
+    if "sparse" in rows:
+        out["sparse_speedup_vs_dense"] = dense["step_ms"] / rows["sparse"]["step_ms"]
+        out["sparse_op_rate_vs_dense"] = rows["sparse"]["edge_ops_per_s"] / dense["edge_ops_per_s"]
+    return out

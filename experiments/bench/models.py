@@ -9,9 +9,12 @@ budget (`build_for_budget`, effective parameter counts, object observations ``(4
 * ``step_us``: one batched policy step (``compile_step``: ``jax.jit`` over split state,
   batch ``--models-step-batch``), microseconds per call.
 
-Then ``<model>/lstm`` ratio rows at each budget (``throughput_vs_lstm``); ``tnd@default``:
-TND at its default options (the table's size) beside ``lstm@tnd_default_params``, an LSTM
-sized to the same effective parameter count, and their ratio; and the CfC
+Then ``<model>/lstm`` ratio rows at each budget (``throughput_vs_lstm``); ``tnd@table`` and
+``lstm@table``: TND and the LSTM exactly as the table builds them (the trainer's config
+composed with ``--models-table-overrides``, default ``experiment=pong_table``: same graph,
+options, parameter budget and observation shape), their ratio, and ``state_floor@table``:
+the cheapest recurrence with that TND's state shape, input and readout (`StateFloor`: no
+interaction, no learned dynamics), an upper bound on any TND of that size; and the CfC
 comparison at identical sizes (B = 64, T = 128, input 32, hidden 128, ncps's default
 backbone of 128 lecun_tanh units, forward + backward of a sum over all outputs):
 ``ncps.torch.CfC`` (when torch/ncps are installed) beside a ``lax.scan`` of our `CfCCell`.
@@ -33,15 +36,12 @@ import optax
 from flax import nnx
 
 from tnd.models import build_model, compile_step, effective_param_count, model_names, width_option
+from tnd.models.base import SequenceModel
 from tnd.models.budget import width_for_budget
 from tnd.models.cfc import CfCCell
+from tnd.models.encoders import make_io
 
 OBS_SHAPE, NUM_ACTIONS = (4,), 3
-
-
-def tnd_width(model) -> object:
-    graph = getattr(model, "graph", None)
-    return getattr(graph, "num_neurons", "default")
 
 
 def add_arguments(group) -> None:
@@ -50,11 +50,36 @@ def add_arguments(group) -> None:
     group.add_argument("--models-batch", type=int, default=32, help="training batch B")
     group.add_argument("--models-seq-len", type=int, default=64, help="training window T")
     group.add_argument("--models-step-batch", type=int, default=16, help="batch of one policy step")
-    group.add_argument("--models-no-default-tnd", action="store_true",
-                       help="skip TND at its default size vs an LSTM of equal parameters")
+    group.add_argument("--models-no-table", action="store_true",
+                       help="skip TND and the LSTM as the table builds them")
+    group.add_argument("--models-table-overrides", type=str, default="experiment=pong_table",
+                       help="space-separated trainer overrides that define the table's models")
     group.add_argument("--models-no-cfc", action="store_true", help="skip the JAX vs ncps CfC comparison")
     group.add_argument("--models-cfc-size", type=str, default="64,128,32,128",
                        help="B,T,input,hidden of the CfC comparison")
+
+
+class StateFloor(SequenceModel):
+    """A throughput ceiling for TND on ``graph``: the same state, input and readout, nothing else.
+
+    Carry ``[B, N, d]``; per step ``h <- tanh(0.5 h + u)`` with ``u`` the features projected
+    onto the sensory neurons (as TND does) and the motor neurons read out. No messages and
+    no learned dynamics, so any TND on this graph and d does at least this much work.
+    """
+
+    def __init__(self, graph, state_dim: int, *, obs_shape, num_actions: int, rngs: nnx.Rngs, features: int = 32):
+        self.num_neurons, self.state_dim = graph.num_neurons, state_dim
+        self.sensory, self.motor = graph.sensory, graph.motor
+        self.input = nnx.Linear(features, graph.sensory.size * state_dim, rngs=rngs)
+        self.encoder, self.head = make_io(obs_shape, features, graph.motor.size * state_dim, num_actions, rngs=rngs)
+
+    def initial_state(self, batch_size: int):
+        return jnp.zeros((batch_size, self.num_neurons, self.state_dim))
+
+    def core_step(self, carry, features):
+        u = self.input(features).reshape(features.shape[0], -1, self.state_dim)
+        h = jnp.tanh(0.5 * carry + jnp.zeros_like(carry).at[:, self.sensory].set(u))
+        return h, h[:, self.motor].reshape(h.shape[0], -1)
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -68,11 +93,11 @@ def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> 
     return statistics.median(times)
 
 
-def time_training(model, batch: int, seq_len: int, repeats: int) -> float:
+def time_training(model, batch: int, seq_len: int, repeats: int, obs_shape=OBS_SHAPE) -> float:
     """Seconds per jit-compiled forward+backward of the cross-entropy over ``[B, T]``."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     kx, kl, kr = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(kx, (batch, seq_len) + OBS_SHAPE)
+    x = jax.random.normal(kx, (batch, seq_len) + tuple(obs_shape))
     labels = jax.random.randint(kl, (batch, seq_len), 0, NUM_ACTIONS)
     resets = jax.random.bernoulli(kr, 0.01, (batch, seq_len))
 
@@ -87,11 +112,11 @@ def time_training(model, batch: int, seq_len: int, repeats: int) -> float:
     return _median_seconds(lambda: train_grads(params, rest, x, resets, labels), repeats)
 
 
-def time_policy_step(model, batch: int, repeats: int) -> float:
+def time_policy_step(model, batch: int, repeats: int, obs_shape=OBS_SHAPE) -> float:
     """Seconds per batched policy step through `compile_step`."""
     step_fn, state = compile_step(model)
     carry = model.initial_state(batch)
-    x_t = jnp.zeros((batch,) + OBS_SHAPE)
+    x_t = jnp.zeros((batch,) + tuple(obs_shape))
     calls = 50
     step_fn(state, carry, x_t)
 
@@ -145,9 +170,9 @@ def _torch_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float | 
     return statistics.median(times)
 
 
-def _measure(name: str, model, width: str, count: int, args, budget) -> dict:
-    train_s = time_training(model, args.models_batch, args.models_seq_len, args.repeats)
-    step_s = time_policy_step(model, args.models_step_batch, args.repeats)
+def _measure(name: str, model, width: str, count: int, args, budget, obs_shape=OBS_SHAPE) -> dict:
+    train_s = time_training(model, args.models_batch, args.models_seq_len, args.repeats, obs_shape)
+    step_s = time_policy_step(model, args.models_step_batch, args.repeats, obs_shape)
     return {
         "model": name, "budget": budget, "params": count, "width": width,
         "batch": args.models_batch, "seq_len": args.models_seq_len,
@@ -161,6 +186,45 @@ def _at_budget(name: str, budget: int, args) -> dict:
     option = width_option(name)
     model = build_model(name, obs_shape=OBS_SHAPE, num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0), **{option: width})
     return _measure(name, model, f"{option}={width}", count, args, budget)
+
+
+def table_model(overrides: list[str]):
+    """``(model, options, num_params, obs_shape)`` built exactly as ``tnd-train <overrides>`` builds it."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments import schema  # noqa: F401  (registers the structured configs)
+    from experiments.common import CONF_DIR, to_object
+    from tnd.envs.registry import get_env
+    from tnd.training.pipeline import build_agent
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        spec = to_object(compose(config_name="tnd_train", overrides=overrides))
+    env = get_env(spec.env.name)
+    obs_shape = env.obs_shape(env.make_config(spec.env.options))
+    model, options, num_params = build_agent(spec, obs_shape)
+    return model, options, num_params, obs_shape
+
+
+def _table_models(args) -> Iterator[dict]:
+    """TND and the LSTM as the table builds them, their ratio, and TND's state floor."""
+    overrides = args.models_table_overrides.split()
+    rows = {}
+    for name in ("tnd", "lstm"):
+        model, options, count, obs_shape = table_model(overrides + [f"model={name}"])
+        width = f"{width_option(name)}={options[width_option(name)]}"
+        rows[name] = _measure(f"{name}@table", model, width, count, args, "table", obs_shape)
+        yield rows[name]
+        if name == "tnd":
+            floor = StateFloor(model.graph, model.core.state_dim, obs_shape=obs_shape, num_actions=NUM_ACTIONS,
+                               rngs=nnx.Rngs(0))
+            rows["floor"] = _measure("state_floor@table", floor, rows[name]["width"], effective_param_count(floor),
+                                     args, "table", obs_shape)
+            yield rows["floor"]
+    for name, label in (("tnd", "tnd@table"), ("floor", "state_floor@table")):
+        yield {
+            "model": f"{label}/lstm", "budget": "table",
+            "throughput_vs_lstm": rows[name]["train_timesteps_per_s"] / rows["lstm"]["train_timesteps_per_s"],
+        }
 
 
 def run(args) -> Iterator[dict]:
@@ -179,19 +243,8 @@ def run(args) -> Iterator[dict]:
                         "throughput_vs_lstm": rows[name]["train_timesteps_per_s"]
                         / rows["lstm"]["train_timesteps_per_s"],
                     }
-    if "tnd" in names and "tnd" in model_names() and not args.models_no_default_tnd:
-        # TND at its default (table) size against an LSTM of the same parameter count.
-        tnd = build_model("tnd", obs_shape=OBS_SHAPE, num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0))
-        count = effective_param_count(tnd)
-        row = _measure("tnd@default", tnd, f"num_neurons={tnd_width(tnd)}", count, args, "default")
-        yield row
-        lstm = _at_budget("lstm", count, args)
-        lstm["model"] = "lstm@tnd_default_params"
-        yield lstm
-        yield {
-            "model": "tnd@default/lstm", "budget": count,
-            "throughput_vs_lstm": row["train_timesteps_per_s"] / lstm["train_timesteps_per_s"],
-        }
+    if "tnd" in names and "lstm" in names and not args.models_no_table:
+        yield from _table_models(args)
     if args.models_no_cfc:
         return
     b, t, i, h = (int(v) for v in args.models_cfc_size.split(","))

@@ -10,8 +10,9 @@ One time step with input features ``f_t: [B, F]`` and state ``h: [B, N, d]``:
 
 ``W_in: [F, S, d]`` gives each sensory neuron its own projection of the input. Every round
 sees the same input ``u`` (the input is held during the step). The interaction weights are
-loop-invariant: `prepare` computes them once (per step for `step`, once per *sequence* in
-`TNDCore.sequence`, outside the scan), the per-step work is only messages and updates.
+loop-invariant, and so are the dynamics' per-neuron parameters: `prepare` computes both once
+(per step for `step`, once per *sequence* in the model's scan), the per-step work is only
+messages and updates.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from tnd.dynamics.local import make_dynamics
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.interaction.operators import make_interaction
+
+
+MESSAGES = "tnd_messages"  # checkpoint name of the messages: a rematerialised step keeps them
 
 
 class TNDCoreError(ValueError):
@@ -94,8 +99,8 @@ class TNDCore(nnx.Module):
 
     # ------------------------------------------------------------------ pieces
     def prepare(self) -> dict[str, Any]:
-        """Loop-invariant interaction weights (compute once per sequence)."""
-        return self.interaction.prepare()
+        """Loop-invariant interaction weights and dynamics parameters (compute once per sequence)."""
+        return {"interaction": self.interaction.prepare(), "dynamics": self.dynamics.prepare()}
 
     def sensory_input(self, features: jax.Array) -> jax.Array:
         """Features ``[B, F]`` -> per-neuron input ``u: [N, B, d]`` (zero off sensory neurons)."""
@@ -106,7 +111,8 @@ class TNDCore(nnx.Module):
     def update(self, prepared: dict[str, Any], h: jax.Array, u: jax.Array) -> jax.Array:
         """The local update of one time step on neuron-major states ``h, u: [N, B, d]``."""
         for _ in range(self.inner_rounds):
-            h = self.dynamics(h, self.interaction.messages(prepared, h), u)
+            m = checkpoint_name(self.interaction.messages(prepared["interaction"], h), MESSAGES)
+            h = self.dynamics.apply(prepared["dynamics"], h, m, u)
         return h
 
     def readout(self, h: jax.Array) -> jax.Array:

@@ -16,6 +16,11 @@ Parameter sharing (`SHARING`): ``shared`` (one parameter set for all neurons), `
 (heterogeneous: N sets) or ``per_type`` (one set per ``graph.neuron_types`` value). All
 weights carry a leading group axis G in {1, N, num_types}; a static ``[N]`` group index maps
 neurons to groups. States are neuron-major ``[N, B, d]``.
+
+Like the interaction, a dynamics function splits into `prepare()` (the loop-invariant
+per-neuron parameters: group gathers, fused weight matrices, time constants -- computed once
+per sequence, outside the time scan) and `apply(prepared, h, m, u)` (the per-step update);
+calling the module does both.
 """
 
 from __future__ import annotations
@@ -75,16 +80,24 @@ class LocalDynamics(nnx.Module):
     @staticmethod
     def linear(x: jax.Array, w: jax.Array) -> jax.Array:
         """``x: [N, B, i]`` times per-neuron ``w: [N or 1, i, o]`` -> ``[N, B, o]``."""
-        if w.shape[0] == 1:
-            return jnp.einsum("nbi,io->nbo", x, w[0])
+        if w.shape[0] == 1:  # one shared matrix: a single [N*B, i] x [i, o] matmul
+            return (x.reshape(-1, x.shape[-1]) @ w[0]).reshape(x.shape[:-1] + (w.shape[-1],))
         return jnp.einsum("nbi,nio->nbo", x, w)
 
     @staticmethod
     def bias(b: jax.Array) -> jax.Array:
         return b[:, None, :]
 
-    def __call__(self, h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
+    def prepare(self) -> dict[str, jax.Array]:
+        """Loop-invariant per-neuron parameters (compute once per sequence)."""
         raise NotImplementedError
+
+    def apply(self, prepared: dict[str, jax.Array], h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
+        """One update ``h' = F(h, m, u)`` on neuron-major ``[N, B, d]`` arrays."""
+        raise NotImplementedError
+
+    def __call__(self, h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
+        return self.apply(self.prepare(), h, m, u)
 
 
 class LeakyDynamics(LocalDynamics):
@@ -104,10 +117,18 @@ class LeakyDynamics(LocalDynamics):
         """Per-neuron time constants ``tau: [N, d]`` (>= 1 step)."""
         return 1.0 + jax.nn.softplus(self.tau_raw[...])
 
-    def __call__(self, h, m, u):
-        pre = self.linear(m, self.per_neuron(self.w_message)) + self.linear(h, self.per_neuron(self.w_self))
-        target = jnp.tanh(pre + u + self.bias(self.per_neuron(self.b)))
-        return h + (target - h) / self.time_constants()[:, None, :]
+    def prepare(self):
+        weights = jnp.concatenate([self.w_message[...], self.w_self[...]], axis=1)  # [G, 2d, d]
+        return {
+            "w": weights if self.num_groups == 1 else weights[np.asarray(self._groups)],
+            "b": self.bias(self.per_neuron(self.b)),
+            "inv_tau": (1.0 / self.time_constants())[:, None, :],
+        }
+
+    def apply(self, prepared, h, m, u):
+        pre = self.linear(jnp.concatenate([m, h], axis=-1), prepared["w"])
+        target = jnp.tanh(pre + u + prepared["b"])
+        return h + (target - h) * prepared["inv_tau"]
 
 
 class GatedDynamics(LocalDynamics):
@@ -121,10 +142,16 @@ class GatedDynamics(LocalDynamics):
         self.b_input = self._param(rngs, (3 * d,), init="zeros")
         self.b_hidden = self._param(rngs, (3 * d,), init="zeros")
 
-    def __call__(self, h, m, u):
+    def prepare(self):
+        return {
+            "w_input": self.per_neuron(self.w_input), "b_input": self.bias(self.per_neuron(self.b_input)),
+            "w_hidden": self.per_neuron(self.w_hidden), "b_hidden": self.bias(self.per_neuron(self.b_hidden)),
+        }
+
+    def apply(self, prepared, h, m, u):
         d = self.state_dim
-        xi = self.linear(m + u, self.per_neuron(self.w_input)) + self.bias(self.per_neuron(self.b_input))
-        xh = self.linear(h, self.per_neuron(self.w_hidden)) + self.bias(self.per_neuron(self.b_hidden))
+        xi = self.linear(m + u, prepared["w_input"]) + prepared["b_input"]
+        xh = self.linear(h, prepared["w_hidden"]) + prepared["b_hidden"]
         r = jax.nn.sigmoid(xi[..., :d] + xh[..., :d])
         z = jax.nn.sigmoid(xi[..., d:2 * d] + xh[..., d:2 * d])
         n = jnp.tanh(xi[..., 2 * d:] + r * xh[..., 2 * d:])
@@ -145,12 +172,17 @@ class CfCDynamics(LocalDynamics):
         self.w_heads = self._param(rngs, (self.units, 4 * d))  # ff1, ff2, time_a, time_b
         self.b_heads = self._param(rngs, (4 * d,), init="zeros")
 
-    def __call__(self, h, m, u):
+    def prepare(self):
+        return {
+            "w_backbone": self.per_neuron(self.w_backbone), "b_backbone": self.bias(self.per_neuron(self.b_backbone)),
+            "w_heads": self.per_neuron(self.w_heads), "b_heads": self.bias(self.per_neuron(self.b_heads)),
+        }
+
+    def apply(self, prepared, h, m, u):
         d = self.state_dim
         z = jnp.concatenate([m + u, h], axis=-1)
-        z = 1.7159 * jnp.tanh(0.666 * (self.linear(z, self.per_neuron(self.w_backbone))
-                                       + self.bias(self.per_neuron(self.b_backbone))))  # lecun_tanh
-        y = self.linear(z, self.per_neuron(self.w_heads)) + self.bias(self.per_neuron(self.b_heads))
+        z = 1.7159 * jnp.tanh(0.666 * (self.linear(z, prepared["w_backbone"]) + prepared["b_backbone"]))  # lecun_tanh
+        y = self.linear(z, prepared["w_heads"]) + prepared["b_heads"]
         ff1, ff2 = jnp.tanh(y[..., :d]), jnp.tanh(y[..., d:2 * d])
         gate = jax.nn.sigmoid(y[..., 2 * d:3 * d] * self.timespan + y[..., 3 * d:])
         return ff1 * (1.0 - gate) + gate * ff2

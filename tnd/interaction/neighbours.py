@@ -115,6 +115,9 @@ def neighbour_lists(graph: NeuronGraph, chunk: int = 8) -> NeighbourLists:
 
 
 # ------------------------------------------------------------------------ scan core
+COLUMN_CHUNK = 16  # feature columns per scan step of the slot dot products (fewer steps, same work)
+
+
 def _with_zero_row(x: jax.Array) -> jax.Array:
     return jnp.concatenate([x, jnp.zeros((1,) + x.shape[1:], x.dtype)])
 
@@ -125,6 +128,13 @@ def _chunks(array: np.ndarray | jax.Array, chunk: int):
 
 def _gather_sum(index: np.ndarray, w: jax.Array, x: jax.Array, chunk: int) -> jax.Array:
     """``out[n] = sum_k w[k, n] * x_ext[index[k, n]]`` as a scan over fused slot chunks."""
+    if all(size == 1 for size in w.shape[2:]):  # one weight per slot: rows as flat vectors
+        flat = _gather_sum_rows(index, w.reshape(w.shape[:2] + (1,)), x.reshape(x.shape[0], -1), chunk)
+        return flat.reshape(x.shape).astype(jnp.result_type(x.dtype, w.dtype))
+    return _gather_sum_rows(index, w, x, chunk)
+
+
+def _gather_sum_rows(index: np.ndarray, w: jax.Array, x: jax.Array, chunk: int) -> jax.Array:
     x_ext = _with_zero_row(x)
     out_shape = jnp.broadcast_shapes(x.shape, w.shape[1:])
 
@@ -146,6 +156,9 @@ def _reduce_to(value: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 def _slot_products(index: np.ndarray, y: jax.Array, x: jax.Array, wshape: tuple[int, ...], chunk: int) -> jax.Array:
     """``s[k, n] = reduce_to(wshape)(y[n] * x_ext[index[k, n]])``, scanned over slot chunks."""
+    if all(size == 1 for size in wshape):  # a full dot product per slot
+        flat = _slot_dots_feature_major(index, y.reshape(y.shape[0], -1), x.reshape(x.shape[0], -1))
+        return flat.reshape(flat.shape + (1,) * len(wshape))
     x_ext = _with_zero_row(x)
 
     def body(_, idx):
@@ -157,6 +170,31 @@ def _slot_products(index: np.ndarray, y: jax.Array, x: jax.Array, wshape: tuple[
 
     _, s = jax.lax.scan(body, None, _chunks(jnp.asarray(index), chunk))
     return s.reshape((-1,) + s.shape[2:])
+
+
+def _slot_dots_feature_major(index: np.ndarray, y: jax.Array, x: jax.Array) -> jax.Array:
+    """``s[k, n] = sum_f y[n, f] * x_ext[index[k, n], f]`` for ``x, y: [N, C]`` -> ``[K, N]``.
+
+    A per-slot row reduction runs ~3x slower on CPU than this feature-major form, which
+    loops over the C feature columns (`COLUMN_CHUNK` per scan step) and gathers *within* one
+    column: every step is an elementwise multiply-add on the ``[K, N]`` accumulator.
+    """
+    columns = x.shape[1]
+    chunk = min(COLUMN_CHUNK, columns)
+    pad = -columns % chunk
+    y_t = jnp.pad(y.T, ((0, pad), (0, 0)))                    # [C', N]
+    x_t = jnp.pad(x.T, ((0, pad), (0, 1)))                    # [C', N + 1]: the zero pad row
+    index = jnp.asarray(index)
+
+    def body(acc, inputs):
+        yc, xc = inputs
+        for u in range(chunk):
+            acc = acc + yc[u] * xc[u].at[index].get(mode="promise_in_bounds")
+        return acc, None
+
+    acc = jnp.zeros(index.shape, jnp.result_type(x.dtype, y.dtype))
+    acc, _ = jax.lax.scan(body, acc, (_chunks(y_t, chunk), _chunks(x_t, chunk)))
+    return acc
 
 
 def _slots_to_out(nl: NeighbourLists, w: jax.Array) -> jax.Array:

@@ -168,8 +168,8 @@ class Interaction(nnx.Module):
 
     def _dense_messages(self, prepared, h, x):
         w = prepared["w"]  # [N_send, N_recv, 1, 1 | d]
-        if w.shape[-1] == 1:
-            return jnp.einsum("ji,jbc->ibc", w[..., 0, 0], x)
+        if w.shape[-1] == 1:  # one [N, N] x [N, B*d] matmul
+            return (w[..., 0, 0].T @ x.reshape(x.shape[0], -1)).reshape(x.shape)
         return jnp.einsum("jic,jbc->ibc", w[..., 0, :], x)
 
 

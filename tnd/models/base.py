@@ -28,11 +28,20 @@ Carry = Any
 
 
 def reset_carry(carry: Carry, initial: Carry, reset: jax.Array) -> Carry:
-    """Where ``reset[b]`` is true, replaces batch row ``b`` of ``carry`` by ``initial``."""
+    """Where ``reset[b]`` is true, replaces batch row ``b`` of ``carry`` by ``initial``.
+
+    Floating leaves blend with a 0/1 factor, ``leaf * keep + initial * (1 - keep)``, which is
+    exact for finite values: unlike ``jnp.where`` it leaves the backward pass only the small
+    ``[B]`` factor to keep per step, not a predicate broadcast to the carry's full shape.
+    Other leaves (integer positions, flags) use ``jnp.where``.
+    """
     reset = jnp.asarray(reset, bool)
 
     def select(init_leaf, leaf):
         mask = reset.reshape(reset.shape + (1,) * (leaf.ndim - reset.ndim))
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            keep = jnp.logical_not(mask).astype(leaf.dtype)
+            return leaf * keep + init_leaf * (1 - keep)
         return jnp.where(mask, init_leaf, leaf)
 
     return jax.tree.map(select, initial, carry)

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tnd.core.cell import TNDCore
+from tnd.core.cell import MESSAGES, TNDCore
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.graph.topologies import build_topology
 from tnd.models.base import SequenceModel
@@ -54,8 +54,15 @@ class TNDModel(SequenceModel):
         return self.core(carry, features)
 
     def sequence_step(self):
-        """`core_step` with the interaction weights prepared once per sequence, outside the scan."""
-        return functools.partial(self.core.step, self.core.prepare())
+        """`core_step` with its loop-invariant weights prepared once per sequence, outside the scan.
+
+        The step is rematerialised (`jax.checkpoint`): the backward pass recomputes it from the
+        carry and the saved messages (the costly graph product) instead of storing every
+        intermediate ``[N, B, d]`` array of every time step, which on CPU costs more
+        (allocating and copying the stacked residuals) than the recomputation.
+        """
+        keep_messages = jax.checkpoint_policies.save_only_these_names(MESSAGES)
+        return jax.checkpoint(functools.partial(self.core.step, self.core.prepare()), policy=keep_messages)
 
     def regularization(self) -> jax.Array:
         """Scalar to add to the loss: the edge-gate sparsity penalty (0.0 without a gate)."""

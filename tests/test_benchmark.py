@@ -1,0 +1,45 @@
+"""`tnd-bench` runs end to end at toy sizes and reports the figures the issues ask for."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import benchmark
+
+
+def _rows(capsys, argv):
+    benchmark.main(argv + ["--json", "--repeats", "1"])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_core_suite_times_every_path_and_compares_them(capsys):
+    rows = _rows(capsys, ["--suite", "core", "--core-neurons", "64", "--core-densities", "0.1",
+                          "--core-batch", "2", "--core-seq-len", "3"])
+    paths = {r["path"]: r for r in rows if r["model"] == "tnd"}
+    assert set(paths) == {"sparse", "dense", "auto"}
+    assert paths["auto"]["resolved_path"] == "dense"  # N = 64 is below the sparse threshold
+    for row in paths.values():
+        assert row["timesteps_per_s"] > 0 and row["batch"] == 2 and row["seq_len"] == 3
+    (comparison,) = [r for r in rows if r["model"] == "tnd/paths"]
+    assert comparison["auto_resolves_to"] == "dense"
+    for key in ("auto_speedup_vs_dense", "sparse_speedup_vs_dense", "sparse_op_rate_vs_dense"):
+        assert comparison[key] > 0
+
+
+@pytest.mark.slow
+def test_models_suite_measures_the_tables_tnd_against_the_tables_lstm(capsys):
+    from experiments.bench.models import table_model
+
+    model, options, count, obs_shape = table_model(["experiment=pong_table", "model=tnd"])
+    assert abs(count - 9000) <= 900 and options["num_neurons"] == model.graph.num_neurons
+    rows = _rows(capsys, ["--suite", "models", "--models-budgets", "3000", "--models-names", "lstm,tnd",
+                          "--models-no-cfc", "--models-batch", "2", "--models-seq-len", "3",
+                          "--models-step-batch", "2"])
+    names = [r["model"] for r in rows]
+    for name in ("tnd@table", "lstm@table", "state_floor@table", "tnd@table/lstm", "state_floor@table/lstm"):
+        assert name in names
+    by_name = {r["model"]: r for r in rows}
+    assert by_name["tnd@table"]["width"] == f"num_neurons={options['num_neurons']}"
+    assert by_name["tnd@table/lstm"]["throughput_vs_lstm"] > 0
