@@ -116,15 +116,19 @@ class TNDCore(nnx.Module):
         return h
 
     def readout(self, h: jax.Array) -> jax.Array:
-        """Batch-major states ``[B, N, d]`` -> motor readout ``[B, M * d]``."""
-        motor = h[:, self.graph.motor, :]
+        """Neuron-major states ``[N, B, d]`` -> motor readout ``[B, M * d]``."""
+        motor = jnp.swapaxes(h[self.graph.motor], 0, 1)
         return motor.reshape(motor.shape[0], -1)
+
+    def neuron_major_step(self, prepared: dict[str, Any], h: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One time step on neuron-major states ``h: [N, B, d]`` -> (h, out ``[B, M*d]``)."""
+        h = self.update(prepared, h, self.sensory_input(features))
+        return h, self.readout(h)
 
     def step(self, prepared: dict[str, Any], carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One time step: carry ``[B, N, d]``, features ``[B, F]`` -> (carry, out ``[B, M*d]``)."""
-        h = self.update(prepared, jnp.swapaxes(carry, 0, 1), self.sensory_input(features))
-        carry = jnp.swapaxes(h, 0, 1)
-        return carry, self.readout(carry)
+        h, out = self.neuron_major_step(prepared, jnp.swapaxes(carry, 0, 1), features)
+        return jnp.swapaxes(h, 0, 1), out
 
     def __call__(self, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
         return self.step(self.prepare(), carry, features)

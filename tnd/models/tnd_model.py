@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -53,8 +54,18 @@ class TNDModel(SequenceModel):
     def core_step(self, carry: jax.Array, features: jax.Array):
         return self.core(carry, features)
 
+    # inside the sequence scan the state stays neuron-major [N, B, d] (the layout the core
+    # computes in), so the scan does not transpose it twice per step
+    scan_batch_axis = 1
+
+    def to_scan_carry(self, carry: jax.Array) -> jax.Array:
+        return jnp.swapaxes(carry, 0, 1)
+
+    def from_scan_carry(self, carry: jax.Array) -> jax.Array:
+        return jnp.swapaxes(carry, 0, 1)
+
     def sequence_step(self):
-        """`core_step` with its loop-invariant weights prepared once per sequence, outside the scan.
+        """`core_step` on neuron-major states, its loop-invariant weights prepared once per sequence.
 
         The step is rematerialised (`jax.checkpoint`): the backward pass recomputes it from the
         carry and the saved messages (the costly graph product) instead of storing every
@@ -62,7 +73,8 @@ class TNDModel(SequenceModel):
         (allocating and copying the stacked residuals) than the recomputation.
         """
         keep_messages = jax.checkpoint_policies.save_only_these_names(MESSAGES)
-        return jax.checkpoint(functools.partial(self.core.step, self.core.prepare()), policy=keep_messages)
+        step = functools.partial(self.core.neuron_major_step, self.core.prepare())
+        return jax.checkpoint(step, policy=keep_messages)
 
     def regularization(self) -> jax.Array:
         """Scalar to add to the loss: the edge-gate sparsity penalty (0.0 without a gate)."""
