@@ -20,6 +20,7 @@ from tnd.training.pipeline import model_options
 from train_helpers import CONF, TINY, assert_one_readable_error, call_main, compose_cfg, data_root  # noqa: F401
 
 GROUP_FILES = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in ("model", "graph", "env")}
+GROUP_FILES["graph"].remove("plugin")  # conf/graph/plugin.yaml: the slot for a plugin's topology
 
 
 def test_every_registered_name_has_a_config_file():
@@ -79,6 +80,8 @@ def test_wrong_type_or_unknown_key_fails_at_startup(override, fragment):
     (["data.num_episodes=0"], ["data.num_episodes must be a positive integer"]),
     (["param_budget=-5"], ["param_budget must be a positive integer"]),
     (["+model.options.widht=3"], ["Model 'lstm' has no option 'widht'", "hidden_size"]),
+    (["plugins=[no_such_plugin_module]"], ["Cannot import plugin module 'no_such_plugin_module'", "PYTHONPATH"]),
+    (["model=tnd", "graph=plugin"], ["graph.name is empty", "plugins=[my_topologies]"]),
 ])
 def test_bad_input_gives_one_readable_error(argv, fragments, tmp_path, monkeypatch, capsys, data_root):
     run = tmp_path / "run"
@@ -193,3 +196,37 @@ def test_console_script_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "train.steps must be positive" in proc.stderr
+
+
+PLUGIN = """
+import networkx as nx
+from tnd.graph import NeuronGraph, register_topology
+
+@register_topology("plugin_ring")
+def plugin_ring(n, *, rng, seed, num_sensory, num_motor):
+    g = nx.cycle_graph(n, create_using=nx.DiGraph)
+    return NeuronGraph.from_networkx(g, sensory=range(num_sensory), motor=range(n - num_motor, n), name="plugin_ring")
+"""
+
+
+def test_a_plugin_topology_trains_from_the_terminal_and_evaluates_later(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
+    from tnd.graph import topologies
+
+    (tmp_path / "my_plugin_topologies.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)  # the launch directory holds the plugin module
+    run = tmp_path / "run"
+    argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={run}", "model=tnd", "graph=plugin",
+            "graph.name=plugin_ring", "plugins=[my_plugin_topologies]"]
+    try:
+        assert call_main(train_entry.main, argv, monkeypatch) == 0
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["model"] == "tnd"
+        # a later process has not imported the plugin: tnd-eval imports it from the saved config
+        topologies._TOPOLOGIES.pop("plugin_ring")
+        sys.modules.pop("my_plugin_topologies")
+        status = call_main(eval_entry.main, [f"run_dir={run}", "eval.num_games=1", f"hydra.run.dir={tmp_path / 'e'}"],
+                           monkeypatch)
+        assert status == 0 and "plugin_ring" in topologies.topology_names()
+    finally:
+        topologies._TOPOLOGIES.pop("plugin_ring", None)
+        sys.modules.pop("my_plugin_topologies", None)

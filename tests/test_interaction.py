@@ -16,6 +16,7 @@ from tnd.interaction import (
     make_interaction,
     neighbour_lists,
     slot_dot,
+    sparse_cost_ratio,
 )
 
 N, B, D = 30, 2, 3
@@ -117,6 +118,9 @@ def test_edge_gate_penalty_and_kept_edges(graph):
     assert (grad > 0).all()  # the penalty pushes every gate down
     no_gate = make_interaction("scalar", graph, D, rngs=nnx.Rngs(0))
     assert float(no_gate.regularization()) == 0.0 and no_gate.kept_edges().all()
+    closed = make_interaction("scalar", graph, D, rngs=nnx.Rngs(0), edge_gate=True, gate_init_logit=-2.0)
+    np.testing.assert_allclose(closed.gate.gates(), jax.nn.sigmoid(-2.0), rtol=1e-6)
+    assert not closed.kept_edges().any()  # every gate starts below 0.5
 
 
 def test_auto_path_rule():
@@ -127,6 +131,12 @@ def test_auto_path_rule():
     big_dense = build_topology("erdos_renyi", 1024, seed=0, density=0.25)
     assert choose_path(big_dense) == "dense"
     assert choose_path(small, "sparse") == "sparse" and choose_path(big_sparse, "dense") == "dense"
+    # wider states favour the dense matmul: K = 24 at N = 256 is sparse at d = 4, dense at d = 16
+    middle = build_topology("erdos_renyi", 256, seed=0, density=0.05)
+    assert neighbour_lists(middle, 4).fan_in == 24
+    assert choose_path(middle, state_dim=4) == "sparse" and choose_path(middle, state_dim=16) == "dense"
+    assert sparse_cost_ratio(1) == sparse_cost_ratio(4) == 8.0 and sparse_cost_ratio(64) == sparse_cost_ratio(16)
+    assert sparse_cost_ratio(4) < sparse_cost_ratio(10) < sparse_cost_ratio(16)
 
 
 def test_bad_options_raise_one_clear_error(graph):

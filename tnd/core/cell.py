@@ -45,7 +45,7 @@ class TNDCore(nnx.Module):
       in_features: F, the width of the encoder features.
       state_dim: d, channels per neuron.
       interaction: one of ``tnd.interaction.INTERACTIONS``; ``interaction_options`` go to it
-        (``rank``, ``phi``, ``gate_penalty``, ``chunk``).
+        (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``, ``chunk``).
       dynamics: one of ``tnd.dynamics.DYNAMICS``; ``dynamics_options`` go to it.
       sharing: ``shared`` | ``per_neuron`` | ``per_type`` dynamics parameters.
       inner_rounds: communication rounds per time step (>= 1).

@@ -20,11 +20,12 @@ from tnd.interaction.operators import (
     VectorInteraction,
     choose_path,
     make_interaction,
+    sparse_cost_ratio,
 )
 
 __all__ = [
     "EdgeGate", "INTERACTIONS", "Interaction", "InteractionError", "LowRankInteraction",
     "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "ScalarInteraction",
     "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "make_interaction",
-    "neighbour_lists", "slot_dot",
+    "neighbour_lists", "slot_dot", "sparse_cost_ratio",
 ]

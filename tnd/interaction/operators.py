@@ -49,11 +49,21 @@ PHIS = {
     "gelu": jax.nn.gelu,
 }
 
-# auto rule (calibrated with `tnd-bench --suite core --core-full`, see experiments/bench/core.py):
-# the sparse path does N*K slot-ops at roughly 1/SPARSE_COST_RATIO of the dense path's
-# per-op rate, so it wins when N*K*SPARSE_COST_RATIO < N*N, i.e. K * ratio < N.
-SPARSE_COST_RATIO = 8.0
+# auto rule, fitted to `tnd-bench --suite core --core-full` (Erdos-Renyi graphs, scalar
+# weights, B = 16, on a 2-core CPU; figures in the README): the sparse path does N*K slot
+# operations at about 1/ratio of the dense matmul's per-operation rate, so it wins when
+# K * ratio < N. The dense matmul gains more from wider rows than the gathers do, so the
+# ratio grows with d: break-even measured near N/K = 8 at d = 4 and N/K = 12 at d = 16
+# (linear in between, held at the measured ends outside).
+SPARSE_COST_RATIO = {4: 8.0, 16: 12.0}
 MIN_SPARSE_NEURONS = 256
+
+
+def sparse_cost_ratio(state_dim: int) -> float:
+    """The per-operation cost of the sparse path relative to dense at ``d = state_dim``."""
+    (d0, r0), (d1, r1) = sorted(SPARSE_COST_RATIO.items())
+    d = min(max(int(state_dim), d0), d1)
+    return r0 + (r1 - r0) * (d - d0) / (d1 - d0)
 
 
 class InteractionError(ValueError):
@@ -66,20 +76,20 @@ def _check_choice(what: str, value: str, valid) -> str:
     return value
 
 
-def choose_path(graph: NeuronGraph, path: str = "auto", chunk: int = 4) -> str:
-    """Resolves ``path``: ``"sparse"``/``"dense"`` as given; ``"auto"`` by size and density.
+def choose_path(graph: NeuronGraph, path: str = "auto", chunk: int = 4, state_dim: int = 4) -> str:
+    """Resolves ``path``: ``"sparse"``/``"dense"`` as given; ``"auto"`` by size, density and d.
 
-    Rule: sparse iff ``N >= MIN_SPARSE_NEURONS`` and ``K * SPARSE_COST_RATIO < N`` where K
+    Rule: sparse iff ``N >= MIN_SPARSE_NEURONS`` and ``K * sparse_cost_ratio(d) < N`` where K
     is the padded max in-degree (the sparse path's per-neuron work). Dense for small graphs
     (one small matmul beats any gather) and for dense-ish graphs (matmul's higher per-op
-    rate). Calibrated on a 2-core CPU; see experiments/bench/core.py for the figures.
+    rate). Fitted on a 2-core CPU; see experiments/bench/core.py for the measurement.
     """
     _check_choice("path", path, PATHS)
     if path != "auto":
         return path
     n = graph.num_neurons
     k = neighbour_lists(graph, chunk).fan_in
-    return "sparse" if n >= MIN_SPARSE_NEURONS and k * SPARSE_COST_RATIO < n else "dense"
+    return "sparse" if n >= MIN_SPARSE_NEURONS and k * sparse_cost_ratio(state_dim) < n else "dense"
 
 
 class EdgeGate(nnx.Module):
@@ -108,15 +118,18 @@ class Interaction(nnx.Module):
 
     def __init__(
         self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, path: str = "auto",
-        phi: str = "tanh", edge_gate: bool = False, gate_penalty: float = 1e-3, chunk: int = 4,
+        phi: str = "tanh", edge_gate: bool = False, gate_penalty: float = 1e-3, gate_init_logit: float = 3.0,
+        chunk: int = 4,
     ):
         self.graph = graph
         self.state_dim = state_dim
         self.phi_name = _check_choice("phi", phi, tuple(PHIS))
         self.requested_path = _check_choice("path", path, PATHS)
-        self.path = choose_path(graph, path, chunk)
+        self.path = choose_path(graph, path, chunk, state_dim)
         self.lists: NeighbourLists = neighbour_lists(graph, chunk)
-        self.gate = EdgeGate(graph.num_edges, penalty=gate_penalty) if edge_gate else None
+        self.gate = (
+            EdgeGate(graph.num_edges, init_logit=float(gate_init_logit), penalty=gate_penalty) if edge_gate else None
+        )
         self._init_scale = 1.0 / math.sqrt(max(1.0, float(graph.in_degree().mean())))
 
     # -------------------------------------------------------------- public API
@@ -277,7 +290,8 @@ def make_interaction(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx
     """Builds interaction ``kind`` (one of `INTERACTIONS`) on ``graph`` for d = ``state_dim``.
 
     Options: ``path`` ("auto" | "sparse" | "dense"), ``phi`` (one of `PHIS`), ``edge_gate``
-    (bool), ``gate_penalty`` (float), ``chunk`` (slots per fused gather), and ``rank`` for
+    (bool), ``gate_penalty`` (float), ``gate_init_logit`` (float, default 3.0: every gate
+    starts at sigmoid(3) ~ 0.95, nearly open), ``chunk`` (slots per fused gather), and ``rank`` for
     ``lowrank`` (default 8) / ``plastic`` (default 4).
     """
     cls = _KINDS[_check_choice("interaction", kind, INTERACTIONS)]

@@ -10,7 +10,7 @@ Options (unknown values raise one error listing the valid ones):
   topology_options (dict, e.g. ``{"density": 0.05}``), graph_seed (0), num_sensory /
   num_motor (None -> ``max(1, N // 8)``), graph (a `NeuronGraph`; overrides topology and
   num_neurons), state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
-  interaction_options (dict: rank, phi, gate_penalty, chunk), dynamics ("leaky" | "gated" |
+  interaction_options (dict: rank, phi, gate_penalty, gate_init_logit, chunk), dynamics ("leaky" | "gated" |
   "cfc"), dynamics_options (dict), sharing ("shared" | "per_neuron" | "per_type"),
   inner_rounds (1), path ("auto" | "sparse" | "dense"), edge_gate (False),
   encoder_features (32).

@@ -106,6 +106,9 @@ class ExperimentSpec:
     eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
     seed: int = 0
     param_budget: Optional[int] = None
+    # Python modules imported before anything is built (they register topologies, models,
+    # envs; see tnd.training.plugins), e.g. plugins=[my_topologies]
+    plugins: list[str] = dataclasses.field(default_factory=list)
 
 
 def to_dict(spec: Any) -> dict[str, Any]:
@@ -120,7 +123,7 @@ def from_dict(data: dict[str, Any]) -> ExperimentSpec:
         "train": TrainSpec, "eval": EvalSpec,
     }
     kwargs = {k: cls(**data[k]) for k, cls in parts.items() if k in data}
-    for k in ("seed", "param_budget"):
+    for k in ("seed", "param_budget", "plugins"):
         if k in data:
             kwargs[k] = data[k]
     return ExperimentSpec(**kwargs)

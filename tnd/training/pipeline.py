@@ -26,6 +26,7 @@ from flax import nnx
 from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.registry import EnvSpec as EnvFunctions
 from tnd.envs.registry import get_env
+from tnd.training.plugins import import_plugins
 from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
 
 SUMMARY_FILE = "summary.json"
@@ -43,6 +44,8 @@ def config_hash(spec: ExperimentSpec) -> str:
     data["train"].pop("progress", None)
     data["eval"].pop("progress", None)
     data["data"].pop("root", None)
+    if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
+        data.pop("plugins", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -98,9 +101,15 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     if wired and not takes_graph:
         raise ExperimentError(f"Model '{spec.model.name}' cannot be wired to a graph (no topology option).")
     if uses_graph:
+        if not spec.graph.name:
+            raise ExperimentError(
+                "graph.name is empty: name the topology your plugin registers, e.g. "
+                "graph=plugin graph.name=my_ring plugins=[my_topologies]."
+            )
         if spec.graph.name not in topology_names():
             raise ExperimentError(
                 f"Unknown graph '{spec.graph.name}'. Valid graphs: {', '.join(topology_names())}."
+                + (" A topology of your own: register it in a module and add plugins=[module]." if not spec.plugins else "")
             )
         options.setdefault("topology", spec.graph.name)
         options.setdefault("topology_options", dict(spec.graph.options))
@@ -229,6 +238,7 @@ class Prepared:
 
 def prepare(spec: ExperimentSpec) -> Prepared:
     """All cheap checks and the model, before any data is touched."""
+    import_plugins(spec.plugins)
     validate_sizes(spec)
     env = get_env(spec.env.name)
     env_config = env.make_config(spec.env.options)
@@ -345,6 +355,7 @@ def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Mod
         meta = ckpt.read_meta(step)
         try:
             spec = from_dict(meta["config"])
+            import_plugins(spec.plugins)
             fp = meta["fingerprint"]
             model = build_model(fp["model"], obs_shape=tuple(fp["obs_shape"]), num_actions=int(fp["num_actions"]),
                                 rngs=nnx.Rngs(int(spec.seed)), **fp["options"])
