@@ -50,7 +50,7 @@ PHIS = {
 }
 
 # auto rule, fitted to `tnd-bench --suite core --core-full` (Erdos-Renyi graphs, scalar
-# weights, B = 16, on a 2-core CPU; figures in the README): the sparse path does N*K slot
+# weights, B = 16, on a 2-core CPU; figures in docs/benchmarks.md): the sparse path does N*K slot
 # operations at about 1/ratio of the dense matmul's per-operation rate, so it wins when
 # K * ratio < N. The dense matmul gains more from wider rows than the gathers do, so the
 # ratio grows with d: break-even measured near N/K = 8 at d = 4 and N/K = 12 at d = 16
@@ -82,7 +82,7 @@ def choose_path(graph: NeuronGraph, path: str = "auto", chunk: int = 4, state_di
     Rule: sparse iff ``N >= MIN_SPARSE_NEURONS`` and ``K * sparse_cost_ratio(d) < N`` where K
     is the padded max in-degree (the sparse path's per-neuron work). Dense for small graphs
     (one small matmul beats any gather) and for dense-ish graphs (matmul's higher per-op
-    rate). Fitted on a 2-core CPU; see experiments/bench/core.py for the measurement.
+    rate). Fitted on a 2-core CPU (docs/benchmarks.md; measured by experiments/bench/core.py).
     """
     _check_choice("path", path, PATHS)
     if path != "auto":
