@@ -17,7 +17,8 @@ OBS, ACTIONS, D = (4,), 3, 3
 
 
 def _model(graph=None, **options):
-    options.setdefault("num_neurons", 16)
+    if graph is None:
+        options.setdefault("num_neurons", 16)
     options.setdefault("state_dim", D)
     options.setdefault("encoder_features", 8)
     return build_model("tnd", obs_shape=OBS, num_actions=ACTIONS, rngs=nnx.Rngs(0), graph=graph, **options)

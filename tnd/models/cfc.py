@@ -43,7 +43,7 @@ from tnd.graph import NeuronGraph
 from tnd.models.base import SequenceModel, count_params
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
-from tnd.models.sparse_rnn import GraphMask, resolve_graph
+from tnd.models.wiring import GraphMask, resolve_graph
 
 MODES = ("default", "no_gate", "pure")
 

@@ -14,9 +14,6 @@ scatter-add at every density >= 5%, FIELD_NOTES), so the *nominal* count (`count
 every ``nnx.Param`` scalar) includes the ``N*N - E`` masked entries, which get zero gradient
 and never influence the output. The *effective* count (`effective_param_count`: trainable
 and used) leaves them out; budget sizing and the table use the effective count.
-
-Also home of the small graph helpers shared with the wired CfC: `GraphMask` (a structural,
-non-trainable variable) and `resolve_graph` (graph option -> `NeuronGraph`).
 """
 
 from __future__ import annotations
@@ -32,43 +29,7 @@ from tnd.graph import NeuronGraph
 from tnd.models.base import SequenceModel, count_params
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
-
-
-class GraphMask(nnx.Variable):
-    """A structural 0/1 mask: part of the model's state, never trained, never counted."""
-
-
-def resolve_graph(
-    model: str,
-    num_neurons: int | None,
-    *,
-    graph: NeuronGraph | None = None,
-    topology: str = "layered_ncp",
-    topology_options: dict[str, Any] | None = None,
-    graph_seed: int = 0,
-    num_sensory: int | None = None,
-    num_motor: int | None = None,
-    default_neurons: int = 64,
-) -> NeuronGraph:
-    """The neuron graph of a graph-based model: ``graph`` itself, or ``build_topology(...)``.
-
-    Raises ValueError when both a graph and a different ``num_neurons`` are given.
-    """
-    if graph is not None:
-        if not isinstance(graph, NeuronGraph):
-            raise ValueError(f"{model}: graph must be a tnd.graph.NeuronGraph, got {type(graph).__name__}.")
-        if num_neurons is not None and int(num_neurons) != graph.num_neurons:
-            raise ValueError(
-                f"{model}: num_neurons={num_neurons} disagrees with the given graph's "
-                f"{graph.num_neurons} neurons; pass one or the other."
-            )
-        return graph
-    from tnd.graph import build_topology  # the topology registry (tnd/graph/topologies.py)
-
-    n = default_neurons if num_neurons is None else int(num_neurons)
-    return build_topology(
-        topology, n, seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor, **dict(topology_options or {})
-    )
+from tnd.models.wiring import GraphMask, resolve_graph
 
 
 class SparseRNN(SequenceModel):

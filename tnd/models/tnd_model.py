@@ -6,10 +6,10 @@ Registered as ``"tnd"`` with width option ``num_neurons``::
                 num_neurons=64, topology="layered_ncp", interaction="plastic", dynamics="cfc")
 
 Options (unknown values raise one error listing the valid ones):
-  num_neurons (64), topology ("layered_ncp", any name in ``tnd.graph.topology_names()``),
+  num_neurons (64; or the given graph's), topology ("layered_ncp", any name in ``tnd.graph.topology_names()``),
   topology_options (dict, e.g. ``{"density": 0.05}``), graph_seed (0), num_sensory /
-  num_motor (None -> ``max(1, N // 8)``), graph (a `NeuronGraph`; overrides topology and
-  num_neurons), state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
+  num_motor (None -> ``max(1, N // 8)``), graph (a `NeuronGraph`; replaces the topology
+  options, and num_neurons must match it when given), state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
   interaction_options (dict: rank, phi, gate_penalty, gate_init_logit, chunk), dynamics ("leaky" | "gated" |
   "cfc"), dynamics_options (dict), sharing ("shared" | "per_neuron" | "per_type"),
   inner_rounds (1), path ("auto" | "sparse" | "dense"), edge_gate (False),
@@ -30,10 +30,10 @@ from flax import nnx
 
 from tnd.core.cell import MESSAGES, TNDCore
 from tnd.graph.neuron_graph import NeuronGraph
-from tnd.graph.topologies import build_topology
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
+from tnd.models.wiring import resolve_graph
 
 
 class TNDModel(SequenceModel):
@@ -86,7 +86,7 @@ class TNDModel(SequenceModel):
 
 @register_model("tnd", width_option="num_neurons")
 def build_tnd(
-    *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int = 64, topology: str = "layered_ncp",
+    *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int | None = None, topology: str = "layered_ncp",
     topology_options: dict | None = None, graph_seed: int = 0, num_sensory: int | None = None,
     num_motor: int | None = None, graph: NeuronGraph | None = None, state_dim: int = 4,
     interaction: str = "scalar", interaction_options: dict | None = None, dynamics: str = "leaky",
@@ -94,11 +94,10 @@ def build_tnd(
     path: str = "auto", edge_gate: bool = False, encoder_features: int = 32,
 ) -> TNDModel:
     """Builds the TND model (see the module docstring for the options)."""
-    if graph is None:
-        graph = build_topology(
-            topology, num_neurons, seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor,
-            **dict(topology_options or {}),
-        )
+    graph = resolve_graph(
+        "tnd", num_neurons, graph=graph, topology=topology, topology_options=topology_options,
+        graph_seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor,
+    )
     return TNDModel(
         graph, obs_shape=obs_shape, num_actions=num_actions, rngs=rngs, encoder_features=encoder_features,
         state_dim=state_dim, interaction=interaction, dynamics=dynamics, sharing=sharing,
