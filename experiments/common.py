@@ -11,7 +11,6 @@ sweep goes on. Set ``HYDRA_FULL_ERROR=1`` to see the traceback. Unexpected excep
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -23,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-ERROR_FILE = "error.json"
+from tnd.run_folder import ERROR_FILE, write_json
 
 # The config tree at the repository root, as an absolute path: Hydra would otherwise turn a
 # relative path into a *module* path when the entry point is imported (console scripts).
@@ -66,9 +65,7 @@ def _write_error(folder: Path, message: str, identity: dict[str, Any], tb: str |
     data = {"error": message, **identity}
     if tb:
         data["traceback"] = tb
-    tmp = folder / (ERROR_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(folder / ERROR_FILE)
+    write_json(folder / ERROR_FILE, data)
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from tnd.evaluation import table as tbl
+from tnd.run_folder import write_json
 
 DEFAULT_EXPERIMENT = "pong_table"
 DEFAULT_SCALE = "default"
@@ -324,8 +325,7 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
     tally = evaluate_expert(PongConfig.from_dict(config["env"]["options"]),
                             num_games=int(eval_cfg["num_games"]), seed=int(eval_cfg["seed"]))
     summary = {"model": "expert", "env": "pong", **summarize(tally)}
-    target.write_text(json.dumps(summary, indent=2))
-    return target
+    return write_json(target, summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,9 @@ import numpy as np
 from tnd.data.demonstrations import Demonstrations
 
 
+CLASS_BALANCE = ("none", "weight", "sample")  # how labels are balanced (see tnd.training.loss)
+
+
 class WindowError(ValueError):
     """Windows cannot be cut from a dataset as requested."""
 
@@ -111,10 +114,8 @@ def make_windows(
         csum = np.concatenate([[0.0], np.cumsum(step_weight)])
         window_weight = (csum[starts + length] - csum[starts]) / length
         probs = (window_weight / window_weight.sum()).astype(np.float32)
-    elif class_balance not in ("none", "weight"):
-        raise WindowError(
-            f"Unknown class_balance '{class_balance}'. Valid choices: none, weight, sample."
-        )
+    elif class_balance not in CLASS_BALANCE:
+        raise WindowError(f"Unknown class_balance '{class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}.")
 
     return Windows(
         observations=jnp.asarray(demos.observations, jnp.float32),

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
+
 __all__ = [
     "METRICS",
     "MODEL_LABELS",
@@ -85,9 +87,6 @@ MODEL_LABELS: Mapping[str, str] = types.MappingProxyType({
     "transformer": "Transformer",
 })
 
-SUMMARY_FILE = "summary.json"
-ERROR_FILE = "error.json"
-EXPERT_FILE = "expert_summary.json"
 
 
 class TableError(ValueError):

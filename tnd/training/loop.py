@@ -17,7 +17,6 @@ step; everything else in the loop body (sampling bookkeeping, logging, progress 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.data.windows import Windows, WindowSampler
+from tnd.data.windows import CLASS_BALANCE, Windows, WindowSampler
 from tnd.training.checkpoint import Checkpointer
 from tnd.training.config import TrainSpec
 from tnd.training.logging import MetricsLogger
@@ -56,9 +55,9 @@ def validate_train_spec(spec: TrainSpec) -> None:
             raise TrainSpecError(f"train.{name} must be >= 0, got {getattr(spec, name)}.")
     if spec.weight_decay < 0 or spec.clip_norm < 0:
         raise TrainSpecError("train.weight_decay and train.clip_norm must be >= 0.")
-    if spec.class_balance not in ("none", "weight", "sample"):
+    if spec.class_balance not in CLASS_BALANCE:
         raise TrainSpecError(
-            f"Unknown train.class_balance '{spec.class_balance}'. Valid choices: none, weight, sample."
+            f"Unknown train.class_balance '{spec.class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}."
         )
 
 

@@ -26,11 +26,10 @@ from flax import nnx
 from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.registry import EnvSpec as EnvFunctions
 from tnd.envs.registry import get_env
+from tnd.run_folder import ERROR_FILE, SUMMARY_FILE, write_json
 from tnd.training.plugins import import_plugins
 from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
 
-SUMMARY_FILE = "summary.json"
-ERROR_FILE = "error.json"
 
 
 class ExperimentError(ValueError):
@@ -185,6 +184,7 @@ def load_dataset(data: DataSpec, env: EnvFunctions, env_config, *, progress: boo
 def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True) -> dict[str, Any]:
     """What tnd-collect does: load or collect the dataset; returns where and how big."""
     from tnd.data.storage import dataset_path
+    from tnd.data.windows import label_frequencies
 
     _positive("data.num_episodes", data.num_episodes)
     _positive("data.num_envs", data.num_envs)
@@ -196,7 +196,7 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
     return {
         "path": str(path), "reused": existed, "env": env.name, "episodes": demos.num_episodes,
         "steps": demos.num_steps, "obs_shape": list(demos.obs_shape),
-        "label_frequencies": [float(f) for f in np.bincount(demos.actions, minlength=NUM_ACTIONS) / max(1, demos.num_steps)],
+        "label_frequencies": [float(f) for f in label_frequencies(demos.actions, NUM_ACTIONS)],
     }
 
 
@@ -211,12 +211,7 @@ def evaluate(model: nnx.Module, env: EnvFunctions, config, *, num_games: int, se
     """Closed-loop greedy games -> the pooled catch metrics (`summarize`)."""
     from tnd.evaluation.metrics import summarize
 
-    set_eval = getattr(model, "eval", None)
-    if callable(set_eval):
-        try:
-            set_eval()  # deterministic mode (dropout off) where a model has one
-        except TypeError:
-            pass
+    model.eval()  # nnx: deterministic mode (dropout off) wherever a submodule has one
     tally = env.evaluate(model, config, num_games=int(num_games), seed=int(seed), num_envs=int(num_envs),
                          progress=progress)
     return summarize(tally)
@@ -320,22 +315,6 @@ def params_digest(model: nnx.Module) -> str:
 
 # Wall-clock fields of a summary (everything else is deterministic given config and seed).
 WALL_CLOCK_FIELDS = ("train_seconds", "eval_seconds", "timesteps_per_s", "host_fraction")
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic JSON write (NaN -> null)."""
-    def clean(v):
-        if isinstance(v, float) and not np.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(clean(data), indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
 
 
 def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
