@@ -22,17 +22,13 @@ path's, E vs N^2 operations per step).
 
 from __future__ import annotations
 
-import functools
 import itertools
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import jax
-import jax.numpy as jnp
-import optax
 from flax import nnx
 
+from experiments.bench.timing import median_seconds, training_call
 from tnd.graph import build_topology
 from tnd.models.tnd_model import TNDModel
 
@@ -77,36 +73,6 @@ def _configs(args):
             yield n, density, d, kept
 
 
-def _train_step(model: TNDModel, batch: int, seq_len: int):
-    """A jit-compiled forward + backward of the cross-entropy, compiled and warmed up."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    x = jax.random.normal(jax.random.key(0), (batch, seq_len, 4))
-    labels = jax.random.randint(jax.random.key(1), (batch, seq_len), 0, 3)
-
-    @jax.jit
-    def train_step(params, rest, x, labels):
-        def loss_fn(p):
-            _, logits = nnx.merge(graphdef, p, rest)(x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        return jax.value_and_grad(loss_fn)(params)
-
-    call = functools.partial(train_step, params, rest, x, labels)
-    jax.block_until_ready(call())  # compile + warm-up
-    return call
-
-
-def _interleaved_medians(calls: dict[str, Callable], repeats: int) -> dict[str, float]:
-    """Median seconds per call, timing the calls in turn each round so drift hits all alike."""
-    times = {name: [] for name in calls}
-    for _ in range(max(1, repeats)):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            jax.block_until_ready(call())
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def run(args) -> Iterator[dict]:
     device = jax.devices()[0].device_kind
     for n, density, d, paths in _configs(args):
@@ -119,8 +85,8 @@ def run(args) -> Iterator[dict]:
                            interaction=args.core_interaction, path=path)
             for path in paths
         }
-        seconds = _interleaved_medians(
-            {path: _train_step(model, batch, seq_len) for path, model in models.items()}, args.repeats
+        seconds = median_seconds(
+            {path: training_call(model, batch, seq_len, (4,), 3) for path, model in models.items()}, args.repeats
         )
         rows = {}
         for path, model in models.items():

@@ -26,15 +26,13 @@ Figures are medians over ``--repeats`` after a warm-up.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
+from experiments.bench.timing import median_seconds, training_call
 from tnd.models import build_model, compile_step, effective_param_count, model_names, width_option
 from tnd.models.base import SequenceModel
 from tnd.models.budget import width_for_budget
@@ -82,34 +80,10 @@ class StateFloor(SequenceModel):
         return h, h[:, self.motor].reshape(h.shape[0], -1)
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def time_training(model, batch: int, seq_len: int, repeats: int, obs_shape=OBS_SHAPE) -> float:
     """Seconds per jit-compiled forward+backward of the cross-entropy over ``[B, T]``."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    kx, kl, kr = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(kx, (batch, seq_len) + tuple(obs_shape))
-    labels = jax.random.randint(kl, (batch, seq_len), 0, NUM_ACTIONS)
-    resets = jax.random.bernoulli(kr, 0.01, (batch, seq_len))
-
-    @jax.jit
-    def train_grads(params, rest, x, resets, labels):
-        def loss_fn(p):
-            _, logits = nnx.merge(graphdef, p, rest)(x, resets)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        return jax.value_and_grad(loss_fn)(params)
-
-    return _median_seconds(lambda: train_grads(params, rest, x, resets, labels), repeats)
+    call = training_call(model, batch, seq_len, obs_shape, NUM_ACTIONS, reset_probability=0.01)
+    return median_seconds({"train": call}, repeats, warmup=2)["train"]
 
 
 def time_policy_step(model, batch: int, repeats: int, obs_shape=OBS_SHAPE) -> float:
@@ -126,7 +100,7 @@ def time_policy_step(model, batch: int, repeats: int, obs_shape=OBS_SHAPE) -> fl
             c, logits = step_fn(state, c, x_t)
         return logits
 
-    return _median_seconds(many, repeats, warmup=1) / calls
+    return median_seconds({"step": many}, repeats)["step"] / calls
 
 
 def _jax_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float:
@@ -143,7 +117,7 @@ def _jax_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float:
 
         return jax.value_and_grad(loss_fn, argnums=(0, 1))(params, x)
 
-    return _median_seconds(lambda: fwd_bwd(params, x), repeats)
+    return median_seconds({"jax": lambda: fwd_bwd(params, x)}, repeats, warmup=2)["jax"]
 
 
 def _torch_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float | None:
@@ -161,13 +135,7 @@ def _torch_cfc_seconds(b: int, t: int, i: int, h: int, repeats: int) -> float | 
         out, _ = rnn(x)
         out.sum().backward()
 
-    fwd_bwd()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fwd_bwd()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds({"torch": fwd_bwd}, repeats)["torch"]
 
 
 def _measure(name: str, model, width: str, count: int, args, budget, obs_shape=OBS_SHAPE) -> dict:

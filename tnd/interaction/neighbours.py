@@ -130,7 +130,7 @@ def _gather_sum(index: np.ndarray, w: jax.Array, x: jax.Array, chunk: int) -> ja
     """``out[n] = sum_k w[k, n] * x_ext[index[k, n]]`` as a scan over fused slot chunks."""
     if all(size == 1 for size in w.shape[2:]):  # one weight per slot: rows as flat vectors
         flat = _gather_sum_rows(index, w.reshape(w.shape[:2] + (1,)), x.reshape(x.shape[0], -1), chunk)
-        return flat.reshape(x.shape).astype(jnp.result_type(x.dtype, w.dtype))
+        return flat.reshape(x.shape)
     return _gather_sum_rows(index, w, x, chunk)
 
 
