@@ -72,8 +72,7 @@ class Block(nnx.Module):
         self.mlp_out = nnx.Linear(mlp_ratio * d_model, d_model, rngs=rngs)
 
     def __call__(self, x: jax.Array, keys_in: jax.Array, mask: jax.Array) -> jax.Array:
-        queries = keys_in[..., keys_in.shape[-2] - x.shape[-2]:, :]  # LN(x): the last Lq inputs
-        x = x + self.attn(queries, keys_in, keys_in, mask=mask)
+        x = x + self.attn(self.norm_attn(x), keys_in, keys_in, mask=mask)
         return x + self.mlp_out(nnx.gelu(self.mlp_in(self.norm_mlp(x))))
 
 
