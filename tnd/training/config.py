@@ -81,14 +81,17 @@ class TrainSpec:
 class EvalSpec:
     """Closed-loop evaluation: held-out seeds (differ from data seeds), games, overrides.
 
-    ``periodic_games`` is the cheap setting used every ``train.eval_every`` steps;
-    ``num_games`` the full final evaluation. ``env_overrides`` replace env config fields
+    ``periodic_games`` is the cheap setting used every ``train.eval_every`` steps; it plays
+    *validation* games (``validation_seed``), never the test games of ``seed``, so learning
+    curves and tuning (``tnd-tune``) can choose without touching the test games.
+    ``num_games`` is the full final evaluation on ``seed``. ``env_overrides`` replace env config fields
     for evaluation only (e.g. sticky actions).
     """
 
     num_games: int = 32
     periodic_games: int = 8
     seed: int = 1_000_003
+    validation_seed: int = 2_000_003
     num_envs: int = 8
     env_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = False

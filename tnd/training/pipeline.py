@@ -65,6 +65,11 @@ def validate_sizes(spec: ExperimentSpec) -> None:
     _positive("eval.num_games", spec.eval.num_games)
     _positive("eval.periodic_games", spec.eval.periodic_games)
     _positive("eval.num_envs", spec.eval.num_envs)
+    if int(spec.eval.validation_seed) == int(spec.eval.seed):
+        raise ExperimentError(
+            f"eval.validation_seed equals eval.seed ({spec.eval.seed}): validation games (periodic "
+            "evaluation, tuning) must differ from the test games. Choose another eval.validation_seed."
+        )
     if spec.param_budget is not None:
         _positive("param_budget", spec.param_budget)
     for key, value in spec.model.options.items():
@@ -265,7 +270,7 @@ def run_experiment(spec: ExperimentSpec, run_dir: str | Path) -> dict[str, Any]:
     weights = class_weights(demos.actions, NUM_ACTIONS, spec.train.class_balance)
 
     def periodic_eval(model, step):
-        return evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games, seed=spec.eval.seed,
+        return evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games, seed=spec.eval.validation_seed,
                         num_envs=spec.eval.num_envs)
 
     result = train(
