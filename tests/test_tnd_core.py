@@ -67,13 +67,14 @@ def test_sequence_call_equals_step_applied_t_times(options):
 @pytest.mark.parametrize(
     "interaction,dynamics", list(zip(INTERACTIONS, DYNAMICS + DYNAMICS[:1])), ids=lambda v: str(v)
 )
+@pytest.mark.filterwarnings("ignore::tnd.core.cell.LatencyWarning")
 def test_locality_one_step_reaches_only_out_neighbours(interaction, dynamics, path):
     graph = build_topology("erdos_renyi", 14, seed=2, p=0.15)
     core = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, interaction=interaction, dynamics=dynamics,
-                   sharing="per_neuron", path=path)
+                   sharing="per_neuron", path=path, inner_rounds=1)  # one round: one hop
     prepared = core.prepare()
     h = jax.random.normal(jax.random.key(0), (graph.num_neurons, 2, D))
-    u = core.sensory_input(jax.random.normal(jax.random.key(1), (2, 5)))  # input held fixed
+    u = core.place_input(jax.random.normal(jax.random.key(1), (2, 5)))  # input held fixed
     update = jax.jit(lambda h: core.update(prepared, h, u))
     n = graph.num_neurons
     # rows 0..n-1: h_j moved; row n: unperturbed (same compiled kernel, so equal bits where untouched)
@@ -103,7 +104,7 @@ def _relabel_params(a: TNDModel, b: TNDModel, perm: np.ndarray) -> None:
         value, name = var[...], path[-1]
         if name in ("weights", "logits"):
             value = value[edge_map]
-        elif name in ("receiver_embedding", "sender_embedding", "tau_raw") or path[:2] == ("core", "dynamics"):
+        elif name in ("receiver_embedding", "sender_embedding", "tau_log_excess") or path[:2] == ("core", "dynamics"):
             value = value[inv]  # per-neuron: new neuron perm[i] takes old neuron i's parameters
         elif name == "input_kernel":
             value = value[:, sensory_map]

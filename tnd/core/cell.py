@@ -1,23 +1,35 @@
-"""The TND core: input -> sensory neurons, K rounds of (interaction, local dynamics), motor readout.
+"""The TND core: input -> input neurons, K rounds of (interaction, local dynamics), readout.
 
 One time step with input features ``f_t: [B, F]`` and state ``h: [B, N, d]``:
 
-    u      = scatter_sensory(f_t W_in + b_in)                [N, B, d], zero off sensory neurons
-    repeat inner_rounds times:
-        m  = I(h)                                            messages along the graph's edges
-        h  = F(h, m, u)                                      local per-neuron update
-    out    = h[motor] flattened                              [B, M * d]
+    u      = place_input(f_t W_in + b_in)                  [N, B, d], zero off the input neurons
+    repeat K = inner_rounds times:
+        m  = I(h)                                          messages along the graph's edges
+        h  = F(h, m, u)                                    local per-neuron update
+    out    = h[readout neurons] flattened                  [B, R * d]
 
-``W_in: [F, S, d]`` gives each sensory neuron its own projection of the input. Every round
+``W_in: [F, S, d]`` gives each input neuron its own projection of the input. Every round
 sees the same input ``u`` (the input is held during the step). The interaction weights are
 loop-invariant, and so are the dynamics' per-neuron parameters: `prepare` computes both once
 (per step for `step`, once per *sequence* in the model's scan), the per-step work is only
 messages and updates.
+
+**Latency.** The input enters the input neurons in the first round of a step and then
+travels one edge per round, so the readout at step t depends on the input at step t only
+if K >= D + 1, with D the graph's input -> readout distance (`NeuronGraph.hops`: D = 3 on
+``layered_ncp``, whose sensory -> inter -> command -> motor path has three edges; D = 1
+on ``fully_connected``; D = 0 when input and readout neurons overlap). With fewer rounds
+the actions lag the observations by ``ceil((D + 1) / K) - 1`` steps. ``inner_rounds="auto"``
+(the default) sets K = D + 1; an explicit K below it is allowed and warns once with
+`LatencyWarning`. Input placement (``input_neurons``: ``sensory`` | ``all``) and readout
+(``readout``: ``motor`` | ``all``) change D.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +45,43 @@ from tnd.interaction.operators import make_interaction
 MESSAGES = "tnd_messages"  # checkpoint name of the messages: a rematerialised step keeps them
 
 
+INPUT_PLACEMENTS = ("sensory", "all")
+READOUTS = ("motor", "all")
+
+
 class TNDCoreError(ValueError):
     """An invalid TND core option."""
+
+
+class LatencyWarning(UserWarning):
+    """inner_rounds is below the graph's input -> readout distance: actions lag the input."""
+
+
+def lag_steps(inner_rounds: int, distance: int) -> int:
+    """Steps by which actions lag the input with K rounds per step and input -> readout distance D."""
+    return -(-(int(distance) + 1) // int(inner_rounds)) - 1
+
+
+def resolve_inner_rounds(inner_rounds: int | str, distance: int, graph_name: str = "graph") -> int:
+    """K from ``inner_rounds`` (a positive int or ``"auto"``) and the input -> readout distance D.
+
+    ``"auto"`` gives ``D + 1``, the fewest rounds with no lag; an int that leaves a lag warns
+    once (`LatencyWarning`).
+    """
+    if isinstance(inner_rounds, str):
+        if inner_rounds != "auto":
+            raise TNDCoreError(f"inner_rounds must be a positive integer or 'auto', got {inner_rounds!r}.")
+        return int(distance) + 1
+    if isinstance(inner_rounds, (bool, np.bool_)) or not isinstance(inner_rounds, (int, np.integer)) or inner_rounds < 1:
+        raise TNDCoreError(f"inner_rounds must be a positive integer or 'auto', got {inner_rounds!r}.")
+    lag = lag_steps(inner_rounds, distance)
+    if lag > 0:
+        warnings.warn(
+            f"inner_rounds={int(inner_rounds)} on {graph_name} (input -> readout distance {distance}) makes "
+            f"every action see observations {lag} step(s) old; inner_rounds=auto ({int(distance) + 1}) removes the lag.",
+            LatencyWarning, stacklevel=2,
+        )
+    return int(inner_rounds)
 
 
 class TNDCore(nnx.Module):
@@ -48,7 +95,10 @@ class TNDCore(nnx.Module):
         (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``, ``chunk``).
       dynamics: one of ``tnd.dynamics.DYNAMICS``; ``dynamics_options`` go to it.
       sharing: ``shared`` | ``per_neuron`` | ``per_type`` dynamics parameters.
-      inner_rounds: communication rounds per time step (>= 1).
+      inner_rounds: communication rounds K per time step (>= 1), or ``"auto"``: one more than
+        the input -> readout distance, so actions do not lag the input (module docstring).
+      input_neurons: ``sensory`` (the graph's sensory neurons receive the input) | ``all``.
+      readout: ``motor`` (the graph's motor neurons are read out) | ``all``.
       path: ``auto`` | ``sparse`` | ``dense`` execution path of the interaction.
       edge_gate: learn a sigmoid gate per edge with an L1 penalty (`regularization`).
     """
@@ -56,29 +106,39 @@ class TNDCore(nnx.Module):
     def __init__(
         self, graph: NeuronGraph, in_features: int, *, rngs: nnx.Rngs, state_dim: int = 4,
         interaction: str = "scalar", dynamics: str = "leaky", sharing: str = "shared",
-        inner_rounds: int = 1, path: str = "auto", edge_gate: bool = False,
+        inner_rounds: int | str = "auto", path: str = "auto", edge_gate: bool = False,
         interaction_options: dict | None = None, dynamics_options: dict | None = None,
+        input_neurons: str = "sensory", readout: str = "motor",
     ):
         if not isinstance(state_dim, (int, np.integer)) or state_dim < 1:
             raise TNDCoreError(f"state_dim must be a positive integer, got {state_dim!r}.")
-        if not isinstance(inner_rounds, (int, np.integer)) or inner_rounds < 1:
-            raise TNDCoreError(f"inner_rounds must be a positive integer, got {inner_rounds!r}.")
+        if input_neurons not in INPUT_PLACEMENTS:
+            raise TNDCoreError(f"Unknown input_neurons {input_neurons!r}. Valid values: {', '.join(INPUT_PLACEMENTS)}.")
+        if readout not in READOUTS:
+            raise TNDCoreError(f"Unknown readout {readout!r}. Valid values: {', '.join(READOUTS)}.")
         self.graph = graph
         self.state_dim = int(state_dim)
-        self.inner_rounds = int(inner_rounds)
+        every = np.arange(graph.num_neurons)
+        inputs = graph.sensory if input_neurons == "sensory" else every
+        self._readout = tuple((graph.motor if readout == "motor" else every).tolist())
+        self.latency_hops = int(graph.hops(inputs, np.asarray(self._readout)))
+        self.inner_rounds = resolve_inner_rounds(inner_rounds, self.latency_hops, f"graph '{graph.name}'")
         self.interaction = make_interaction(
             interaction, graph, self.state_dim, rngs=rngs, path=path, edge_gate=edge_gate,
             **(interaction_options or {}),
         )
         self.dynamics = make_dynamics(dynamics, graph, self.state_dim, rngs=rngs, sharing=sharing, **(dynamics_options or {}))
-        num_sensory = int(graph.sensory.size)
+        num_inputs = int(inputs.size)
         self.input_kernel = nnx.Param(
-            jax.random.normal(rngs.params(), (in_features, num_sensory, self.state_dim)) / np.sqrt(in_features)
+            jax.random.normal(rngs.params(), (in_features, num_inputs, self.state_dim)) / np.sqrt(in_features)
         )
-        self.input_bias = nnx.Param(jnp.zeros((num_sensory, self.state_dim)))
-        slot = np.full(graph.num_neurons, num_sensory, np.int32)  # row S = zeros (non-sensory)
-        slot[graph.sensory] = np.arange(num_sensory, dtype=np.int32)
-        self._sensory_slot = tuple(slot.tolist())
+        self.input_bias = nnx.Param(jnp.zeros((num_inputs, self.state_dim)))
+        if input_neurons == "all":
+            self._input_slot = None  # u is already [N, B, d]
+        else:
+            slot = np.full(graph.num_neurons, num_inputs, np.int32)  # row S = zeros (non-input)
+            slot[inputs] = np.arange(num_inputs, dtype=np.int32)
+            self._input_slot = tuple(slot.tolist())
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -87,8 +147,8 @@ class TNDCore(nnx.Module):
 
     @property
     def out_features(self) -> int:
-        """Width of the core output: motor neurons times d."""
-        return int(self.graph.motor.size) * self.state_dim
+        """Width of the core output: read-out neurons times d."""
+        return len(self._readout) * self.state_dim
 
     @property
     def path(self) -> str:
@@ -102,11 +162,13 @@ class TNDCore(nnx.Module):
         """Loop-invariant interaction weights and dynamics parameters (compute once per sequence)."""
         return {"interaction": self.interaction.prepare(), "dynamics": self.dynamics.prepare()}
 
-    def sensory_input(self, features: jax.Array) -> jax.Array:
-        """Features ``[B, F]`` -> per-neuron input ``u: [N, B, d]`` (zero off sensory neurons)."""
+    def place_input(self, features: jax.Array) -> jax.Array:
+        """Features ``[B, F]`` -> per-neuron input ``u: [N, B, d]`` (zero off the input neurons)."""
         u = jnp.einsum("bf,fsd->sbd", features, self.input_kernel[...]) + self.input_bias[...][:, None, :]
+        if self._input_slot is None:
+            return u
         u = jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:], u.dtype)])
-        return u[np.asarray(self._sensory_slot)]
+        return u[np.asarray(self._input_slot)]
 
     def update(self, prepared: dict[str, Any], h: jax.Array, u: jax.Array) -> jax.Array:
         """The local update of one time step on neuron-major states ``h, u: [N, B, d]``."""
@@ -116,13 +178,14 @@ class TNDCore(nnx.Module):
         return h
 
     def readout(self, h: jax.Array) -> jax.Array:
-        """Neuron-major states ``[N, B, d]`` -> motor readout ``[B, M * d]``."""
-        motor = jnp.swapaxes(h[self.graph.motor], 0, 1)
-        return motor.reshape(motor.shape[0], -1)
+        """Neuron-major states ``[N, B, d]`` -> readout ``[B, R * d]`` (R read-out neurons)."""
+        read = h if len(self._readout) == self.num_neurons else h[np.asarray(self._readout)]
+        read = jnp.swapaxes(read, 0, 1)
+        return read.reshape(read.shape[0], -1)
 
     def neuron_major_step(self, prepared: dict[str, Any], h: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One time step on neuron-major states ``h: [N, B, d]`` -> (h, out ``[B, M*d]``)."""
-        h = self.update(prepared, h, self.sensory_input(features))
+        h = self.update(prepared, h, self.place_input(features))
         return h, self.readout(h)
 
     def step(self, prepared: dict[str, Any], carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:

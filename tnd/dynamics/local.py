@@ -4,9 +4,13 @@ Every neuron is updated from its own state ``h_i`` (d channels), its incoming me
 ``m_i`` and its input ``u_i`` (zero unless i is sensory) -- nothing else, which is what makes
 the model *local*. Families (`DYNAMICS`):
 
-* ``leaky``  leaky integrator with learned per-neuron time constants:
-             ``h' = h + (tanh(m W_m + h W_h + u + b) - h) / tau``, ``tau = 1 + softplus(s) >= 1``
-             (``s: [N, d]`` is always per neuron).
+* ``leaky``  leaky integrator with per-neuron time constants ``tau: [N, d]``:
+             ``h' = h + (tanh(m W_m + h W_h + u + b) - h) / tau``. Learned as
+             ``tau = 1/2 + exp(s)`` (`TAU_FLOOR`): the update stays a contraction towards its
+             target for every ``tau > 1/2``, and ``d tau / d s = tau - 1/2`` keeps the gradient
+             proportional to tau at every scale (a softplus floor at 1 froze taus near 1 and
+             moved large ones by tiny relative steps). ``learn_tau=False`` keeps the initial
+             taus fixed (state, not parameters).
 * ``gated``  GRU-like per-neuron update (the Flax ``GRUCell`` equations with ``m + u`` as input).
 * ``cfc``    CfC closed-form update (Hasani et al. 2022, ncps ``CfCCell`` default mode):
              ``z = act([m + u, h] W_bb)``, ``g = sigmoid(z W_a * t + z W_b)``,
@@ -100,22 +104,36 @@ class LocalDynamics(nnx.Module):
         return self.apply(self.prepare(), h, m, u)
 
 
+TAU_FLOOR = 0.5  # leaky time constants stay above this: h' = h + (target - h) / tau contracts
+
+
+class FixedTimeConstant(nnx.Variable):
+    """Leaky log time constants kept fixed (``learn_tau=False``): state, never trained or counted."""
+
+
 class LeakyDynamics(LocalDynamics):
     kind = "leaky"
 
     def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared",
-                 tau_min: float = 1.0, tau_max: float = 8.0):
+                 tau_min: float = 1.0, tau_max: float = 8.0, learn_tau: bool = True):
         super().__init__(graph, state_dim, sharing=sharing)
+        if not TAU_FLOOR < float(tau_min) <= float(tau_max):
+            raise DynamicsError(
+                f"Leaky time constants need {TAU_FLOOR} < tau_min <= tau_max, got tau_min={tau_min}, tau_max={tau_max}."
+            )
+        if not isinstance(learn_tau, (bool, np.bool_)):
+            raise DynamicsError(f"learn_tau must be true or false, got {learn_tau!r}.")
         d = state_dim
         self.w_message = self._param(rngs, (d, d))
         self.w_self = self._param(rngs, (d, d), scale=0.5 / math.sqrt(d))
         self.b = self._param(rngs, (d,), init="zeros")
         tau = jax.random.uniform(rngs.params(), (graph.num_neurons, d), minval=tau_min, maxval=tau_max)
-        self.tau_raw = nnx.Param(jnp.log(jnp.expm1(jnp.maximum(tau - 1.0, 1e-3))))  # softplus^-1
+        log_excess = jnp.log(tau - TAU_FLOOR)  # tau = TAU_FLOOR + exp(log_excess)
+        self.tau_log_excess = nnx.Param(log_excess) if learn_tau else FixedTimeConstant(log_excess)
 
     def time_constants(self) -> jax.Array:
-        """Per-neuron time constants ``tau: [N, d]`` (>= 1 step)."""
-        return 1.0 + jax.nn.softplus(self.tau_raw[...])
+        """Per-neuron time constants ``tau: [N, d]`` (> `TAU_FLOOR` steps)."""
+        return TAU_FLOOR + jnp.exp(self.tau_log_excess[...])
 
     def prepare(self):
         weights = jnp.concatenate([self.w_message[...], self.w_self[...]], axis=1)  # [G, 2d, d]
@@ -195,7 +213,8 @@ def make_dynamics(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rn
                   sharing: str = "shared", **options) -> LocalDynamics:
     """Builds dynamics ``kind`` (one of `DYNAMICS`) with ``sharing`` (one of `SHARING`).
 
-    Options: ``tau_min``/``tau_max`` (leaky, initial time-constant range), ``backbone_units``
+    Options: ``tau_min``/``tau_max`` (leaky, initial time-constant range), ``learn_tau``
+    (leaky; False keeps the initial taus fixed), ``backbone_units``
     and ``timespan`` (cfc).
     """
     if kind not in _KINDS:

@@ -1,10 +1,18 @@
-"""The Pong table: run folders -> one row per model (mean and 95% CI over seeds) -> MD/CSV/PNG.
+"""The Pong table: run folders -> one row per model or variant (mean and 95% CI over seeds) -> MD/CSV/PNG.
 
 Data flow::
 
     collect_runs(root)            every Hydra job folder under ``root`` -> RunRecord
-    aggregate(records, ...)       RunRecords -> Table (one TableRow per model)
+    aggregate(records, ...)       RunRecords -> Table (one TableRow per model, or per variant)
     write_markdown / write_csv / plot_table
+
+A *variant* is one combination of the values of the sweep's row keys (``keys``; the swept
+keys but the seed). The Pong table's only row key is ``model`` (rows = models); an
+ablation sweeps more keys (e.g. ``graph``, ``model.options.dynamics``), and every
+combination is a row, labelled from its values (``layered_ncp · K=2 · leaky · scalar``)
+and aggregated over seeds exactly like a model row. A run's value of a key is read from
+the overrides Hydra recorded in ``.hydra/overrides.yaml`` (the model also from the
+summary or the config).
 
 A *run folder* is a Hydra job folder: it holds ``.hydra/`` (``config.yaml``,
 ``overrides.yaml``, ``hydra.yaml``, written by Hydra) and, written by the trainer, either
@@ -50,12 +58,16 @@ __all__ = [
     "TableRow",
     "aggregate",
     "collect_runs",
+    "infer_row_keys",
     "load_expert_summary",
     "plot_table",
+    "plot_variants",
     "render_markdown",
+    "run_value",
     "student_t_cdf",
     "student_t_interval",
     "student_t_quantile",
+    "variant_labels",
     "write_csv",
     "write_markdown",
 ]
@@ -87,6 +99,14 @@ MODEL_LABELS: Mapping[str, str] = types.MappingProxyType({
     "transformer": "Transformer",
 })
 
+# Short names of swept keys in variant labels (``K=2``). A key not listed here is shown by
+# its value alone when all its values are names, else as ``<last part of the key>=<value>``.
+KEY_LABELS: Mapping[str, str] = types.MappingProxyType({
+    "model.options.inner_rounds": "K",
+    "param_budget": "budget",
+})
+VARIANT_LABEL_SEPARATOR = " · "
+MODEL_KEY, SEED_KEY = "model", "seed"
 
 
 class TableError(ValueError):
@@ -342,6 +362,44 @@ def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     return sorted(records, key=lambda r: str(r.path))
 
 
+def _override_key(line: str) -> str:
+    """``+graph.options.k@pkg=3`` -> ``graph.options.k``: the key an override line sets."""
+    return line.partition("=")[0].lstrip("+~").split("@")[0]
+
+
+def run_value(record: RunRecord, key: str) -> str | None:
+    """The value of swept ``key`` in one run, as Hydra's override text; None if unknown.
+
+    ``model`` and ``seed`` come from the record (summary, overrides or config); any other
+    key from the overrides Hydra recorded for the job (``.hydra/overrides.yaml``).
+    """
+    if key == MODEL_KEY:
+        return record.model
+    if key == SEED_KEY:
+        return None if record.seed is None else str(record.seed)
+    for line in record.overrides:
+        if "=" in line and _override_key(line) == key:
+            return line.partition("=")[2]
+    return None
+
+
+def infer_row_keys(records: Iterable[RunRecord], ignore: Iterable[str] = ()) -> tuple[str, ...]:
+    """Row keys of run folders without a sweep plan: ``model`` and every override key whose
+    value differs between the folders (first-seen order; the seed and ``ignore`` never).
+
+    Folders of a models × seeds sweep give ``("model",)``; an ablation's folders give
+    ``("model", "graph", ...)``.
+    """
+    skip = {MODEL_KEY, SEED_KEY, *ignore}
+    values: dict[str, set[str]] = {}
+    for record in records:
+        for line in record.overrides:
+            key = _override_key(line)
+            if "=" in line and key not in skip:
+                values.setdefault(key, set()).add(line.partition("=")[2])
+    return (MODEL_KEY, *(k for k, v in values.items() if len(v) > 1))
+
+
 def load_expert_summary(path: str | os.PathLike) -> dict | None:
     """The expert's metrics (same keys as summary.json) from ``path``; None if absent.
 
@@ -360,7 +418,7 @@ def load_expert_summary(path: str | os.PathLike) -> dict | None:
 
 @dataclasses.dataclass(frozen=True)
 class TableRow:
-    """One model: intervals over its ok seeds, and every run that did not count."""
+    """One model or variant: intervals over its ok seeds, and every run that did not count."""
 
     model: str
     label: str
@@ -369,7 +427,8 @@ class TableRow:
     expected_seeds: tuple[int, ...]
     failed: tuple[RunRecord, ...]
     unfinished: tuple[RunRecord, ...]
-    missing: tuple[RunRecord, ...]  # expected (model, seed) without a folder
+    missing: tuple[RunRecord, ...]  # expected (variant, seed) without a folder
+    variant: tuple[tuple[str, str], ...] = ()  # (row key, value) pairs; (("model", model),) in the Pong table
 
     @property
     def n_seeds(self) -> int:
@@ -389,14 +448,20 @@ class Table:
     rows: tuple[TableRow, ...]
     expert: Mapping[str, object] | None = None
     envs: tuple[str, ...] = ()  # envs named by the ok runs' summaries
-    unidentified: tuple[RunRecord, ...] = ()  # run folders whose model or seed is unknown
-    duplicates: tuple[RunRecord, ...] = ()  # extra folders for an already counted (model, seed)
-    paper: PublishedFigures = PAPER
+    unidentified: tuple[RunRecord, ...] = ()  # run folders whose model, seed or another row key is unknown
+    duplicates: tuple[RunRecord, ...] = ()  # extra folders for an already counted (variant, seed)
+    paper: PublishedFigures | None = PAPER  # None: no paper column (an ablation of one model)
     metrics: tuple[str, ...] = METRICS
+    keys: tuple[str, ...] = (MODEL_KEY,)  # row keys: ("model",) = one row per model
 
     @property
     def n_problems(self) -> int:
         return sum(len(r.problems) for r in self.rows) + len(self.unidentified)
+
+    @property
+    def is_variant_table(self) -> bool:
+        """True when rows are variants of more keys than the model (an ablation)."""
+        return self.keys != (MODEL_KEY,)
 
 
 _STATUS_RANK = {"ok": 0, "failed": 1, "unfinished": 2}
@@ -415,29 +480,102 @@ def _model_order(models: Iterable[str]) -> list[str]:
     return sorted(set(models), key=lambda m: (known.get(m, len(known)), m))
 
 
+def _variant_order(variants: Iterable[tuple[str, ...]], keys: Sequence[str]) -> list[tuple[str, ...]]:
+    """Variants sorted by model (the paper's order), then by their other values."""
+    variants = set(variants)
+    m = keys.index(MODEL_KEY)
+    rank = {model: i for i, model in enumerate(_model_order(v[m] for v in variants))}
+    return sorted(variants, key=lambda v: (rank[v[m]], v))
+
+
+def _is_name(value: str) -> bool:
+    """True for a value shown alone in a label (a name, not a number, bool or null)."""
+    try:
+        float(value)
+        return False
+    except ValueError:
+        return value.lower() not in ("true", "false", "null", "none", "")
+
+
+def variant_labels(variants: Sequence[tuple[str, ...]], keys: Sequence[str]) -> list[str]:
+    """A short readable label per variant (tuples of values in ``keys`` order).
+
+    Only keys whose value differs between the variants are named, joined by " · ": the
+    model by its paper name (MODEL_LABELS), a key of KEY_LABELS as ``K=2``, any other key
+    by its value alone when all its values are names (``leaky``) or else as
+    ``<last part of the key>=<value>``. Nothing differs (one row): the model's name.
+    """
+    parts: list[list[str]] = [[] for _ in variants]
+    for i, key in enumerate(keys):
+        values = [v[i] for v in variants]
+        if len(set(values)) < 2:
+            continue
+        if key == MODEL_KEY:
+            shown = [MODEL_LABELS.get(v, v) for v in values]
+        elif key not in KEY_LABELS and all(_is_name(v) for v in values):
+            shown = values
+        else:
+            short = KEY_LABELS.get(key, key.rsplit(".", 1)[-1])
+            shown = [f"{short}={v}" for v in values]
+        for part, text in zip(parts, shown):
+            part.append(text)
+    m = list(keys).index(MODEL_KEY)
+    return [VARIANT_LABEL_SEPARATOR.join(p) if p else MODEL_LABELS.get(v[m], v[m]) for p, v in zip(parts, variants)]
+
+
 def aggregate(
     records: Sequence[RunRecord],
     *,
     expected_models: Sequence[str] | None = None,
     expected_seeds: Sequence[int] | None = None,
     expert: Mapping[str, object] | None = None,
+    keys: Sequence[str] = (MODEL_KEY,),
+    expected_variants: Sequence[Sequence[str]] | None = None,
+    paper: PublishedFigures | None = PAPER,
 ) -> Table:
-    """One row per model with the mean and 95% Student-t CI over seeds of every metric.
+    """One row per variant with the mean and 95% Student-t CI over seeds of every metric.
 
-    expected_models / expected_seeds: the sweep's models × seeds. Expected pairs with no
-    folder become "missing" records; models with runs but not expected still get a row.
-    Defaults: the models seen, and the union of the seeds seen over all models (a seed one
-    model ran and another did not is reported missing for the other).
-    Several folders for one (model, seed): the best (ok > failed > unfinished, then the
+    keys: the row keys (the swept keys but the seed; must include "model"). The default
+    ``("model",)`` gives one row per model, the Pong table. A variant is a tuple of
+    values in ``keys`` order (see ``run_value``); runs with a key's value unknown are
+    listed in ``Table.unidentified``.
+    expected_variants / expected_seeds: the sweep's variants × seeds. Expected pairs with
+    no folder become "missing" records; variants with runs but not expected still get a
+    row. expected_models: with ``keys=("model",)`` the expected variants; with more keys,
+    only the expected variants (or, without them, the seen variants) of these models are
+    expected. Defaults: the variants seen, and the union of the seeds seen over all
+    variants (a seed one variant ran and another did not is reported missing for the other).
+    Several folders for one (variant, seed): the best (ok > failed > unfinished, then the
     newest) counts, the rest are listed in ``Table.duplicates``.
+    paper: the published figures shown beside ours; None for none (an ablation).
     """
-    identified = [r for r in records if r.model is not None and r.seed is not None]
-    unidentified = tuple(r for r in records if r.model is None or r.seed is None)
+    keys = tuple(keys)
+    if MODEL_KEY not in keys or SEED_KEY in keys or len(set(keys)) != len(keys):
+        raise TableError(f"Row keys must name 'model', not 'seed', each once; got {list(keys)}.")
+    if expected_variants is None and expected_models is not None and keys == (MODEL_KEY,):
+        expected_variants = [(m,) for m in expected_models]
+    if expected_variants is not None:
+        expected_variants = [tuple(str(x) for x in v) for v in expected_variants]
+        bad = [v for v in expected_variants if len(v) != len(keys)]
+        if bad:
+            raise TableError(f"Expected variant {list(bad[0])} does not give one value per row key {list(keys)}.")
+        if expected_models is not None:
+            expected_variants = [v for v in expected_variants if v[keys.index(MODEL_KEY)] in expected_models]
+    m = keys.index(MODEL_KEY)
 
-    chosen: dict[tuple[str, int], RunRecord] = {}
+    def identity(record: RunRecord) -> tuple[tuple[str, ...], int] | None:
+        values = tuple(run_value(record, k) for k in keys)
+        if record.seed is None or any(v is None for v in values):
+            return None
+        return values, int(record.seed)
+
+    ids = {id(r): identity(r) for r in records}
+    unidentified = tuple(r for r in records if ids[id(r)] is None)
+    chosen: dict[tuple[tuple[str, ...], int], RunRecord] = {}
     duplicates = []
+    identified = [r for r in records if ids[id(r)] is not None]
     for record in sorted(identified, key=lambda r: (_STATUS_RANK.get(r.status, 3), -_mtime(r.path))):
-        key = (str(record.model), int(record.seed))
+        key = ids[id(record)]
         if key in chosen:
             duplicates.append(record)
         else:
@@ -447,28 +585,35 @@ def aggregate(
         seeds = sorted({seed for _, seed in chosen})
     else:
         seeds = [int(s) for s in expected_seeds]
-    if expected_models is None:
-        models = _model_order(m for m, _ in chosen)
+    seen = _variant_order((v for v, _ in chosen), keys)
+    if expected_variants is None:
+        variants = seen
     else:
-        models = list(dict.fromkeys(expected_models))
-        models += [m for m in _model_order(m for m, _ in chosen) if m not in models]
+        variants = list(dict.fromkeys(expected_variants))
+        variants += [v for v in seen if v not in variants]
+
+    def is_expected(variant: tuple[str, ...]) -> bool:
+        if expected_variants is not None:
+            return variant in expected_variants
+        return expected_models is None or variant[m] in expected_models
 
     rows = []
-    for model in models:
-        runs = [r for (m, _), r in chosen.items() if m == model]
-        expected = sorted(set(seeds) if (expected_models is None or model in expected_models) else set())
-        seen = {r.seed for r in runs}
-        missing = tuple(RunRecord(model, s, "missing", None) for s in expected if s not in seen)
+    for variant, label in zip(variants, variant_labels(variants, keys)):
+        runs = [r for (v, _), r in chosen.items() if v == variant]
+        expected = sorted(set(seeds) if is_expected(variant) else set())
+        seen_seeds = {r.seed for r in runs}
+        missing = tuple(RunRecord(variant[m], s, "missing", None) for s in expected if s not in seen_seeds)
         ok = sorted((r for r in runs if r.status == "ok"), key=lambda r: r.seed)
         rows.append(TableRow(
-            model=model,
-            label=MODEL_LABELS.get(model, model),
+            model=variant[m],
+            label=label,
             stats=types.MappingProxyType({k: student_t_interval(_metric(r, k) for r in ok) for k in METRICS}),
             seeds=tuple(r.seed for r in ok),
-            expected_seeds=tuple(sorted(set(expected) | seen)),
+            expected_seeds=tuple(sorted(set(expected) | seen_seeds)),
             failed=tuple(sorted((r for r in runs if r.status == "failed"), key=lambda r: r.seed)),
             unfinished=tuple(sorted((r for r in runs if r.status == "unfinished"), key=lambda r: r.seed)),
             missing=missing,
+            variant=tuple(zip(keys, variant)),
         ))
     envs = sorted({str(r.metrics["env"]) for r in chosen.values() if r.status == "ok" and "env" in r.metrics})
     return Table(
@@ -477,6 +622,8 @@ def aggregate(
         envs=tuple(envs),
         unidentified=unidentified,
         duplicates=tuple(sorted(duplicates, key=lambda r: str(r.path))),
+        paper=paper,
+        keys=keys,
     )
 
 
@@ -523,10 +670,10 @@ def _problem_text(row: TableRow) -> str:
     return "; ".join(parts) if parts else "none"
 
 
-def _paper_cell(model: str) -> str:
-    if model in PAPER.values:
-        return f"{PAPER.values[model]:.2f}"
-    return "not published" if model in PAPER.models else "—"
+def _paper_cell(model: str, paper: PublishedFigures = PAPER) -> str:
+    if model in paper.values:
+        return f"{paper.values[model]:.2f}"
+    return "not published" if model in paper.models else "—"
 
 
 # Env names (summary.json "env") that play the paper's protocol: single-player Pong.
@@ -534,28 +681,40 @@ SINGLE_PLAYER_ENVS: tuple[str, ...] = ("pong", "single_pong", "single_player_pon
 
 
 def _env_note(table: Table) -> str:
-    envs = ", ".join(table.envs)
+    envs, protocol = ", ".join(table.envs), (table.paper or PAPER).protocol
     if all(e in SINGLE_PLAYER_ENVS for e in table.envs):
         return f"Our runs' environment: {envs} (single-player Pong, the paper's protocol)."
     if any("atari" in e.lower() or "ale" in e.lower() for e in table.envs):
         return (f"Our runs' environment: {envs}: Atari Pong against the built-in opponent, not the paper's "
-                f"{table.paper.protocol} protocol (a round also ends when the agent scores), so catches per "
+                f"{protocol} protocol (a round also ends when the agent scores), so catches per "
                 "round are not directly comparable with the paper's.")
-    return f"Our runs' environment: {envs}; the paper's protocol is {table.paper.protocol}."
+    return f"Our runs' environment: {envs}; the paper's protocol is {protocol}."
+
+
+def _variant_text(record: RunRecord, keys: Sequence[str]) -> str:
+    """``model=tnd, graph=ring`` for notes about single runs of a variant table."""
+    return ", ".join(f"{k}={run_value(record, k)}" for k in keys)
 
 
 def render_markdown(table: Table) -> str:
-    """The table as Markdown: ours with intervals, the paper's figures beside, then notes."""
-    paper_col = f"Paper: {METRIC_LABELS[table.paper.metric].lower()} †"
-    header = ["Model", "Seeds (ok / expected)"] + [METRIC_LABELS[m] for m in table.metrics] + [paper_col, "Failed / unfinished / missing"]
+    """The table as Markdown: ours with intervals, the paper's figures beside, then notes.
+
+    A variant table (``Table.is_variant_table``) has a "Variant" column of labels instead
+    of "Model", and no paper column when ``table.paper`` is None.
+    """
+    paper = table.paper
+    first = "Variant" if table.is_variant_table else "Model"
+    paper_cols = [f"Paper: {METRIC_LABELS[paper.metric].lower()} †"] if paper is not None else []
+    header = [first, "Seeds (ok / expected)"] + [METRIC_LABELS[m] for m in table.metrics] + paper_cols + ["Failed / unfinished / missing"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
     for row in table.rows:
         cells = [row.label, f"{row.n_seeds} / {len(row.expected_seeds)}"]
         cells += [format_interval(m, row.stats[m], row.n_seeds) for m in table.metrics]
-        cells += [_paper_cell(row.model), _problem_text(row)]
+        cells += [_paper_cell(row.model, paper)] if paper is not None else []
+        cells += [_problem_text(row)]
         lines.append("| " + " | ".join(cells) + " |")
     if table.expert is not None:
-        cells = ["Expert (reference)", "—"] + [_expert_cell(m, table.expert) for m in table.metrics] + ["—", "—"]
+        cells = ["Expert (reference)", "—"] + [_expert_cell(m, table.expert) for m in table.metrics] + ["—"] * len(paper_cols) + ["—"]
         lines.append("| " + " | ".join(cells) + " |")
 
     notes = [
@@ -563,25 +722,35 @@ def render_markdown(table: Table) -> str:
         "Ours: mean ± half-width of the 95% Student-t confidence interval over seeds "
         "(mean ± t₀.₉₇₅,ₙ₋₁·s/√n); \"n/a\" = one seed, interval undefined; \"—\" = no finished run. "
         "Score = points won − points lost per game.",
-        f"† The paper's published figures, not ours: {table.paper.citation}; "
-        f"{table.paper.protocol}, {METRIC_LABELS[table.paper.metric].lower()}; no intervals published. "
-        "\"not published\" = a baseline the paper compares without a published number.",
     ]
+    if table.is_variant_table:
+        notes.append("Variants: every combination of the swept keys " + ", ".join(f"`{k}`" for k in table.keys)
+                     + "; a label names the values that differ between rows (the CSV has one column per key).")
+    if paper is not None:
+        notes.append(
+            f"† The paper's published figures, not ours: {paper.citation}; "
+            f"{paper.protocol}, {METRIC_LABELS[paper.metric].lower()}; no intervals published. "
+            "\"not published\" = a baseline the paper compares without a published number.")
     if table.envs:
         notes.append(_env_note(table))
-    problems = [r for row in table.rows for r in row.problems] + list(table.unidentified)
+    problems = [(row.label, r) for row in table.rows for r in row.problems] + [(None, r) for r in table.unidentified]
     if problems:
+        keys = [MODEL_KEY, *(k for k in table.keys if k != MODEL_KEY), SEED_KEY]
+        named = ", ".join(keys[:-1]) + " or " + keys[-1]
         notes += ["", f"**Runs not counted ({len(problems)}):**", ""]
-        for r in problems:
+        for label, r in problems:
             where = f"`{r.path}`" if r.path is not None else "no run folder"
             why = {"failed": f"failed: {r.error}", "unfinished": "unfinished (no summary.json or error.json; killed or still running)",
                    "missing": "missing (expected by the sweep, never started)"}.get(r.status, r.status)
-            if r.model is None or r.seed is None:
-                why = f"{r.status}; model or seed unknown (no model=/seed= in .hydra/overrides.yaml or config)"
-            notes.append(f"- {MODEL_LABELS.get(r.model, r.model)} seed {r.seed}: {why} — {where}")
+            if label is None:
+                why = f"{r.status}; {named} unknown (no {'/'.join(k + '=' for k in keys)} in .hydra/overrides.yaml or config)"
+                label = _variant_text(r, table.keys) if table.is_variant_table else MODEL_LABELS.get(r.model, r.model)
+            notes.append(f"- {label} seed {r.seed}: {why} — {where}")
     if table.duplicates:
-        notes += ["", f"Duplicate run folders ignored ({len(table.duplicates)}; another folder for the same model and seed counted):", ""]
-        notes += [f"- {r.model} seed {r.seed} ({r.status}) — `{r.path}`" for r in table.duplicates]
+        what = "variant" if table.is_variant_table else "model"
+        notes += ["", f"Duplicate run folders ignored ({len(table.duplicates)}; another folder for the same {what} and seed counted):", ""]
+        notes += [f"- {_variant_text(r, table.keys) if table.is_variant_table else r.model} seed {r.seed} ({r.status}) — `{r.path}`"
+                  for r in table.duplicates]
     return "\n".join(lines + notes) + "\n"
 
 
@@ -604,27 +773,39 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
+def csv_columns(table: Table) -> tuple[str, ...]:
+    """CSV_COLUMNS, with one column per row key other than the model after "label" (a variant table)."""
+    extra = tuple(k for k in table.keys if k != MODEL_KEY)
+    i = CSV_COLUMNS.index("label") + 1
+    return CSV_COLUMNS[:i] + extra + CSV_COLUMNS[i:]
+
+
 def write_csv(table: Table, path: str | os.PathLike) -> Path:
-    """One line per model (source "ours"), plus the expert (source "expert").
+    """One line per model or variant (source "ours"), plus the expert (source "expert").
 
     ``<metric>_ci95`` is the interval half-width, ``_low``/``_high`` its ends; empty cells
-    are undefined (one seed, no run). ``paper_catches_per_round`` is the paper's figure.
+    are undefined (one seed, no run). ``paper_catches_per_round`` is the paper's figure
+    (empty when ``table.paper`` is None). A variant table has a column per row key, named
+    by the key (e.g. ``graph``, ``model.options.dynamics``), holding the variant's value.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = csv_columns(table)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in table.rows:
+            paper_value = table.paper.values.get(row.model) if table.paper is not None else None
             line = {
+                **{k: v for k, v in row.variant if k != MODEL_KEY},
                 "source": "ours", "model": row.model, "label": row.label,
                 "n_seeds": row.n_seeds, "n_expected": len(row.expected_seeds),
                 "seeds": " ".join(map(str, row.seeds)),
                 "n_failed": len(row.failed), "failed_seeds": " ".join(str(r.seed) for r in row.failed),
                 "n_unfinished": len(row.unfinished), "unfinished_seeds": " ".join(str(r.seed) for r in row.unfinished),
                 "n_missing": len(row.missing), "missing_seeds": " ".join(str(r.seed) for r in row.missing),
-                "paper_catches_per_round": _num(row.paper_value) if row.paper_value is not None else "",
-                "paper_citation": table.paper.citation if row.paper_value is not None else "",
+                "paper_catches_per_round": _num(paper_value) if paper_value is not None else "",
+                "paper_citation": table.paper.citation if paper_value is not None else "",
             }
             for m in METRICS:
                 iv = row.stats[m]
@@ -632,7 +813,7 @@ def write_csv(table: Table, path: str | os.PathLike) -> Path:
                              f"{m}_low": _num(iv.low), f"{m}_high": _num(iv.high)})
             writer.writerow(line)
         if table.expert is not None:
-            line = {c: "" for c in CSV_COLUMNS}
+            line = {c: "" for c in columns}
             line.update({"source": "expert", "model": "expert", "label": "Expert (reference)", "n_seeds": 1})
             for m in METRICS:
                 try:
@@ -651,18 +832,22 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
 
     The catches-per-round panel shows the paper's published figures as hatched bars beside
     ours, labelled as the paper's; the expert is a dashed reference line where given.
+    A variant table (an ablation) is drawn by ``plot_variants`` instead.
     """
+    if table.is_variant_table:
+        return plot_variants(table, path)
     from matplotlib.figure import Figure
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = table.rows
+    paper_metric = table.paper.metric if table.paper is not None else None
     x = np.arange(len(rows))
     fig = Figure(figsize=(4.2 * 3, 3.6 * 2), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
     for ax, metric in zip(axes, table.metrics):
-        width = 0.38 if metric == table.paper.metric else 0.7
-        offset = -width / 2 if metric == table.paper.metric else 0.0
+        width = 0.38 if metric == paper_metric else 0.7
+        offset = -width / 2 if metric == paper_metric else 0.0
         means = np.array([r.stats[metric].mean for r in rows], dtype=float)
         errs = np.array([r.stats[metric].half_width for r in rows], dtype=float)
         has = np.isfinite(means)
@@ -675,7 +860,7 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
             if note:
                 ax.annotate(note, (x[i] + offset, 0), xytext=(0, 3), textcoords="offset points",
                             ha="center", va="bottom", fontsize=7, rotation=90)
-        if metric == table.paper.metric:
+        if metric == paper_metric:
             paper = [(i, r.paper_value) for i, r in enumerate(rows) if r.paper_value is not None]
             if paper:
                 bars = ax.bar([i + width / 2 for i, _ in paper], [v for _, v in paper], width, color="white",
@@ -691,16 +876,71 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
         ax.set_title(METRIC_LABELS[metric])
         ax.set_xticks(x, [r.label for r in rows], rotation=30, ha="right", fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.5)
-        if metric in (table.paper.metric, "catch_rate"):
+        if metric in (paper_metric, "catch_rate"):
             ax.legend(fontsize=7, loc="best")
     for ax in axes[len(table.metrics):]:
         ax.axis("off")
     spare = axes[-1] if len(table.metrics) < len(axes) else None
     if spare is not None:
         text = (f"95% Student-t CI over seeds.\nEnv: {', '.join(table.envs) or 'unknown'}.\n"
-                f"Runs not counted: {table.n_problems}.\nPaper figures (hatched): Cai & Zhao,\n"
-                f"arXiv 2606.21295, {table.paper.protocol}.")
+                f"Runs not counted: {table.n_problems}.")
+        if table.paper is not None:
+            text += f"\nPaper figures (hatched): Cai & Zhao,\narXiv 2606.21295, {table.paper.protocol}."
         spare.text(0.0, 1.0, text, va="top", ha="left", fontsize=9, transform=spare.transAxes)
     fig.suptitle("Pong: behavior-cloned agents, mean and 95% CI over seeds")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _expert_value(table: Table, metric: str) -> float:
+    """The expert's value of ``metric``; NaN when there is no expert or no such value."""
+    try:
+        return float(table.expert[metric]) if table.expert is not None else math.nan
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_rate") -> Path:
+    """Horizontal bars of one metric per row, best on top, with 95% CI whiskers (Agg).
+
+    Meant for an ablation's many variants: rows are sorted by the mean (rows without a
+    finished run last, marked "no run"); a row with fewer seeds than expected or one seed
+    is annotated with its n. The expert, where given, is a dashed reference line. Whiskers
+    are the table's Student-t intervals, unclipped (a rate's interval may pass 0 or 1).
+    """
+    from matplotlib.figure import Figure
+
+    if metric not in METRICS:
+        raise TableError(f"Unknown metric '{metric}'; choose one of {', '.join(METRICS)}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    means = np.array([r.stats[metric].mean for r in table.rows], dtype=float)
+    order = sorted(range(len(table.rows)), key=lambda i: (not np.isfinite(means[i]), -np.nan_to_num(means[i], nan=0.0)))
+    rows = [table.rows[i] for i in order][::-1]  # barh draws bottom-up: best on top
+    means, errs = (np.array([r.stats[metric].mean for r in rows], dtype=float),
+                   np.array([r.stats[metric].half_width for r in rows], dtype=float))
+    y = np.arange(len(rows))
+    has = np.isfinite(means)
+    fig = Figure(figsize=(8.0, 1.4 + 0.28 * max(len(rows), 1)), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(y[has], means[has], 0.7, color="tab:blue", label="ours (mean ± 95% CI over seeds)")
+    bounded = has & np.isfinite(errs)
+    if bounded.any():
+        ax.errorbar(means[bounded], y[bounded], xerr=errs[bounded], fmt="none", ecolor="black", capsize=3)
+    for i, r in enumerate(rows):
+        n = r.stats[metric].n
+        note = "no run" if not has[i] else (f"n={n}" if n < 2 or n < len(r.expected_seeds) else "")
+        if note:
+            ax.annotate(note, (0, y[i]), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    expert = _expert_value(table, metric)
+    if math.isfinite(expert):
+        ax.axvline(expert, color="tab:green", linestyle="--", linewidth=1, label="expert (reference)")
+    ax.set_yticks(y, [r.label for r in rows], fontsize=8)
+    ax.set_xlabel(METRIC_LABELS[metric])
+    ax.axvline(0, color="grey", linewidth=0.5)
+    ax.legend(fontsize=7, loc="lower right")
+    keys = ", ".join(k for k in table.keys if k != MODEL_KEY) or MODEL_KEY
+    ax.set_title(f"{METRIC_LABELS[metric]} by variant ({keys}); env: {', '.join(table.envs) or 'unknown'}; "
+                 f"runs not counted: {table.n_problems}", fontsize=9)
     fig.savefig(path, dpi=110)
     return path

@@ -238,6 +238,34 @@ class NeuronGraph:
             perm[self.motor], neuron_types=types, labels=labels, name=self.name,
         )
 
+    # ------------------------------------------------------------------ distances
+    def hops(self, sources: Iterable[int] | np.ndarray, targets: Iterable[int] | np.ndarray) -> int | None:
+        """Edges on the shortest directed path from any of ``sources`` to any of ``targets``.
+
+        0 when the two sets share a neuron; ``None`` when no target is reachable. A signal
+        entering at ``sources`` needs this many message rounds to reach a target.
+        """
+        sources, targets = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
+        reached = np.zeros(self.num_neurons, bool)
+        reached[sources] = True
+        frontier, distance = reached.copy(), 0
+        is_target = np.zeros(self.num_neurons, bool)
+        is_target[targets] = True
+        while frontier.any():
+            if (frontier & is_target).any():
+                return distance
+            step = np.zeros_like(reached)
+            step[self.receivers[frontier[self.senders]]] = True
+            frontier = step & ~reached
+            reached |= step
+            distance += 1
+        return None
+
+    @property
+    def sensory_motor_hops(self) -> int:
+        """Edges on the shortest sensory -> motor path (0 when a neuron is both)."""
+        return int(self.hops(self.sensory, self.motor))
+
     # ------------------------------------------------------------------ validation
     def _check_motor_reachable(self) -> None:
         reached = np.zeros(self.num_neurons, bool)

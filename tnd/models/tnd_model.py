@@ -6,14 +6,18 @@ Registered as ``"tnd"`` with width option ``num_neurons``::
                 num_neurons=64, topology="layered_ncp", interaction="plastic", dynamics="cfc")
 
 Options (unknown values raise one error listing the valid ones):
-  num_neurons (64; or the given graph's), topology ("layered_ncp", any name in ``tnd.graph.topology_names()``),
-  topology_options (dict, e.g. ``{"density": 0.05}``), graph_seed (0), num_sensory /
-  num_motor (None -> ``max(1, N // 8)``), graph (a `NeuronGraph`; replaces the topology
-  options, and num_neurons must match it when given), state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
-  interaction_options (dict: rank, phi, gate_penalty, gate_init_logit, chunk), dynamics ("leaky" | "gated" |
-  "cfc"), dynamics_options (dict), sharing ("shared" | "per_neuron" | "per_type"),
-  inner_rounds (1), path ("auto" | "sparse" | "dense"), edge_gate (False),
-  encoder_features (32).
+  num_neurons (64; or the given graph's), topology ("layered_ncp", any name in
+  ``tnd.graph.topology_names()``), topology_options (dict, e.g. ``{"density": 0.05}``),
+  graph_seed (0), num_sensory / num_motor (None -> ``max(1, N // 8)``), graph (a
+  `NeuronGraph`; replaces the topology options, and num_neurons must match it when given),
+  state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
+  interaction_options (dict: rank, phi, gate_penalty, gate_init_logit, chunk), dynamics
+  ("leaky" | "gated" | "cfc"), dynamics_options (dict: tau_min, tau_max, learn_tau for
+  leaky; backbone_units, timespan for cfc), sharing ("shared" | "per_neuron" | "per_type"),
+  inner_rounds ("auto": one more than the graph's input -> readout distance, the fewest
+  rounds with which actions do not lag the input; or a positive int), input_neurons
+  ("sensory" | "all"), readout ("motor" | "all"), path ("auto" | "sparse" | "dense"),
+  edge_gate (False), encoder_features (32).
 
 With ``edge_gate=True`` add ``model.regularization()`` to the training loss (it is 0.0
 otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surviving edges.
@@ -90,7 +94,8 @@ def build_tnd(
     topology_options: dict | None = None, graph_seed: int = 0, num_sensory: int | None = None,
     num_motor: int | None = None, graph: NeuronGraph | None = None, state_dim: int = 4,
     interaction: str = "scalar", interaction_options: dict | None = None, dynamics: str = "leaky",
-    dynamics_options: dict | None = None, sharing: str = "shared", inner_rounds: int = 1,
+    dynamics_options: dict | None = None, sharing: str = "shared", inner_rounds: int | str = "auto",
+    input_neurons: str = "sensory", readout: str = "motor",
     path: str = "auto", edge_gate: bool = False, encoder_features: int = 32,
 ) -> TNDModel:
     """Builds the TND model (see the module docstring for the options)."""
@@ -101,6 +106,6 @@ def build_tnd(
     return TNDModel(
         graph, obs_shape=obs_shape, num_actions=num_actions, rngs=rngs, encoder_features=encoder_features,
         state_dim=state_dim, interaction=interaction, dynamics=dynamics, sharing=sharing,
-        inner_rounds=inner_rounds, path=path, edge_gate=edge_gate,
+        inner_rounds=inner_rounds, input_neurons=input_neurons, readout=readout, path=path, edge_gate=edge_gate,
         interaction_options=interaction_options, dynamics_options=dynamics_options,
     )
