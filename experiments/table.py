@@ -2,6 +2,8 @@
 
     tnd-table                                   # default scale: sweep, then results/pong_table.{md,csv,png}
     tnd-table scale=paper                       # -> multirun/pong_table/paper, results/pong_table_paper.*
+    tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> results/tnd_ablation.*
+    tnd-table --experiment learning_curves      # longer runs with periodic validation evals (then tnd-curves)
     tnd-table hydra/launcher=joblib hydra.launcher.n_jobs=2
     tnd-table hydra/launcher=submitit_slurm hydra.launcher.partition=gpu
     tnd-table model=tnd,lstm seed=0 train.steps=20   # any trainer override passes through
@@ -12,20 +14,28 @@ How it works:
 
 1. The trainer composes ``experiment=<experiment> <overrides> --cfg hydra`` (no training)
    and the driver reads ``hydra.sweeper.params``; with the command-line overrides on top
-   (Hydra's own rules: the command line wins) this gives the expected jobs, models × seeds.
+   (Hydra's own rules: the command line wins) this gives the expected jobs, models × seeds
+   (× the values of any other key the experiment sweeps: every combination of the swept
+   keys but the seed is one row, a *variant*; the Pong table's rows are its models).
    They are saved in ``<sweep-dir>/sweep.json`` so ``--aggregate-only`` knows them too.
+   Only keys of ``hydra.sweeper.params`` may vary; model and seed always must be set.
 2. Run folders are stable: ``hydra.sweep.dir=<sweep-dir>`` and
    ``hydra.sweep.subdir=${hydra.job.override_dirname}`` with every non-swept key excluded,
-   so a job lands in ``<sweep-dir>/model=<m>,seed=<s>`` whatever else is overridden.
+   so a job lands in ``<sweep-dir>/model=<m>,seed=<s>`` (an ablation's folder names its
+   other swept keys too, sorted by Hydra: ``graph=ring,model.options.dynamics=gated,model=tnd,seed=0``)
+   whatever else is overridden, and also when the command line narrows a swept key.
 3. Resume: jobs whose folder holds ``summary.json`` are skipped; the others (never
    started, unfinished or failed earlier) are launched as few multiruns as possible over
-   exactly those (model, seed) pairs. The trainer resumes an unfinished job from its own
-   checkpoint in the same folder. A job that fails during this invocation is not retried
+   exactly those jobs (disjoint grids of the swept keys' values). The trainer resumes an
+   unfinished job from its own checkpoint in the same folder. A job that fails during this invocation is not retried
    in it; a launcher that stops at the first failure (the basic one) is relaunched over
    what remains. A finished folder made with other overrides is refused, not reused.
 4. The run folders are aggregated (tnd.evaluation.table) into Markdown, CSV and PNG under
-   ``--results-dir``, and the Markdown table is printed. An ``expert_summary.json`` at the
-   sweep root (or ``--expert-summary``) becomes the expert's reference row.
+   ``--results-dir`` (``<experiment>.*`` at the default scale, ``<experiment>_<scale>.*``
+   otherwise), and the Markdown table is printed. An ablation's PNG shows the catch rate
+   per variant, sorted; its table has no paper column (the paper's figure is for one TND).
+   An ``expert_summary.json`` at the sweep root (or ``--expert-summary``) becomes the
+   expert's reference row.
 
 Exit status: 0 when every expected run finished, 1 when the table lists failed, unfinished
 or missing runs after a sweep, 2 for bad input.
@@ -34,6 +44,7 @@ or missing runs after a sweep, 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -49,7 +60,12 @@ from tnd.run_folder import write_json
 DEFAULT_EXPERIMENT = "pong_table"
 DEFAULT_SCALE = "default"
 SWEEP_FILE = "sweep.json"
-SWEPT_KEYS = ("model", "seed")
+MODEL_KEY, SEED_KEY = tbl.MODEL_KEY, tbl.SEED_KEY
+SWEPT_KEYS = (MODEL_KEY, SEED_KEY)  # swept by every table sweep; an experiment may sweep more keys
+
+
+# Override keys that never make rows when the keys are inferred from run folders (no sweep.json).
+NEVER_ROW_KEYS = ("experiment", "scale", "data.root")
 
 
 class SweepError(tbl.TableError):
@@ -114,8 +130,24 @@ def _sweeper_params(train_command: list[str], experiment: str, task: list[str], 
     return dict(params)
 
 
+def swept_keys(params: dict) -> tuple[str, ...]:
+    """The sweep's identity keys: ``model``, the other keys of ``hydra.sweeper.params`` in
+    their order, then ``seed`` (``("model", "seed")`` for the Pong table).
+
+    Every job sets them all; they name its run folder, and every combination of their
+    values but the seed is one row (variant) of the table. A key stays one even when the
+    command line narrows it to one value, so the folder is the same as in the full sweep.
+    """
+    declared = [_key(str(k)) for k in params]
+    return (MODEL_KEY, *dict.fromkeys(k for k in declared if k not in SWEPT_KEYS), SEED_KEY)
+
+
 def plan_jobs(params: dict, experiment: str, task: list[str]) -> list[list[str]]:
-    """Every job's overrides, expanded exactly as Hydra's basic sweeper does."""
+    """Every job's overrides, expanded exactly as Hydra's basic sweeper does.
+
+    Only the keys of ``hydra.sweeper.params`` (and model, seed) may take several values;
+    a key swept on the command line alone would give rows the experiment does not declare.
+    """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     lines = [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *task]
@@ -128,50 +160,89 @@ def plan_jobs(params: dict, experiment: str, task: list[str]) -> list[list[str]]
                 f"The sweep must set {' and '.join(absent)} for every job: add them to "
                 f"hydra.sweeper.params in conf/experiment/{experiment}.yaml or pass e.g. model=tnd,lstm seed=0,1."
             )
-    varying = sorted({_key(o) for o in jobs[0]} - set(SWEPT_KEYS)) if jobs else []
+    keys = swept_keys(params)
+    varying = sorted({_key(o) for o in jobs[0]} - set(keys)) if jobs else []
     varying = [k for k in varying if len({next(o for o in j if _key(o) == k) for j in jobs}) > 1]
     if varying:
         raise SweepError(
-            f"The table sweeps models × seeds only, but {', '.join(varying)} also varies; "
-            "run one tnd-table per value (with its own --sweep-dir)."
+            f"The table's rows are the keys swept in conf/experiment/{experiment}.yaml ({', '.join(keys)}), "
+            f"but {', '.join(varying)} also varies; add it to hydra.sweeper.params there, "
+            "or run one tnd-table per value (with its own --sweep-dir)."
         )
     return [list(job) for job in jobs]
 
 
-def _job_id(job: list[str]) -> tuple[str, int]:
-    values = {_key(o): o.partition("=")[2] for o in job}
+def _values(job: list[str]) -> dict[str, str]:
+    return {_key(o): o.partition("=")[2] for o in job}
+
+
+def _job_id(job: list[str], keys: Sequence[str] = SWEPT_KEYS) -> tuple:
+    """The job's values of ``keys`` (seed last, as an int): ``("tnd", 0)`` in the Pong table."""
+    values = _values(job)
     try:
-        return values["model"], int(values["seed"])
+        return (*(values[k] for k in keys[:-1]), int(values[keys[-1]]))
     except ValueError as exc:
-        raise SweepError(f"Seeds must be integers, got seed={values['seed']}.") from exc
+        raise SweepError(f"Seeds must be integers, got seed={values[keys[-1]]}.") from exc
 
 
-def _group_jobs(jobs: list[list[str]]) -> list[list[str]]:
-    """Few multirun override lists (model=a,b seed=0,1 + fixed ones) covering exactly ``jobs``."""
-    fixed = [o for o in jobs[0] if _key(o) not in SWEPT_KEYS]
-    seeds_of: dict[str, list[int]] = {}
-    for job in jobs:
-        model, seed = _job_id(job)
-        seeds_of.setdefault(model, []).append(seed)
-    models_of: dict[tuple[int, ...], list[str]] = {}
-    for model, seeds in seeds_of.items():
-        models_of.setdefault(tuple(sorted(seeds)), []).append(model)
-    return [[*fixed, "model=" + ",".join(models), "seed=" + ",".join(map(str, seeds))]
-            for seeds, models in models_of.items()]
+def _products(ids: Sequence[tuple]) -> list[tuple[tuple, ...]]:
+    """Disjoint cartesian products that cover exactly the identities ``ids`` (n-tuples).
+
+    Recursively on the first position: the values whose remaining tuples are the same set
+    are swept together, so a full grid is one product and a grid missing a few jobs a few.
+    Returns one tuple of per-position value tuples per product (first-seen order).
+    """
+    if not ids:
+        return []
+    if len(ids[0]) == 0:
+        return [()]
+    tails_of: dict = {}
+    for ident in ids:
+        tails_of.setdefault(ident[0], []).append(ident[1:])
+    heads_of: dict = {}
+    for head, tails in tails_of.items():
+        heads_of.setdefault(frozenset(tails), []).append(head)
+    out = []
+    for head, tails in tails_of.items():
+        heads = heads_of.get(frozenset(tails))
+        if heads is None or heads[0] != head:
+            continue  # swept with the first head of the same tails
+        out += [(tuple(heads), *rest) for rest in _products(list(dict.fromkeys(tails)))]
+    return out
+
+
+def _group_jobs(jobs: list[list[str]], keys: Sequence[str] = SWEPT_KEYS) -> list[list[str]]:
+    """Few multirun override lists (fixed ones + ``key=a,b`` per swept key) covering exactly ``jobs``."""
+    fixed = [o for o in jobs[0] if _key(o) not in keys]
+    raw_key = {_key(o): o.partition("=")[0] for o in jobs[0]}
+    groups = []
+    for product in _products([_job_id(j, keys) for j in jobs]):
+        lines = [f"{raw_key[k]}=" + ",".join(str(v) for v in (sorted(vs) if k == SEED_KEY else vs))
+                 for k, vs in zip(keys, product)]
+        groups.append([*fixed, *lines])
+    return groups
 
 
 # --------------------------------------------------------------------------- running
 
 
-def _best_by_job(sweep_dir: Path) -> dict[tuple[str, int], tbl.RunRecord]:
+def _record_id(record: tbl.RunRecord, keys: Sequence[str]) -> tuple | None:
+    """A run folder's identity in ``keys`` (as ``_job_id``); None when a value is unknown."""
+    values = [tbl.run_value(record, k) for k in keys[:-1]]
+    if record.seed is None or any(v is None for v in values):
+        return None
+    return (*values, record.seed)
+
+
+def _best_by_job(sweep_dir: Path, keys: Sequence[str] = SWEPT_KEYS) -> dict[tuple, tbl.RunRecord]:
     if not sweep_dir.is_dir():
         return {}
     rank = {"ok": 0, "failed": 1, "unfinished": 2}
-    best: dict[tuple[str, int], tbl.RunRecord] = {}
+    best: dict[tuple, tbl.RunRecord] = {}
     for record in tbl.collect_runs(sweep_dir):
-        if record.model is None or record.seed is None:
+        key = _record_id(record, keys)
+        if key is None:
             continue
-        key = (record.model, record.seed)
         if key not in best or rank[record.status] < rank[best[key].status]:
             best[key] = record
     return best
@@ -187,9 +258,9 @@ def _stamp(record: tbl.RunRecord | None):
     return tuple(stamps)
 
 
-def _check_not_stale(jobs: list[list[str]], best: dict[tuple[str, int], tbl.RunRecord]) -> None:
+def _check_not_stale(jobs: list[list[str]], best: dict[tuple, tbl.RunRecord], keys: Sequence[str] = SWEPT_KEYS) -> None:
     for job in jobs:
-        record = best.get(_job_id(job))
+        record = best.get(_job_id(job, keys))
         if record is not None and record.status == "ok" and record.overrides and set(record.overrides) != set(job):
             raise SweepError(
                 f"Run folder {record.path} finished with overrides {list(record.overrides)}, but this sweep asks "
@@ -204,10 +275,14 @@ def run_sweep(
     hydra_overrides: list[str],
     sweep_dir: Path,
     retry_failed: bool = True,
+    keys: Sequence[str] = SWEPT_KEYS,
 ) -> None:
-    """Launches multiruns until every job finished or was tried once in this invocation."""
-    constant = [k for k in dict.fromkeys(_key(o) for o in jobs[0])
-                if k not in SWEPT_KEYS and len({next(o for o in j if _key(o) == k) for j in jobs}) == 1]
+    """Launches multiruns until every job finished or was tried once in this invocation.
+
+    ``keys`` (``swept_keys``) name the run folders: every other override is excluded from
+    Hydra's override_dirname, so a job lands in ``<sweep_dir>/<key>=<value>,...``.
+    """
+    constant = [k for k in dict.fromkeys(_key(o) for o in jobs[0]) if k not in keys]
     exclude = "[" + ",".join(f"'{k}'" for k in constant) + "]"
     if "'" in str(sweep_dir):
         raise SweepError(f"The sweep folder '{sweep_dir}' contains a quote; pick a --sweep-dir without one.")
@@ -216,13 +291,13 @@ def run_sweep(
         "hydra.sweep.subdir=${hydra.job.override_dirname}",
         f"hydra.job.config.override_dirname.exclude_keys={exclude}",
     ]
-    tried: set[tuple[str, int]] = set()
+    tried: set[tuple] = set()
     for _ in range(len(jobs) + 1):
-        best = _best_by_job(sweep_dir)
-        _check_not_stale(jobs, best)
+        best = _best_by_job(sweep_dir, keys)
+        _check_not_stale(jobs, best, keys)
         pending = []
         for job in jobs:
-            key = _job_id(job)
+            key = _job_id(job, keys)
             record = best.get(key)
             status = record.status if record is not None else "missing"
             if status == "ok" or key in tried or (status == "failed" and not retry_failed):
@@ -230,15 +305,15 @@ def run_sweep(
             pending.append(job)
         if not pending:
             return
-        finished = sum(1 for job in jobs if getattr(best.get(_job_id(job)), "status", None) == "ok")
+        finished = sum(1 for job in jobs if getattr(best.get(_job_id(job, keys)), "status", None) == "ok")
         print(f"[tnd-table] {len(jobs)} jobs: {finished} finished, launching {len(pending)}", flush=True)
         progress = False
-        for group in _group_jobs(pending):
-            before = {_job_id(j): _stamp(best.get(_job_id(j))) for j in pending}
+        for group in _group_jobs(pending, keys):
+            before = {_job_id(j, keys): _stamp(best.get(_job_id(j, keys))) for j in pending}
             cmd = [*train_command, "-m", *group, *hydra_overrides, *placement]
             print("[tnd-table] $ " + shlex.join(cmd), flush=True)
             rc = subprocess.call(cmd)
-            best = _best_by_job(sweep_dir)
+            best = _best_by_job(sweep_dir, keys)
             for key, stamp in before.items():
                 if _stamp(best.get(key)) != stamp:
                     tried.add(key)
@@ -254,24 +329,43 @@ def run_sweep(
 # --------------------------------------------------------------------------- entry point
 
 
-def _write_sweep_file(sweep_dir: Path, experiment: str, overrides: list[str], jobs: list[list[str]]) -> None:
-    ids = [_job_id(j) for j in jobs]
+def _write_sweep_file(sweep_dir: Path, experiment: str, overrides: list[str], jobs: list[list[str]],
+                      keys: Sequence[str] = SWEPT_KEYS) -> None:
+    """``sweep.json``: the planned jobs, models, seeds, swept keys and variants (rows)."""
+    ids = [_job_id(j, keys) for j in jobs]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SWEEP_FILE).write_text(json.dumps({
         "experiment": experiment,
         "overrides": overrides,
-        "models": list(dict.fromkeys(m for m, _ in ids)),
-        "seeds": sorted({s for _, s in ids}),
+        "models": list(dict.fromkeys(i[0] for i in ids)),
+        "seeds": sorted({i[-1] for i in ids}),
+        "keys": list(keys),
+        "variants": [list(v) for v in dict.fromkeys(i[:-1] for i in ids)],
         "jobs": jobs,
     }, indent=2) + "\n")
 
 
-def _expected(sweep_dir: Path, models: str | None, seeds: str | None) -> tuple[list[str] | None, list[int] | None]:
-    expected_models = expected_seeds = None
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What the sweep expects, for the aggregation (None: not known, use what is found)."""
+
+    row_keys: tuple[str, ...] | None  # swept keys but the seed
+    variants: list[list[str]] | None
+    models: list[str] | None
+    seeds: list[int] | None
+
+
+def _expected(sweep_dir: Path, models: str | None, seeds: str | None) -> Expected:
+    row_keys = variants = expected_models = expected_seeds = None
     sweep_file = sweep_dir / SWEEP_FILE
     if sweep_file.is_file():
-        data = json.loads(sweep_file.read_text())
+        try:
+            data = json.loads(sweep_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SweepError(f"Cannot read {sweep_file}: {exc}. Delete it (or rerun the sweep) and retry.") from exc
         expected_models, expected_seeds = data.get("models"), data.get("seeds")
+        if data.get("keys"):
+            row_keys, variants = tuple(data["keys"][:-1]), data.get("variants")
     if models:
         expected_models = [m.strip() for m in models.split(",") if m.strip()]
     if seeds:
@@ -279,7 +373,7 @@ def _expected(sweep_dir: Path, models: str | None, seeds: str | None) -> tuple[l
             expected_seeds = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError as exc:
             raise SweepError(f"--seeds takes comma-separated integers, got '{seeds}'.") from exc
-    return expected_models, expected_seeds
+    return Expected(row_keys, variants, expected_models, expected_seeds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,18 +433,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_command = shlex.split(args.train_command)
             params = _sweeper_params(train_command, args.experiment, task, hydra_)
             jobs = plan_jobs(params, args.experiment, task)
-            _check_not_stale(jobs, _best_by_job(sweep_dir))
-            _write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs)
+            keys = swept_keys(params)
+            _check_not_stale(jobs, _best_by_job(sweep_dir, keys), keys)
+            _write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs, keys)
             run_sweep(train_command=train_command, jobs=jobs, hydra_overrides=hydra_,
-                      sweep_dir=sweep_dir, retry_failed=args.retry_failed)
-        expected_models, expected_seeds = _expected(sweep_dir, args.models, args.seeds)
+                      sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys)
+        expected = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)
         if args.expert_summary is None:
             write_expert_summary(sweep_dir, records)
         expert = tbl.load_expert_summary(args.expert_summary or sweep_dir)
         if args.expert_summary is not None and expert is None:
             raise SweepError(f"--expert-summary {args.expert_summary} does not exist.")
-        table = tbl.aggregate(records, expected_models=expected_models, expected_seeds=expected_seeds, expert=expert)
+        row_keys = expected.row_keys or tbl.infer_row_keys(records, ignore=NEVER_ROW_KEYS)
+        table = tbl.aggregate(records, keys=row_keys, expected_variants=expected.variants,
+                              expected_models=expected.models, expected_seeds=expected.seeds, expert=expert,
+                              paper=tbl.PAPER if row_keys == (MODEL_KEY,) else None)
     except tbl.TableError as exc:
         print(f"tnd-table: error: {exc}", file=sys.stderr)
         return 2

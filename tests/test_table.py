@@ -296,3 +296,206 @@ def test_smoke_sweep(tmp_path, monkeypatch):
     assert (results / "pong_table_smoke.md").exists() and (results / "pong_table_smoke.png").exists()
     assert driver.main(["scale=smoke", "model=tnd,lstm", "seed=0", "--sweep-dir", str(sweep_dir),
                         "--results-dir", str(results)]) == 0  # resumed: nothing to rerun
+
+
+# --------------------------------------------------------------------------- variants (ablations)
+
+
+ABLATION_KEYS = ("model", "graph", "model.options.inner_rounds")
+
+
+def _variant_folder(root: Path, seed: int, graph: str, rounds: str, *, summary: dict | None = None,
+                    error: dict | None = None, model: str = "tnd") -> Path:
+    """A job folder of an ablation sweep: model, graph, inner rounds and seed swept."""
+    overrides = [f"model={model}", f"graph={graph}", f"model.options.inner_rounds={rounds}", f"seed={seed}",
+                 "experiment=tnd_ablation"]
+    run = root / ",".join(sorted(o for o in overrides if not o.startswith("experiment=")))
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model}, "seed": seed}))
+    if summary is not None:
+        (run / "summary.json").write_text(json.dumps({"model": model, "seed": seed, **summary}))
+    if error is not None:
+        (run / "error.json").write_text(json.dumps(error))
+    return run
+
+
+@pytest.fixture
+def ablation(tmp_path) -> Path:
+    """ring/K=1: seeds 0-1 ok (0.4, 0.6); ring/K=2: seed 0 ok, seed 1 failed; grid/K=1: seed 0 ok; grid/K=2: none."""
+    root = tmp_path / "multirun" / "tnd_ablation" / "default"
+    _variant_folder(root, 0, "ring", "1", summary=_summary(0.4, 1.0, -3.0))
+    _variant_folder(root, 1, "ring", "1", summary=_summary(0.6, 2.0, -1.0))
+    _variant_folder(root, 0, "ring", "2", summary=_summary(0.9, 5.0, 2.0))
+    _variant_folder(root, 1, "ring", "2", error={"error": "loss is NaN at step 3"})
+    _variant_folder(root, 0, "grid", "1", summary=_summary(0.2, 0.5, -5.0))
+    return root
+
+
+def test_plan_jobs_with_more_swept_keys():
+    params = {"model": "tnd", "graph": "ring,grid", "model.options.inner_rounds": "1,2", "seed": "0,1"}
+    keys = driver.swept_keys(params)
+    assert keys == ("model", "graph", "model.options.inner_rounds", "seed")
+    jobs = driver.plan_jobs(params, "tnd_ablation", ["train.steps=3"])
+    assert len(jobs) == 8 and all("train.steps=3" in j for j in jobs)
+    assert driver._job_id(jobs[0], keys) == ("tnd", "ring", "1", 0)
+    # the command line narrows a swept key: the key stays an identity key (same folders as the full sweep)
+    narrowed = driver.plan_jobs(params, "tnd_ablation", ["model.options.inner_rounds=2", "seed=1"])
+    assert [driver._job_id(j, keys) for j in narrowed] == [("tnd", "ring", "2", 1), ("tnd", "grid", "2", 1)]
+    with pytest.raises(driver.SweepError, match="model.options.dynamics also varies"):
+        driver.plan_jobs(params, "tnd_ablation", ["model.options.dynamics=leaky,gated"])
+    # the keys of sweep.json for the pong table: unchanged
+    assert driver.swept_keys({"model": "a,b", "seed": "0"}) == ("model", "seed")
+
+
+def _expand(group: list[str], keys) -> set[tuple]:
+    """The job identities one multirun override list launches."""
+    import itertools
+
+    values = {driver._key(o): o.partition("=")[2].split(",") for o in group}
+    return {(*combo[:-1], int(combo[-1])) for combo in itertools.product(*(values[k] for k in keys))}
+
+
+def test_group_jobs_cover_exactly_the_pending_variants():
+    params = {"model": "tnd", "graph": "ring,grid,ws", "model.options.inner_rounds": "1,2", "seed": "0,1,2"}
+    keys = driver.swept_keys(params)
+    jobs = driver.plan_jobs(params, "tnd_ablation", [])
+    assert len(driver._group_jobs(jobs, keys)) == 1  # the full grid: one multirun
+    done = {("tnd", "ring", "1", 0), ("tnd", "ring", "1", 1), ("tnd", "grid", "2", 2), ("tnd", "ws", "1", 0)}
+    pending = [j for j in jobs if driver._job_id(j, keys) not in done]
+    groups = driver._group_jobs(pending, keys)
+    launched = [_expand(g, keys) for g in groups]
+    assert set().union(*launched) == {driver._job_id(j, keys) for j in pending}
+    assert sum(map(len, launched)) == len(pending)  # disjoint: no job launched twice
+    assert len(groups) < len(pending)
+    assert all(g[0] == "experiment=tnd_ablation" for g in groups)
+
+
+def test_variant_labels_name_what_differs():
+    keys = ("model", "graph", "model.options.inner_rounds", "model.options.dynamics", "lr")
+    variants = [("tnd", "layered_ncp", "auto", "leaky", "0.1"), ("tnd", "small_world", "1", "leaky", "0.2")]
+    assert tbl.variant_labels(variants, keys) == ["layered_ncp · K=auto · lr=0.1", "small_world · K=1 · lr=0.2"]
+    assert tbl.variant_labels([("tnd",), ("lstm",)], ("model",)) == ["TND", "LSTM"]
+    assert tbl.variant_labels([("tnd", "ring")], ("model", "graph")) == ["TND"]  # one row: the model
+
+
+def test_aggregate_rows_per_variant(ablation, tmp_path):
+    records = tbl.collect_runs(ablation)
+    assert tbl.infer_row_keys(records, ignore=("experiment",)) == ABLATION_KEYS
+    expected = [("tnd", g, k) for g in ("ring", "grid") for k in ("1", "2")]
+    table = tbl.aggregate(records, keys=ABLATION_KEYS, expected_variants=expected, expected_seeds=[0, 1], paper=None)
+    assert [r.label for r in table.rows] == ["ring · K=1", "ring · K=2", "grid · K=1", "grid · K=2"]
+    rows = {r.label: r for r in table.rows}
+    ring1 = rows["ring · K=1"]
+    assert ring1.seeds == (0, 1) and ring1.problems == () and ring1.model == "tnd"
+    assert ring1.stats["catch_rate"].mean == pytest.approx(0.5)
+    assert ring1.stats["catch_rate"].half_width == pytest.approx(12.706 * 0.1414214 / math.sqrt(2), abs=1e-3)
+    assert dict(ring1.variant) == {"model": "tnd", "graph": "ring", "model.options.inner_rounds": "1"}
+    assert [r.seed for r in rows["ring · K=2"].failed] == [1]
+    assert [r.seed for r in rows["grid · K=1"].missing] == [1]
+    assert rows["grid · K=2"].n_seeds == 0 and [r.seed for r in rows["grid · K=2"].missing] == [0, 1]
+    assert table.n_problems == 4 and table.is_variant_table
+
+    md = tbl.render_markdown(table)
+    assert md.startswith("| Variant | Seeds (ok / expected) |") and "Paper" not in md.splitlines()[0]
+    assert "| ring · K=1 | 2 / 2 | 0.500 ± 1.271 |" in md
+    assert "- ring · K=2 seed 1: failed: loss is NaN at step 3" in md and "arXiv" not in md
+
+    with tbl.write_csv(table, tmp_path / "a.csv").open() as f:
+        reader = csv.DictReader(f)
+        lines = list(reader)
+    assert reader.fieldnames[:5] == ["source", "model", "label", "graph", "model.options.inner_rounds"]
+    assert [(r["graph"], r["model.options.inner_rounds"], r["n_seeds"]) for r in lines] == [
+        ("ring", "1", "2"), ("ring", "2", "1"), ("grid", "1", "1"), ("grid", "2", "0")]
+    assert all(r["paper_catches_per_round"] == "" for r in lines)
+
+    png = tbl.plot_table(table, tmp_path / "a.png")  # a variant table: sorted horizontal bars
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_variant_folder_without_a_swept_key_is_unidentified(ablation):
+    stray = _run_folder(ablation, "tnd", 0, summary=_summary(0.1, 0.1, -9.0), name="stray")  # no graph= override
+    table = tbl.aggregate(tbl.collect_runs(ablation), keys=ABLATION_KEYS, paper=None)
+    assert [r.path for r in table.unidentified] == [stray]
+    assert "graph, model.options.inner_rounds or seed unknown" in tbl.render_markdown(table)
+
+
+def test_aggregate_only_infers_the_variants(ablation, tmp_path, capsys):
+    results = tmp_path / "results"
+    rc = driver.main(["--aggregate-only", "--experiment", "tnd_ablation", "--sweep-dir", str(ablation),
+                      "--results-dir", str(results)])
+    assert rc == 0
+    assert {p.name for p in results.iterdir()} == {"tnd_ablation.md", "tnd_ablation.csv", "tnd_ablation.png"}
+    out = capsys.readouterr().out
+    assert "| ring · K=1 | 2 / 2 |" in out and "| grid · K=1 | 1 / 2 |" in out and "grid · K=2" not in out
+    (ablation / "sweep.json").write_text(json.dumps({  # as tnd-table writes it: grid/K=2 expected
+        "experiment": "tnd_ablation", "models": ["tnd"], "seeds": [0, 1], "keys": [*ABLATION_KEYS, "seed"],
+        "variants": [["tnd", g, k] for g in ("ring", "grid") for k in ("1", "2")]}))
+    assert driver.main(["--aggregate-only", "--experiment", "tnd_ablation", "--sweep-dir", str(ablation),
+                        "--results-dir", str(results), "scale=paper"]) == 0
+    assert "| grid · K=2 | 0 / 2 |" in (results / "tnd_ablation_paper.md").read_text()
+
+
+@pytest.fixture
+def fake_ablation_trainer(fake_trainer, tmp_path) -> str:
+    """The fake trainer with a third swept key, ``opt`` (a top-level config value)."""
+    app = tmp_path / "app"
+    config = app / "conf" / "config.yaml"
+    config.write_text(config.read_text() + "opt: x\n")
+    (app / "conf" / "experiment" / "ablation.yaml").write_text(textwrap.dedent("""\
+        # @package _global_
+        hydra:
+          sweeper:
+            params:
+              model: a
+              opt: x,y
+              seed: 0,1
+        """))
+    return fake_trainer
+
+
+def test_ablation_sweep_folders_resume_and_narrowing(fake_ablation_trainer, tmp_path, capsys):
+    sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
+    args = ["--experiment", "ablation", "--train-command", fake_ablation_trainer, "--sweep-dir", str(sweep_dir),
+            "--results-dir", str(results)]
+    launches = lambda: {p.parent.name: len(p.read_text()) for p in sweep_dir.glob("*/launched.txt")}  # noqa: E731
+
+    assert driver.main([*args, "opt=y", "seed=1"]) == 0  # narrowed: the folder still names opt
+    assert launches() == {"model=a,opt=y,seed=1": 1}
+    assert driver.main(args) == 0  # the full sweep reuses that folder
+    assert launches() == {"model=a,opt=x,seed=0": 1, "model=a,opt=x,seed=1": 1,
+                          "model=a,opt=y,seed=0": 1, "model=a,opt=y,seed=1": 1}
+    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    assert sweep["keys"] == ["model", "opt", "seed"] and sweep["variants"] == [["a", "x"], ["a", "y"]]
+    md = (results / "ablation.md").read_text()
+    assert "| opt=x | 2 / 2 |" not in md and "| x | 2 / 2 |" in md and "| y | 2 / 2 |" in md
+    (sweep_dir / "model=a,opt=x,seed=1" / "summary.json").unlink()  # killed: unfinished
+    assert driver.main(args) == 0
+    assert launches()["model=a,opt=x,seed=1"] == 2 and launches()["model=a,opt=y,seed=0"] == 1
+    capsys.readouterr()
+    assert driver.main([*args, "+extra=1"]) == 2  # finished folders made with other overrides: refused
+    assert "Pass another --sweep-dir" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not all((REPO / p).exists() for p in ("experiments/train.py", "conf/experiment/tnd_ablation.yaml", "conf/scale/smoke.yaml")),
+    reason="needs the trainer, conf/experiment/tnd_ablation.yaml and conf/scale/smoke.yaml",
+)
+def test_smoke_ablation(tmp_path, monkeypatch):
+    """tnd-table --experiment tnd_ablation end to end: two variants (dynamics), one seed, the smoke budget."""
+    monkeypatch.chdir(REPO)
+    sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
+    args = ["--experiment", "tnd_ablation", "scale=smoke", "graph=layered_ncp", "model.options.inner_rounds=1",
+            "model.options.dynamics=leaky,gated", "model.options.interaction=scalar", "seed=0",
+            "--sweep-dir", str(sweep_dir), "--results-dir", str(results)]
+    assert driver.main(args) == 0
+    with (results / "tnd_ablation_smoke.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["source"] == "ours"]
+    assert sorted(r["model.options.dynamics"] for r in rows) == ["gated", "leaky"]
+    assert all(r["n_seeds"] == "1" and r["graph"] == "layered_ncp" for r in rows)
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
+        f"graph=layered_ncp,model.options.dynamics={d},model.options.inner_rounds=1,"
+        f"model.options.interaction=scalar,model=tnd,seed=0" for d in ("gated", "leaky")]
+    assert (results / "tnd_ablation_smoke.png").exists()
+    assert driver.main(args) == 0  # resumed: nothing to rerun

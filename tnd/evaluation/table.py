@@ -930,8 +930,9 @@ def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_ra
     for i, r in enumerate(rows):
         n = r.stats[metric].n
         note = "no run" if not has[i] else (f"n={n}" if n < 2 or n < len(r.expected_seeds) else "")
-        if note:
-            ax.annotate(note, (0, y[i]), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        if note:  # right of the bar and its whisker
+            end = 0.0 if not has[i] else means[i] + (errs[i] if np.isfinite(errs[i]) else 0.0)
+            ax.annotate(note, (end, y[i]), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
     expert = _expert_value(table, metric)
     if math.isfinite(expert):
         ax.axvline(expert, color="tab:green", linestyle="--", linewidth=1, label="expert (reference)")
@@ -940,7 +941,8 @@ def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_ra
     ax.axvline(0, color="grey", linewidth=0.5)
     ax.legend(fontsize=7, loc="lower right")
     keys = ", ".join(k for k in table.keys if k != MODEL_KEY) or MODEL_KEY
-    ax.set_title(f"{METRIC_LABELS[metric]} by variant ({keys}); env: {', '.join(table.envs) or 'unknown'}; "
-                 f"runs not counted: {table.n_problems}", fontsize=9)
+    ax.set_title(f"{METRIC_LABELS[metric]} per variant, mean ± 95% Student-t CI over seeds (best on top)\n"
+                 f"rows: {keys}\nenv: {', '.join(table.envs) or 'unknown'}; runs not counted: {table.n_problems}",
+                 fontsize=8)
     fig.savefig(path, dpi=110)
     return path

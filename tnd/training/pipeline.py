@@ -17,6 +17,7 @@ import hashlib
 import inspect
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -248,10 +249,14 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     return Prepared(env, env_config, eval_config, obs_shape, model, options, num_params)
 
 
-def run_experiment(spec: ExperimentSpec, run_dir: str | Path) -> dict[str, Any]:
+def run_experiment(
+    spec: ExperimentSpec, run_dir: str | Path, *, on_eval: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Trains and evaluates one model; writes ``summary.json`` (and logs, checkpoints).
 
-    Rerunning with the same ``run_dir`` resumes from its latest checkpoint.
+    Rerunning with the same ``run_dir`` resumes from its latest checkpoint. ``on_eval(step,
+    metrics)`` sees every periodic (validation-game) evaluation; it may raise to stop the run
+    (the tuner's pruner does).
     """
     from tnd.data.windows import make_windows
     from tnd.training.loop import train
@@ -270,8 +275,11 @@ def run_experiment(spec: ExperimentSpec, run_dir: str | Path) -> dict[str, Any]:
     weights = class_weights(demos.actions, NUM_ACTIONS, spec.train.class_balance)
 
     def periodic_eval(model, step):
-        return evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games, seed=spec.eval.validation_seed,
-                        num_envs=spec.eval.num_envs)
+        metrics = evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games,
+                           seed=spec.eval.validation_seed, num_envs=spec.eval.num_envs)
+        if on_eval is not None:
+            on_eval(step, metrics)
+        return metrics
 
     result = train(
         p.model, windows, spec.train, seed=int(spec.seed), class_weights=weights, run_dir=run_dir,

@@ -1,0 +1,86 @@
+"""`tnd-curves`: learning curves of a sweep's runs (validation catch rate over training steps).
+
+    tnd-table --experiment learning_curves      # first: the runs (multirun/learning_curves/default)
+    tnd-curves                                  # -> results/learning_curves.{png,csv,md}
+    tnd-curves --sweep-dir multirun/learning_curves/paper --name learning_curves_paper
+    tnd-curves --tolerance 0.01 --metric eval_catches_per_round
+
+Reads every run folder's metrics.jsonl under --sweep-dir (the trainer's periodic
+evaluation on the validation games, every train.eval_every steps), averages each model's
+curve over its seeds (mean and 95% Student-t interval; a rate's interval clipped to
+[0, 1]), finds each model's plateau step (the first evaluated step from which the mean
+never improves by more than --tolerance, absolute) and writes <name>.png (all models, one
+figure), <name>.csv (model, step, mean, lo, hi, n_seeds) and <name>.md (per model: the
+plateau step, the best mean and the value at the last step), printing the Markdown.
+
+Exit status: 0 on success, 2 for bad input (a missing folder, no evaluation rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tnd.evaluation import curves as crv
+
+DEFAULT_SWEEP_DIR = Path("multirun") / "learning_curves" / "default"
+DEFAULT_NAME = "learning_curves"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tnd-curves", description=__doc__.split("Exit status")[0].strip(),
+        epilog=("Run the sweep first with `tnd-table --experiment learning_curves` (train.eval_every > 0 "
+                "writes the eval_* rows). Only finished runs are drawn unless --all-runs is given."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sweep-dir", type=Path, default=DEFAULT_SWEEP_DIR,
+                        help="folder holding the run folders (default: %(default)s)")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the outputs go (default: %(default)s)")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="file stem of the outputs (default: %(default)s)")
+    parser.add_argument("--metric", default=crv.DEFAULT_METRIC,
+                        help="metrics.jsonl column to draw (default: %(default)s; e.g. eval_catches_per_round, eval_score)")
+    parser.add_argument("--tolerance", type=float, default=crv.DEFAULT_TOLERANCE,
+                        help="plateau: largest later gain of the mean that still counts as no improvement, "
+                             "in the metric's units (default: %(default)s)")
+    parser.add_argument("--all-runs", action="store_true",
+                        help="also draw failed and unfinished runs' curves (up to where they stopped)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not args.tolerance >= 0:
+            raise crv.CurveError(f"--tolerance must be >= 0, got {args.tolerance}.")
+        statuses = ("ok", "failed", "unfinished") if args.all_runs else ("ok",)
+        runs, skipped = crv.collect_curves(args.sweep_dir, args.metric, statuses=statuses)
+        if not runs:
+            which = "run folders" if args.all_runs else "finished run folders"
+            raise crv.CurveError(
+                f"No '{args.metric}' rows in the metrics.jsonl of the {which} under '{args.sweep_dir}' "
+                f"({len(skipped)} folder(s) found). Train with train.eval_every > 0 "
+                "(tnd-table --experiment learning_curves), or pass --all-runs for unfinished runs."
+            )
+        clip = crv.RATE_RANGE if args.metric in crv.RATE_METRICS else None
+        curves = crv.aggregate_curves(runs, clip=clip)
+        markdown = crv.render_curves_markdown(curves, metric=args.metric, tolerance=args.tolerance, skipped=skipped)
+    except crv.CurveError as exc:
+        print(f"tnd-curves: error: {exc}", file=sys.stderr)
+        return 2
+    results = args.results_dir
+    outputs = [
+        crv.plot_curves(curves, results / f"{args.name}.png", metric=args.metric, tolerance=args.tolerance),
+        crv.write_curves_csv(curves, results / f"{args.name}.csv"),
+        crv.write_curves_markdown(curves, results / f"{args.name}.md", metric=args.metric,
+                                  tolerance=args.tolerance, skipped=skipped),
+    ]
+    print(markdown)
+    print("[tnd-curves] wrote " + ", ".join(str(p) for p in outputs), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

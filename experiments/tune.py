@@ -1,0 +1,148 @@
+"""`tnd-tune`: one model's equal-effort hyperparameter study (Optuna), configured by Hydra.
+
+    tnd-tune model=tnd                         # conf/tune/tnd.yaml; resumes the study if it exists
+    tnd-tune model=lstm                        # same trials, sampler and pruner for every model
+    tnd-tune model=tnd study.storage=/shared/studies.db   # several workers/machines, one study
+    tnd-tune model=tnd write_tuned=false       # search only; keep conf/tuned/ as it is
+
+Each trial composes ``tnd-train experiment=<experiment> scale=<scale> tuned=none
+<overrides> <sampled values>``, trains at the table's parameter budget and is scored by its
+closed-loop catch rate on **validation** games: the trial's final evaluation plays
+``eval.validation_seed``'s games and its periodic (pruning) evaluations another validation
+stream; the table's test games (``eval.seed``) are never played. When the study has its
+trials, the winner is written to ``conf/tuned/<model>.yaml`` (which ``tnd-train`` and the
+table apply by default; ``tuned=none`` turns it off), TND's topology to
+``conf/graph/tuned.yaml`` (the table's graph, shared by TND and the sparse RNN), and the
+study summary and all trials to ``results/tuning/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from experiments import schema  # noqa: F401  (registers the structured configs)
+from experiments.common import CONF_DIR, absolute, report_errors, to_object
+
+
+
+def load_space(model: str):
+    """The search space of ``model`` from ``conf/tune/<model>.yaml``."""
+    from tnd.tuning import SearchSpace, TuneError
+
+    path = Path(CONF_DIR) / "tune" / f"{model}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise TuneError(f"No search space for model '{model}' ({path} is missing). Spaces: {', '.join(known)}.")
+    data = yaml.safe_load(path.read_text()) or {}
+    if set(data) - {"space"}:
+        raise TuneError(f"{path}: only 'space:' belongs in a model's file; study settings are shared (conf/tnd_tune.yaml).")
+    return SearchSpace.from_dict(data.get("space") or {})
+
+
+def trial_spec(cfg: DictConfig, extra: list[str]):
+    """The ExperimentSpec of one trial, with its evaluations moved onto validation games."""
+    from hydra import compose
+
+    from tnd.tuning import TuneError
+
+    base = [f"model={cfg.model.name}", f"experiment={cfg.trial.experiment}", f"scale={cfg.trial.scale}",
+            "tuned=none", *cfg.trial.overrides, *extra]
+    spec = to_object(compose(config_name="tnd_train", overrides=base))
+    test_seed, validation = int(spec.eval.seed), int(spec.eval.validation_seed)
+    if test_seed in (validation, validation + 1):
+        raise TuneError(f"eval.validation_seed={validation} collides with the test games (eval.seed={test_seed}).")
+    spec.eval.seed, spec.eval.validation_seed = validation, validation + 1  # objective, pruning
+    spec.train.progress = False
+    spec.data.root = absolute(spec.data.root)
+    spec.data.path = absolute(spec.data.path) if spec.data.path else None
+    return spec, test_seed
+
+
+def write_results(cfg: DictConfig, study, settings, space) -> dict[str, Any]:
+    """conf/tuned/<model>.yaml (+ conf/graph/tuned.yaml), results/tuning/<model>.{json,csv}."""
+    from tnd.tuning import study_summary, tuned_config
+
+    summary = study_summary(study, settings)
+    values, groups = tuned_config(study, space)
+    header = (
+        f"# @package _global_\n# Tuned by `tnd-tune model={cfg.model.name}` on {dt.date.today().isoformat()}: study "
+        f"'{summary['study']}', {summary['finished']} finished trials\n# ({summary['trials']['complete']} complete, "
+        f"{summary['trials']['pruned']} pruned), {summary['sampler']}, {summary['pruner']}.\n# Best trial "
+        f"{summary['best_trial']}: validation catch rate {summary['best_value']:.3f} at scale={cfg.trial.scale} "
+        f"(results/tuning/{cfg.model.name}.json). tuned=none turns this file off.\n"
+    )
+    conf_dir = Path(absolute(cfg.conf_dir)) if cfg.conf_dir else Path(CONF_DIR)
+    (conf_dir / "tuned").mkdir(parents=True, exist_ok=True)
+    (conf_dir / "tuned" / f"{cfg.model.name}.yaml").write_text(header + (yaml.safe_dump(values, sort_keys=False) if values else ""))
+    if "graph" in groups:
+        graph = yaml.safe_load((Path(CONF_DIR) / "graph" / f"{groups['graph']}.yaml").read_text())
+        (conf_dir / "graph").mkdir(parents=True, exist_ok=True)
+        (conf_dir / "graph" / "tuned.yaml").write_text(
+            f"# The topology tnd-tune chose for TND (conf/tuned/{cfg.model.name}.yaml's study); the table's graph,\n"
+            "# shared by TND and the sparse RNN so that they differ only in neuron-wise dynamics.\n"
+            + yaml.safe_dump(graph, sort_keys=False)
+        )
+    results = Path(absolute(cfg.results_dir))
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{cfg.model.name}.json").write_text(json.dumps({**summary, "groups": groups}, indent=2, default=str) + "\n")
+    write_trials_csv(study, results / f"{cfg.model.name}_trials.csv")
+    return summary
+
+
+def write_trials_csv(study, path: Path) -> None:
+    """One row per trial: number, state, value, seconds, every sampled parameter."""
+    import csv
+
+    trials = study.get_trials(deepcopy=False)
+    keys = list(dict.fromkeys(k for t in trials for k in t.params))
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "state", "value", "seconds", *keys])
+        for t in trials:
+            seconds = t.duration.total_seconds() if t.duration else ""
+            writer.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value, seconds,
+                             *(t.params.get(k, "") for k in keys)])
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_tune")
+def main(cfg: DictConfig) -> dict | None:
+    from tnd.tuning import StudySettings, open_study, run_study
+
+    trials_dir = Path(absolute(cfg.trials_dir))
+    with report_errors(trials_dir, {"model": cfg.model.name, "study": cfg.study.name}, "tnd-tune"):
+        from tnd.training.pipeline import run_experiment
+
+        space = load_space(str(cfg.model.name))
+        study_cfg = OmegaConf.to_container(cfg.study, resolve=True)
+        study_cfg["storage"] = absolute(study_cfg["storage"])
+        settings = StudySettings(**study_cfg)
+        trial_spec(cfg, [])  # bad settings fail here, before any study is touched
+
+        def run_trial(overrides, number, report):
+            spec, test_seed = trial_spec(cfg, overrides)
+            summary = run_experiment(spec, trials_dir / f"trial_{number:03d}",
+                                     on_eval=lambda step, m: report(step, m["catch_rate"]))
+            attrs = {k: summary[k] for k in ("catches_per_round", "num_params", "train_seconds", "config_hash")}
+            return float(summary["catch_rate"]), {**attrs, "validation_seed": spec.eval.seed, "test_seed_avoided": test_seed}
+
+        study = open_study(settings)
+        run_study(study, settings, space, run_trial,
+                  log=lambda line: print(f"tnd-tune: {line}", file=sys.stderr, flush=True))
+        if not cfg.write_tuned:
+            return None
+        summary = write_results(cfg, study, settings, space)
+        print(json.dumps({k: summary[k] for k in ("study", "finished", "best_trial", "best_value", "best_params")}))
+        return summary
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""tnd-tune: search spaces, a tiny study that runs, resumes after a crash, and writes a config that trains."""
+
+import json
+import time
+
+import optuna
+import pytest
+import yaml
+
+from experiments import train as train_cli
+from experiments import tune as tune_cli
+from train_helpers import TINY, call_main, data_root  # noqa: F401  (fixture)
+from tnd.tuning import SearchSpace, SearchSpaceError, StudySettings, open_study
+from tnd.tuning.study import TuneError
+
+SPACE = {
+    "train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "graph": {"type": "categorical", "choices": ["ring", "small_world"]},
+    "model.options.dynamics": {"type": "categorical", "choices": ["leaky", "gated"]},
+    "model.options.dynamics_options.tau_max": {"type": "float", "low": 2.0, "high": 8.0,
+                                               "when": {"model.options.dynamics": "leaky"}},
+}
+
+
+def test_space_samples_conditions_and_writes_overrides():
+    space = SearchSpace.from_dict(SPACE)
+    leaky = optuna.trial.FixedTrial({"train.lr": 0.004, "graph": "ring", "model.options.dynamics": "leaky",
+                                     "model.options.dynamics_options.tau_max": 3.0})
+    values = space.sample(leaky)
+    assert space.overrides(values) == [
+        "++train.lr=0.004", "graph=ring", "++model.options.dynamics=leaky", "++model.options.dynamics_options.tau_max=3.0",
+    ]
+    gated = optuna.trial.FixedTrial({"train.lr": 0.004, "graph": "ring", "model.options.dynamics": "gated"})
+    assert "model.options.dynamics_options.tau_max" not in space.sample(gated)  # leaky-only option
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({}, "empty"),
+    ({"a.b": {"type": "uniform", "low": 0, "high": 1}}, "type must be"),
+    ({"a.b": {"type": "float", "low": 2, "high": 1}}, "low <= high"),
+    ({"a.b": {"type": "float", "low": 0, "high": 1, "log": True}}, "low > 0"),
+    ({"a.b": {"type": "float", "low": 0}}, "needs 'high'"),
+    ({"a.b": {"type": "categorical", "choices": []}}, "at least one"),
+    ({"a.b": {"type": "int", "low": 0, "high": 3, "when": {"c.d": 1}}}, "not an earlier"),
+    ({"a.b": {"type": "int", "low": 0, "high": 3, "sigma": 1}}, "unknown field"),
+])
+def test_malformed_spaces_are_one_readable_error(bad, match):
+    with pytest.raises(SearchSpaceError, match=match):
+        SearchSpace.from_dict(bad)
+
+
+def test_every_model_has_a_space_with_the_shared_optimizer_settings():
+    from tnd.models import model_names
+
+    for name in model_names():
+        space = tune_cli.load_space(name)
+        keys = {p.key for p in space.params}
+        assert {"train.lr", "train.weight_decay"} <= keys, name
+    with pytest.raises(TuneError, match="No search space"):
+        tune_cli.load_space("no_such_model")
+
+
+def test_trials_never_play_the_test_games(monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    monkeypatch.setattr(tune_cli, "absolute", lambda path: path)  # no Hydra run here
+
+    with initialize_config_dir(config_dir=tune_cli.CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="tnd_tune", overrides=["model=lstm"])
+        spec, test_seed = tune_cli.trial_spec(cfg, [])
+    assert test_seed == 1_000_003  # the table's test games
+    assert spec.eval.seed != test_seed and spec.eval.validation_seed != test_seed
+    assert spec.param_budget == 9000  # the table's budget
+
+
+def _tune(tmp_path, data_root, monkeypatch, n_trials: int, model: str = "rnn") -> int:  # noqa: F811
+    trial = [o for o in TINY if not o.startswith("experiment=")] + [f"data.root={data_root}", "param_budget=null"]
+    argv = [
+        f"model={model}", "trial.scale=smoke", "trial.overrides=[" + ",".join(f'"{o}"' for o in trial) + "]",
+        f"study.n_trials={n_trials}", "study.n_startup_trials=1", f"study.storage={tmp_path}/studies.db",
+        "study.heartbeat_seconds=1", "study.grace_seconds=1", f"trials_dir={tmp_path}/trials",
+        f"results_dir={tmp_path}/results", f"conf_dir={tmp_path}/conf", f"hydra.run.dir={tmp_path}/log",
+    ]
+    return call_main(tune_cli.main, argv, monkeypatch)
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_resumes_and_writes_a_config_that_trains(tmp_path, data_root, monkeypatch):  # noqa: F811
+    assert _tune(tmp_path, data_root, monkeypatch, n_trials=1) == 0
+    first = sorted(p.name for p in (tmp_path / "trials").iterdir())
+    assert first == ["trial_000"]
+
+    # a worker killed mid-trial leaves a RUNNING trial whose heartbeat stops
+    settings = StudySettings(name="pong_table-rnn", storage=str(tmp_path / "studies.db"),
+                             heartbeat_seconds=1, grace_seconds=1)
+    study = open_study(settings)
+    orphan = study.ask()
+    study._storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)
+
+    assert _tune(tmp_path, data_root, monkeypatch, n_trials=3) == 0  # resumes: two more finished trials
+    states = [t.state for t in open_study(settings).get_trials(deepcopy=False)]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the orphan, failed and not counted
+    summary = json.loads((tmp_path / "results" / "rnn.json").read_text())
+    assert summary["finished"] == 3 and summary["trials"]["fail"] == 1
+    assert (tmp_path / "results" / "rnn_trials.csv").read_text().count("\n") == 5  # header + 4 trials
+
+    tuned = yaml.safe_load((tmp_path / "conf" / "tuned" / "rnn.yaml").read_text())
+    assert tuned["train"]["lr"] == pytest.approx(summary["best_params"]["train.lr"])
+    overrides = [f"++train.lr={tuned['train']['lr']}", f"++train.weight_decay={tuned['train']['weight_decay']}",
+                 f"++model.options.encoder_features={tuned['model']['options']['encoder_features']}"]
+    argv = [*TINY, "model=rnn", f"data.root={data_root}", *overrides, f"hydra.run.dir={tmp_path}/train"]
+    assert call_main(train_cli.main, argv, monkeypatch) == 0
+    assert (tmp_path / "train" / "summary.json").exists()
+
+
+def test_the_committed_tuned_configs_compose_for_every_model():
+    """conf/tuned/<model>.yaml (the table's defaults) compose into a valid config."""
+    from hydra import compose, initialize_config_dir
+
+    from tnd.models import model_names
+
+    with initialize_config_dir(config_dir=tune_cli.CONF_DIR, version_base="1.3"):
+        for name in model_names():
+            cfg = compose(config_name="tnd_train", overrides=["experiment=pong_table", f"model={name}"])
+            assert cfg.model.name == name

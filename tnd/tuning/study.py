@@ -1,0 +1,202 @@
+"""One model's Optuna study: shared storage, the same sampler and pruner for every model.
+
+    study = open_study(settings)                       # created, or loaded to resume
+    run_study(study, settings, space, run_trial)       # until settings.n_trials are finished
+    tuned_config(study, space)                         # the winner as a config dict
+
+Equal effort: every model's study stops at the same number of *finished* trials
+(complete or pruned; failed ones are retried, not counted) with the same TPE sampler seed
+and the same median pruner. Storage is an SQLite file (``*.db``) or an Optuna journal
+file (any other name): several processes or machines sharing the file work on one study.
+With SQLite a trial whose process was killed stops sending heartbeats and is failed and
+re-queued with the same parameters after ``grace_seconds``; rerunning the command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from tnd.tuning.space import SearchSpace
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# run_trial(overrides, trial_number, report) -> (objective value, extra attributes);
+# report(step, value) raises optuna.TrialPruned when the pruner stops the trial
+RunTrial = Callable[[list[str], int, Callable[[int, float], None]], tuple[float, dict[str, Any]]]
+
+
+class TuneError(ValueError):
+    """Invalid study settings, or a study with nothing to report."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """How one study runs (the same for every model, so tuning effort is equal)."""
+
+    name: str
+    storage: str
+    n_trials: int = 16
+    sampler_seed: int = 0
+    n_startup_trials: int = 4       # pruner: no pruning until this many trials finished
+    n_warmup_steps: int = 0         # pruner: no pruning before this training step
+    heartbeat_seconds: int = 60     # SQLite storage: a running trial's heartbeat
+    grace_seconds: int = 180        # ... and how long without one before it is failed and re-queued
+    max_failures: int = 8           # stop when this many trials failed in one invocation
+
+    def __post_init__(self):
+        if int(self.n_trials) < 1:
+            raise TuneError(f"study.n_trials must be >= 1, got {self.n_trials}.")
+        if not self.name:
+            raise TuneError("study.name is empty.")
+
+
+def _storage(settings: StudySettings):
+    path = Path(settings.storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                f"sqlite:///{path.absolute()}", heartbeat_interval=int(settings.heartbeat_seconds),
+                grace_period=int(settings.grace_seconds),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def open_study(settings: StudySettings) -> optuna.Study:
+    """The study ``settings.name`` in ``settings.storage`` (created, or loaded to resume)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tnd-tune prints its own line per trial
+    return optuna.create_study(
+        study_name=settings.name, storage=_storage(settings), direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=int(settings.sampler_seed), n_startup_trials=int(settings.n_startup_trials)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(settings.n_startup_trials),
+                                           n_warmup_steps=int(settings.n_warmup_steps)),
+    )
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def run_study(
+    study: optuna.Study, settings: StudySettings, space: SearchSpace, run_trial: RunTrial,
+    *, log: Callable[[str], None] = print,
+) -> optuna.Study:
+    """Runs trials until ``settings.n_trials`` are finished (counting earlier sessions' trials)."""
+
+    def objective(trial: optuna.Trial) -> float:
+        values = space.sample(trial)
+
+        def report(step: int, value: float) -> None:
+            trial.report(float(value), int(step))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} (validation catch rate {value:.3f})")
+
+        value, attrs = run_trial(space.overrides(values), trial.number, report)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        if not math.isfinite(value):
+            raise TuneError(f"trial {trial.number}: objective is {value}")
+        return float(value)
+
+    started, done_before = time.perf_counter(), len(finished_trials(study))
+
+    def announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """One progress line per trial: state, value, count, best so far, ETA of this worker."""
+        done = len(finished_trials(study))
+        best = _best(study)
+        value = "-" if trial.value is None else f"{trial.value:.3f}"
+        per_trial = (time.perf_counter() - started) / max(1, done - done_before)
+        eta = max(0, settings.n_trials - done) * per_trial
+        log(f"trial {trial.number} {trial.state.name.lower()}: {value}  [{done}/{settings.n_trials} finished, "
+            f"best {best.value if best else float('nan'):.3f}, ETA {eta / 60:.0f} min]  {trial.params}")
+
+    remaining = int(settings.n_trials) - len(finished_trials(study))
+    if remaining <= 0:
+        log(f"study '{settings.name}' already has {settings.n_trials} finished trials")
+        return study
+    study.optimize(
+        objective, n_trials=remaining + int(settings.max_failures), catch=(ValueError,),
+        callbacks=[MaxTrialsCallback(int(settings.n_trials), states=FINISHED), announce,
+                   _FailureLimit(int(settings.max_failures))],
+        gc_after_trial=True,
+    )
+    return study
+
+
+class _FailureLimit:
+    """Stops a study whose trials keep failing (a broken search space, not bad luck)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.failures = limit, 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.failures += 1
+            if self.failures >= self.limit:
+                study.stop()
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
+def study_summary(study: optuna.Study, settings: StudySettings) -> dict[str, Any]:
+    """Counts by state, the best trial's value, parameters and recorded attributes."""
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] += 1
+    best = _best(study)
+    if best is None:
+        raise TuneError(f"Study '{study.study_name}' has no complete trial yet: run tnd-tune first.")
+    return {
+        "study": study.study_name, "n_trials_target": int(settings.n_trials), "trials": counts,
+        "finished": counts["complete"] + counts["pruned"], "sampler": f"TPE(seed={settings.sampler_seed})",
+        "pruner": f"Median(n_startup_trials={settings.n_startup_trials}, n_warmup_steps={settings.n_warmup_steps})",
+        "best_trial": best.number, "best_value": best.value, "best_params": dict(best.params),
+        "best_attrs": dict(best.user_attrs),
+    }
+
+
+def tuned_config(study: optuna.Study, space: SearchSpace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The best trial as ``(values, group_choices)``: nested config values and group picks."""
+    best = _best(study)
+    if best is None:
+        raise TuneError(f"Study '{study.study_name}' has no complete trial yet.")
+    values: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    for p in space.params:
+        if p.key not in best.params:
+            continue
+        if "." not in p.key:
+            groups[p.key] = best.params[p.key]
+            continue
+        node = values
+        *parents, leaf = p.key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = best.params[p.key]
+    return values, groups
+
+
+def nested_get(mapping: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = mapping
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
