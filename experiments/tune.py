@@ -2,7 +2,7 @@
 
     tnd-tune model=tnd                         # conf/tune/tnd.yaml; resumes the study if it exists
     tnd-tune model=lstm                        # same trials, sampler and pruner for every model
-    tnd-tune model=tnd study.storage=/shared/studies.db   # several workers/machines, one study
+    tnd-tune model=tnd study.storage=/nfs/tnd/studies.db   # several workers/machines, one study
     tnd-tune model=tnd write_tuned=false       # search only; keep conf/tuned/ as it is
 
 Each trial composes ``tnd-train experiment=<experiment> scale=<scale> tuned=none

@@ -2,7 +2,7 @@
 
 Why it is not "move toward the ball": the agent's paddle is not position-controlled. It
 follows a hidden target that moves ~6 px per frame while up/down is held, and on every
-second frame the shown paddle closes half of the gap to that target (../shared/FIELD_NOTES.md).
+second frame the shown paddle closes half of the gap to that target (docs/design.md).
 A greedy chaser overshoots and oscillates. So the expert
 
 1. predicts where the ball crosses the paddle line (x ~ 188): linear extrapolation of the

@@ -35,7 +35,7 @@ import numpy as np
 
 ENV_ID = "ALE/Pong-v5"
 
-# RAM addresses (../shared/FIELD_NOTES.md).
+# RAM addresses (docs/design.md).
 RAM_BALL_X, RAM_BALL_Y = 49, 54
 RAM_AGENT_Y, RAM_OPPONENT_Y = 51, 50
 RAM_OPPONENT_SCORE, RAM_AGENT_SCORE = 13, 14

@@ -1,6 +1,6 @@
 """Catch / miss / round events of Atari Pong games, read from the emulator RAM.
 
-Definitions (../shared/DESIGN.md, `tnd.evaluation.metrics`):
+Definitions (docs/design.md, `tnd.evaluation.metrics`):
 
 * catch  the ball's x-direction byte (RAM 58) flips 255 (toward the agent) -> 1 (away)
          while the ball is in play on the agent's side (ball x >= 150). The direction byte

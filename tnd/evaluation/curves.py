@@ -11,9 +11,8 @@ Data flow::
 The trainer evaluates the policy every ``train.eval_every`` steps on ``eval.periodic_games``
 *validation* games (``eval.validation_seed``, never the test games) and writes the
 results into the run folder's ``metrics.jsonl`` as ``eval_<metric>`` (``eval_catch_rate``,
-``eval_catches_per_round``, ...). The periodic evaluation does not run at the last
-training step (the final evaluation there uses the test games), so a curve ends at the
-last multiple of ``eval_every`` before ``train.steps``.
+``eval_catches_per_round``, ...), the last training step included when ``eval_every``
+divides ``train.steps``.
 
 Intervals: mean ± t_{0.975, n-1}·s/√n over the seeds evaluated at a step (scipy.stats),
 NaN for one seed. For rates (values in [0, 1], e.g. the catch rate) the interval is clipped

@@ -1,4 +1,4 @@
-"""The catch metrics (exact definitions in ../shared/DESIGN.md), shared by every env.
+"""The catch metrics (exact definitions in docs/design.md), shared by every env.
 
 Per game an environment reports integer tallies; `summarize` pools them:
 

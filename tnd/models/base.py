@@ -1,6 +1,6 @@
 """The harness contract shared by every sequence model (TND and baselines).
 
-Every model is an ``nnx.Module`` with three calls (see ../shared/DESIGN.md):
+Every model is an ``nnx.Module`` with three calls (see docs/design.md):
 
 * ``initial_state(batch_size) -> carry``           carry: any pytree, leaves lead with batch
 * ``step(carry, x_t) -> (carry, logits_t)``         x_t: ``[B, *obs_shape]``, logits ``[B, A]``

@@ -194,7 +194,7 @@ def train(
                 if progress is not None:
                     progress.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['accuracy']:.3f}",
                                          tps=f"{tput:,.0f}", refresh=False)
-            if evaluate is not None and _every(step, spec.eval_every) and step != spec.steps:
+            if evaluate is not None and _every(step, spec.eval_every):  # the last step too: curves end there
                 te = time.perf_counter()
                 metrics = evaluate(merged(), step)
                 dt = time.perf_counter() - te
