@@ -56,6 +56,15 @@ def to_object(cfg: DictConfig) -> Any:
     return OmegaConf.to_object(cfg)
 
 
+def use_command_line_graph(spec) -> None:
+    """``graph=...`` given on the command line replaces a model's own topology (a tuned one)."""
+    task = HydraConfig.get().overrides.task
+    if any(o.lstrip("+~").split("=")[0].split(".")[0] == "graph" for o in task):
+        for key in ("topology", "topology_options"):
+            if key in spec.model.options:
+                spec.model.options[key] = None
+
+
 def is_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 

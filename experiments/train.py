@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
-from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object
+from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
@@ -31,6 +31,7 @@ def main(cfg: DictConfig) -> dict | None:
         from tnd.training.pipeline import run_experiment
 
         spec = to_object(cfg)
+        use_command_line_graph(spec)
         spec.data.root = absolute(spec.data.root)
         spec.data.path = absolute(spec.data.path) if spec.data.path else None
         summary = run_experiment(spec, folder)

@@ -4,6 +4,7 @@
     tnd-tune model=lstm                        # same trials, sampler and pruner for every model
     tnd-tune model=tnd study.storage=/nfs/tnd/studies.db   # several workers/machines, one study
     tnd-tune model=tnd write_tuned=false       # search only; keep conf/tuned/ as it is
+    tnd-tune summarize_only=true               # every study's trials and best value (results/tuning/studies.md)
 
 Each trial composes ``tnd-train experiment=<experiment> scale=<scale> tuned=none
 <overrides> <sampled values>``, trains at the table's parameter budget and is scored by its
@@ -11,9 +12,9 @@ closed-loop catch rate on **validation** games: the trial's final evaluation pla
 ``eval.validation_seed``'s games and its periodic (pruning) evaluations another validation
 stream; the table's test games (``eval.seed``) are never played. When the study has its
 trials, the winner is written to ``conf/tuned/<model>.yaml`` (which ``tnd-train`` and the
-table apply by default; ``tuned=none`` turns it off), TND's topology to
-``conf/graph/tuned.yaml`` (the table's graph, shared by TND and the sparse RNN), and the
-study summary and all trials to ``results/tuning/``.
+table apply by default; ``tuned=none`` turns it off; a searched topology becomes the
+model's own ``model.options.topology``, which ``graph=`` on the command line replaces), and
+the study summary and all trials to ``results/tuning/``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def trial_spec(cfg: DictConfig, extra: list[str]):
 
 
 def write_results(cfg: DictConfig, study, settings, space) -> dict[str, Any]:
-    """conf/tuned/<model>.yaml (+ conf/graph/tuned.yaml), results/tuning/<model>.{json,csv}."""
+    """conf/tuned/<model>.yaml and results/tuning/<model>.json, <model>_trials.csv."""
     from tnd.tuning import study_summary, tuned_config
 
     summary = study_summary(study, settings)
@@ -80,16 +81,13 @@ def write_results(cfg: DictConfig, study, settings, space) -> dict[str, Any]:
         f"(results/tuning/{cfg.model.name}.json). tuned=none turns this file off.\n"
     )
     conf_dir = Path(absolute(cfg.conf_dir)) if cfg.conf_dir else Path(CONF_DIR)
+    if "graph" in groups:  # a model's own topology: tuned files cannot select a config group
+        graph = yaml.safe_load((Path(CONF_DIR) / "graph" / f"{groups['graph']}.yaml").read_text())
+        values.setdefault("model", {}).setdefault("options", {}).update(
+            topology=graph["name"], topology_options=dict(graph.get("options") or {})
+        )
     (conf_dir / "tuned").mkdir(parents=True, exist_ok=True)
     (conf_dir / "tuned" / f"{cfg.model.name}.yaml").write_text(header + (yaml.safe_dump(values, sort_keys=False) if values else ""))
-    if "graph" in groups:
-        graph = yaml.safe_load((Path(CONF_DIR) / "graph" / f"{groups['graph']}.yaml").read_text())
-        (conf_dir / "graph").mkdir(parents=True, exist_ok=True)
-        (conf_dir / "graph" / "tuned.yaml").write_text(
-            f"# The topology tnd-tune chose for TND (conf/tuned/{cfg.model.name}.yaml's study); the table's graph,\n"
-            "# shared by TND and the sparse RNN so that they differ only in neuron-wise dynamics.\n"
-            + yaml.safe_dump(graph, sort_keys=False)
-        )
     results = Path(absolute(cfg.results_dir))
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{cfg.model.name}.json").write_text(json.dumps({**summary, "groups": groups}, indent=2, default=str) + "\n")
@@ -112,10 +110,43 @@ def write_trials_csv(study, path: Path) -> None:
                              *(t.params.get(k, "") for k in keys)])
 
 
+def studies_markdown(results_dir: Path) -> str:
+    """One row per study summary in ``results_dir`` (``<model>.json``): trials and best value."""
+    rows = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    if not rows:
+        from tnd.tuning import TuneError
+
+        raise TuneError(f"No study summaries in {results_dir}: run tnd-tune model=<model> first.")
+    lines = [
+        "| Study | Finished trials (complete / pruned) | Failed (not counted) | Best validation catch rate | "
+        "Best trial's catches / round | Parameters | Best parameters |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        params = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in r["best_params"].items())
+        lines.append(
+            f"| {r['study']} | {r['finished']} ({r['trials']['complete']} / {r['trials']['pruned']}) | "
+            f"{r['trials']['fail']} | {r['best_value']:.3f} | {r['best_attrs'].get('catches_per_round', float('nan')):.2f} | "
+            f"{r['best_attrs'].get('num_params', '')} | {params} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_tune")
 def main(cfg: DictConfig) -> dict | None:
     from tnd.tuning import StudySettings, open_study, run_study
 
+    if cfg.summarize_only:  # no study: the table of every study summary in results_dir
+        with report_errors(Path(absolute(cfg.results_dir)), {}, "tnd-tune"):
+            results = Path(absolute(cfg.results_dir))
+            text = studies_markdown(results)
+            (results / "studies.md").write_text(text)
+            print(text, end="")
+        return None
     trials_dir = Path(absolute(cfg.trials_dir))
     with report_errors(trials_dir, {"model": cfg.model.name, "study": cfg.study.name}, "tnd-tune"):
         from tnd.training.pipeline import run_experiment

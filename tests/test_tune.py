@@ -125,3 +125,20 @@ def test_the_committed_tuned_configs_compose_for_every_model():
         for name in model_names():
             cfg = compose(config_name="tnd_train", overrides=["experiment=pong_table", f"model={name}"])
             assert cfg.model.name == name
+
+
+def test_a_models_own_topology_and_the_command_line_graph(tmp_path, data_root, monkeypatch):  # noqa: F811
+    """A tuned ``model.options.topology`` replaces the graph group, unless graph= is on the command line."""
+    from train_helpers import compose_cfg
+
+    from tnd.training.pipeline import model_options
+
+    cfg = compose_cfg("tnd_train", ["model=tnd", "tuned=none", "graph=layered_ncp",
+                                    "++model.options.topology=ring", "++model.options.topology_options={k: 2}"])
+    options = model_options(train_cli.to_object(cfg))
+    assert options["topology"] == "ring" and options["topology_options"] == {"k": 2}
+
+    argv = [*TINY, "model=tnd", "tuned=none", "++model.options.topology=ring", "graph=fully_connected",
+            f"data.root={data_root}", f"hydra.run.dir={tmp_path}/run"]
+    assert call_main(train_cli.main, argv, monkeypatch) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["graph"] == "fully_connected"

@@ -84,7 +84,10 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
 
     A model uses the graph group when its builder takes a ``topology`` option and either
     it is a graph model by default (``tnd``, ``sparse_rnn``) or ``model.options.wired``
-    is true (the wired CfC). Unknown options fail with the valid ones.
+    is true (the wired CfC), unless ``model.options.topology`` names a topology itself (with
+    ``topology_options``): then that one is used (TND's tuned config does this; the entry
+    points clear it when ``graph=`` is given on the command line). Unknown options fail
+    with the valid ones.
     """
     from tnd.graph import topology_names
     from tnd.models import get_model_builder
@@ -105,7 +108,14 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     uses_graph = takes_graph and (wired if wired is not None else spec.model.name != "cfc")
     if wired and not takes_graph:
         raise ExperimentError(f"Model '{spec.model.name}' cannot be wired to a graph (no topology option).")
-    if uses_graph:
+    if uses_graph and options.get("topology") is not None:  # the model's own topology (conf/tuned/tnd.yaml)
+        if options["topology"] not in topology_names():
+            raise ExperimentError(
+                f"Unknown model.options.topology '{options['topology']}'. Valid graphs: {', '.join(topology_names())}."
+            )
+        options["topology_options"] = dict(options.get("topology_options") or {})
+        options.setdefault("graph_seed", int(spec.seed) if spec.graph.seed is None else int(spec.graph.seed))
+    elif uses_graph:
         if not spec.graph.name:
             raise ExperimentError(
                 "graph.name is empty: name the topology your plugin registers, e.g. "
@@ -116,8 +126,8 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
                 f"Unknown graph '{spec.graph.name}'. Valid graphs: {', '.join(topology_names())}."
                 + (" A topology of your own: register it in a module and add plugins=[module]." if not spec.plugins else "")
             )
-        options.setdefault("topology", spec.graph.name)
-        options.setdefault("topology_options", dict(spec.graph.options))
+        options["topology"] = spec.graph.name
+        options["topology_options"] = dict(spec.graph.options)
         options.setdefault("graph_seed", int(spec.seed) if spec.graph.seed is None else int(spec.graph.seed))
     return options
 
