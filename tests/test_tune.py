@@ -142,3 +142,27 @@ def test_a_models_own_topology_and_the_command_line_graph(tmp_path, data_root, m
             f"data.root={data_root}", f"hydra.run.dir={tmp_path}/run"]
     assert call_main(train_cli.main, argv, monkeypatch) == 0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["graph"] == "fully_connected"
+
+
+def test_a_searched_topology_is_written_as_the_models_own(tmp_path, monkeypatch):
+    """tuned files cannot select a config group: graph=<winner> becomes model.options.topology."""
+    from omegaconf import OmegaConf
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    space = SearchSpace.from_dict({k: SPACE[k] for k in ("train.lr", "graph")})
+    study = optuna.create_study(direction="maximize", study_name="pong_table-tnd")
+    dists = {"train.lr": FloatDistribution(1e-3, 1e-2, log=True), "graph": CategoricalDistribution(["ring", "small_world"])}
+    for value, graph in ((0.4, "ring"), (0.7, "small_world")):
+        study.add_trial(optuna.trial.create_trial(params={"train.lr": 0.004, "graph": graph}, distributions=dists,
+                                                  value=value, user_attrs={"catches_per_round": 1.0}))
+    settings = StudySettings(name="pong_table-tnd", storage=str(tmp_path / "unused.db"), n_trials=2)
+    cfg = OmegaConf.create({"model": {"name": "tnd"}, "trial": {"scale": "tune"},
+                            "conf_dir": str(tmp_path / "conf"), "results_dir": str(tmp_path / "results")})
+    monkeypatch.setattr(tune_cli, "absolute", lambda path: path)
+    summary = tune_cli.write_results(cfg, study, settings, space)
+    assert summary["best_value"] == 0.7 and summary["finished"] == 2
+    tuned = yaml.safe_load((tmp_path / "conf" / "tuned" / "tnd.yaml").read_text())
+    assert tuned["model"]["options"]["topology"] == "small_world"
+    assert tuned["model"]["options"]["topology_options"] == {"k": 4, "p": 0.1}  # conf/graph/small_world.yaml
+    assert "graph" not in tuned
+    assert "pong_table-tnd" in tune_cli.studies_markdown(tmp_path / "results")

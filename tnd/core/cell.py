@@ -27,9 +27,8 @@ the actions lag the observations by ``ceil((D + 1) / K) - 1`` steps. ``inner_rou
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -310,8 +310,6 @@ def render_curves_markdown(
     if any(c.clipped is not None for c in curves):
         low, high = next(c.clipped for c in curves if c.clipped is not None)
         notes.append(f"Intervals of this rate are clipped to [{low:g}, {high:g}].")
-    notes.append("The last training step has no validation evaluation (the final evaluation there uses the "
-                 "test games), so a curve ends one evaluation interval before train.steps.")
     if skipped:
         notes += ["", f"Run folders not drawn ({len(skipped)}):", ""]
         notes += [f"- {tbl.MODEL_LABELS.get(r.model, r.model)} seed {r.seed} ({r.status}) — `{r.path}`" for r in skipped]
