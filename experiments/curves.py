@@ -1,7 +1,7 @@
 """`tnd-curves`: learning curves of a sweep's runs (validation catch rate over training steps).
 
     tnd-table --experiment learning_curves      # first: the runs (multirun/learning_curves/default)
-    tnd-curves                                  # -> results/learning_curves.{png,csv,md}
+    tnd-curves                                  # -> results/validation_curves.{png,csv,md}
     tnd-curves --sweep-dir multirun/learning_curves/paper --name learning_curves_paper
     tnd-curves --tolerance 0.01 --metric eval_catches_per_round
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from tnd.evaluation import curves as crv
 
 DEFAULT_SWEEP_DIR = Path("multirun") / "learning_curves" / "default"
-DEFAULT_NAME = "learning_curves"
+DEFAULT_NAME = "validation_curves"  # tnd-table --experiment learning_curves writes learning_curves.*
 
 
 def build_parser() -> argparse.ArgumentParser:
