@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from experiments import collect as collect_entry
 from experiments import evaluate as eval_entry
 from experiments import train as train_entry
+from experiments.common import use_command_line_graph
 from tnd.envs.registry import env_names
 from tnd.graph import topology_names
 from tnd.models import model_names
@@ -36,8 +37,9 @@ def test_every_model_graph_env_combination_composes():
         for model in GROUP_FILES["model"]:
             for graph in GROUP_FILES["graph"]:
                 for env in GROUP_FILES["env"]:
-                    cfg = compose("tnd_train", overrides=[f"model={model}", f"graph={graph}", f"env={env}"])
-                    spec = OmegaConf.to_object(cfg)
+                    overrides = [f"model={model}", f"graph={graph}", f"env={env}"]
+                    spec = OmegaConf.to_object(compose("tnd_train", overrides=overrides))
+                    use_command_line_graph(spec, overrides)  # graph= replaces a tuned topology, as in tnd-train
                     assert isinstance(spec, ExperimentSpec)
                     assert (spec.model.name, spec.graph.name, spec.env.name) == (model, graph, env)
                     options = model_options(spec)  # every option name is valid for the builder
