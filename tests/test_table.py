@@ -496,6 +496,6 @@ def test_smoke_ablation(tmp_path, monkeypatch):
     assert all(r["n_seeds"] == "1" and r["graph"] == "layered_ncp" for r in rows)
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
         f"graph=layered_ncp,model.options.dynamics={d},model.options.inner_rounds=1,"
-        f"model.options.interaction=scalar,model=tnd,seed=0" for d in ("gated", "leaky")]
+        f"model.options.interaction=scalar,model=tnd,seed=0,tuned=none" for d in ("gated", "leaky")]
     assert (results / "tnd_ablation_smoke.png").exists()
     assert driver.main(args) == 0  # resumed: nothing to rerun
