@@ -275,11 +275,13 @@ def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch,
 REPO = Path(__file__).resolve().parents[1]
 
 
+def needs_files(*paths: str):
+    """Skips a test when one of the repository files it runs is absent."""
+    return pytest.mark.skipif(not all((REPO / p).exists() for p in paths), reason=f"needs {', '.join(paths)}")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not all((REPO / p).exists() for p in ("experiments/train.py", "conf/experiment/pong_table.yaml", "conf/scale/smoke.yaml")),
-    reason="needs the trainer, conf/experiment/pong_table.yaml and conf/scale/smoke.yaml",
-)
+@needs_files("experiments/train.py", "conf/experiment/pong_table.yaml", "conf/scale/smoke.yaml")
 def test_smoke_sweep(tmp_path, monkeypatch):
     """tnd-table end to end with the real trainer: two models, one seed, the smoke budget."""
     monkeypatch.chdir(REPO)
@@ -478,10 +480,7 @@ def test_ablation_sweep_folders_resume_and_narrowing(fake_ablation_trainer, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not all((REPO / p).exists() for p in ("experiments/train.py", "conf/experiment/tnd_ablation.yaml", "conf/scale/smoke.yaml")),
-    reason="needs the trainer, conf/experiment/tnd_ablation.yaml and conf/scale/smoke.yaml",
-)
+@needs_files("experiments/train.py", "conf/experiment/tnd_ablation.yaml", "conf/scale/smoke.yaml")
 def test_smoke_ablation(tmp_path, monkeypatch):
     """tnd-table --experiment tnd_ablation end to end: two variants (dynamics), one seed, the smoke budget."""
     monkeypatch.chdir(REPO)

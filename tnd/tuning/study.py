@@ -18,7 +18,7 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,11 +192,3 @@ def tuned_config(study: optuna.Study, space: SearchSpace) -> tuple[dict[str, Any
         node[leaf] = best.params[p.key]
     return values, groups
 
-
-def nested_get(mapping: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = mapping
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
