@@ -5,7 +5,8 @@ library's dataclasses. `report_errors` turns a bad-input error (any ``ValueError
 library error subclasses it) into ONE readable line on stderr plus ``error.json`` in the
 run folder, exit status 1; in a multirun the job is marked failed (``error.json``) and the
 sweep goes on. Set ``HYDRA_FULL_ERROR=1`` to see the traceback. Unexpected exceptions
-(bugs) also write ``error.json`` and then propagate with their traceback.
+(bugs) also write ``error.json`` and then propagate with their traceback. Ctrl-C ends with
+one line (the step reached, the last checkpoint, the command that resumes) and exit 130.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -33,6 +35,22 @@ def quiet_libraries() -> None:
     """Hydra sets the root logger to INFO; orbax (through absl) then logs every file it writes."""
     for name in ("absl", "orbax", "jax._src"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_to_run_file() -> None:
+    """The ``tnd`` loggers (metric rows, checkpoints, evaluations, errors) write to the Hydra
+    job's log file (``<run folder>/train.log`` for tnd-train) and not to the console, which
+    keeps the progress bar and the one-line results. Rebound per job (a multirun reconfigures
+    logging for each job)."""
+    logger = logging.getLogger("tnd")
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            logger.removeHandler(handler)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def run_dir() -> Path:
@@ -66,6 +84,44 @@ def use_command_line_graph(spec, overrides: list[str] | None = None) -> None:
                 spec.model.options[key] = None
 
 
+HYDRA_SPECIAL = set("=,[]{}()'\" :")
+
+
+def hydra_value(value: str) -> str:
+    """``value`` as a Hydra override value: quoted when Hydra's grammar would split it
+    (a run folder named ``model=tnd,seed=0`` must stay one path)."""
+    if not HYDRA_SPECIAL & set(value):
+        return value
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def shell_word(token: str) -> str:
+    """``token`` quoted for a POSIX shell, readably: a Hydra-quoted value keeps its single
+    quotes inside double quotes (``"run_dir='a=b,c'"``) instead of ``shlex.quote``'s '"'"'."""
+    if "'" in token and not set('"$`\\!') & set(token):
+        return f'"{token}"'
+    return shlex.quote(token)
+
+
+def rerun_command(prog: str, folder: Path) -> str:
+    """The shell command that reruns this job in ``folder`` (and so resumes it)."""
+    task = list(HydraConfig.get().overrides.task)
+    return " ".join(shell_word(t) for t in [prog, *task, f"hydra.run.dir={hydra_value(str(folder))}"])
+
+
+def interrupt_message(exc: BaseException, prog: str, folder: Path) -> str:
+    """One line for Ctrl-C: where training stopped, what was saved, how to resume."""
+    from tnd.training.loop import TrainingInterrupted
+
+    where = str(exc) if isinstance(exc, TrainingInterrupted) else "interrupted"
+    try:
+        again = rerun_command(prog, folder)
+    except ValueError:  # no Hydra context (called from Python)
+        return f"{prog}: {where}"
+    verb = "resume" if isinstance(exc, TrainingInterrupted) and exc.checkpoint else "rerun"
+    return f"{prog}: {where}; {verb} with: {again}"
+
+
 def is_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -81,11 +137,21 @@ def _write_error(folder: Path, message: str, identity: dict[str, Any], tb: str |
 @contextlib.contextmanager
 def report_errors(folder: Path, identity: dict[str, Any], prog: str):
     """Bad input -> one line on stderr + ``error.json`` + exit 1 (multirun: job failed, sweep goes on)."""
+    from tnd.training.loop import TrainingInterrupted
+
     quiet_libraries()
+    log_to_run_file()
+    log = logging.getLogger("tnd")
     try:
         yield
+    except (KeyboardInterrupt, TrainingInterrupted) as exc:
+        line = interrupt_message(exc, prog, folder)
+        log.warning(line)
+        print(line, file=sys.stderr, flush=True)
+        sys.exit(130)
     except ValueError as exc:
         message = str(exc) or type(exc).__name__
+        log.error(message)
         _write_error(folder, message, {**identity, "type": type(exc).__name__}, None)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -95,5 +161,6 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str):
             return
         sys.exit(1)
     except Exception as exc:  # a bug: keep the traceback, but leave a record for the table
+        log.exception("unexpected error")
         _write_error(folder, f"{type(exc).__name__}: {exc}", identity, traceback.format_exc())
         raise

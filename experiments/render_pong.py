@@ -3,9 +3,12 @@
     python -m experiments.render_pong                       # docs/pong_expert.gif
     python -m experiments.render_pong --steps 600 --epsilon 0.2 --out docs/pong_eps.gif
 
-The game is played inside one jitted ``lax.scan`` (states stacked over time), rendered
-with `tnd.envs.pong_render.render_frames` and written with imageio (``.gif``; ``.mp4``
-needs imageio-ffmpeg).
+The game is a demonstration game (collection stream, the expert's actions with an
+``epsilon`` chance of a random one, as `tnd.data.pong_collect` plays them), played inside
+one jitted ``lax.scan`` (states stacked over time) and drawn like ``tnd-render`` draws a
+trained model: `tnd.envs.pong_render.render_frames`, a header with the running catch and
+miss counts (`tnd.evaluation.render`), written as ``.gif`` (``.mp4`` needs imageio-ffmpeg).
+Exit status 2 with one line on stderr for bad input.
 """
 
 from __future__ import annotations
@@ -16,16 +19,21 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.pong import COLLECT_STREAM, PongConfig, SinglePlayerPong, game_seeds, step_key, to_params
 from tnd.envs.pong_expert import expert_action
-from tnd.envs.pong_render import render_frames, write_animation
+from tnd.envs.pong_render import check_animation_path, render_frames, write_animation
+from tnd.evaluation.render import PONG_PIXELS_PER_UNIT, Recording, annotate, overlay_lines
+
+PROG = "render_pong"
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
 def play_expert_game(params, seed, epsilon, steps):
-    """One game of ``steps`` steps; returns the states ``[steps + 1]`` (first = after reset)."""
+    """One game of ``steps`` steps; returns the states ``[steps + 1]`` (first = after reset)
+    and each step's ``catch`` / ``miss`` events ``[steps]`` (bool)."""
     env = SinglePlayerPong()
     key = jax.random.key(seed)
     _, state = env.reset_env(key, params)
@@ -34,31 +42,54 @@ def play_expert_game(params, seed, epsilon, steps):
         env_key, noise_key = jax.random.split(step_key(key, t))
         noise = jax.random.uniform(noise_key, (2,))
         action = jnp.where(noise[0] < epsilon, (noise[1] * NUM_ACTIONS).astype(jnp.int32), expert_action(state, params))
-        _, next_state, _, _, _ = env.step_env(env_key, state, action, params)
-        return next_state, next_state
+        _, next_state, _, _, info = env.step_env(env_key, state, action, params)
+        return next_state, (next_state, info["catch"], info["miss"])
 
-    _, states = jax.lax.scan(body, state, jnp.arange(steps, dtype=jnp.int32))
-    return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
+    _, (states, catch, miss) = jax.lax.scan(body, state, jnp.arange(steps, dtype=jnp.int32))
+    states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
+    return states, catch, miss
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="render_pong", description=__doc__.splitlines()[0])
+def expert_recording(steps: int, seed: int, epsilon: float, pixels_per_unit: int) -> Recording:
+    """The expert's game ``seed`` (collection stream) as frames ``[steps + 1]`` with running counts."""
+    config = PongConfig(max_steps=max(steps, 1))
+    params = to_params(config)
+    game = int(game_seeds(seed, 1, COLLECT_STREAM)[0])
+    states, catch, miss = jax.device_get(play_expert_game(params, game, jnp.float32(epsilon), steps=steps))
+    start = np.zeros(1, np.int64)  # the first frame (after reset) has no events yet
+    return Recording(
+        env="pong",
+        frames=render_frames(states, params, pixels_per_unit),
+        game=np.zeros(steps + 1, np.int64),
+        step=np.arange(steps + 1),
+        counts={"catches": np.cumsum(np.concatenate([start, catch])), "misses": np.cumsum(np.concatenate([start, miss]))},
+        seeds=(game,),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/pong_expert.gif", help="output path (.gif or .mp4)")
     parser.add_argument("--steps", type=int, default=400, help="agent steps to show")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epsilon", type=float, default=0.0, help="probability of a random action")
     parser.add_argument("--fps", type=int, default=20)
-    parser.add_argument("--pixels-per-unit", type=int, default=120, help="frame resolution")
+    parser.add_argument("--pixels-per-unit", type=int, default=PONG_PIXELS_PER_UNIT, help="frame resolution (default: %(default)s)")
     args = parser.parse_args(argv)
-
-    config = PongConfig(max_steps=max(args.steps, 1))
-    params = to_params(config)
-    seed = int(game_seeds(args.seed, 1, COLLECT_STREAM)[0])
-    states = play_expert_game(params, seed, jnp.float32(args.epsilon), steps=args.steps)
-    frames = render_frames(states, params, args.pixels_per_unit)
-    path = write_animation(frames, args.out, fps=args.fps)
-    print(f"wrote {path}: {frames.shape[0]} frames of {frames.shape[1]}x{frames.shape[2]}")
+    try:
+        check_animation_path(args.out)
+        if args.steps < 0 or args.fps < 1 or args.pixels_per_unit < 1 or not 0.0 <= args.epsilon <= 1.0:
+            raise ValueError("need --steps >= 0, --fps >= 1, --pixels-per-unit >= 1 and --epsilon in [0, 1].")
+        recording = expert_recording(args.steps, args.seed, args.epsilon, args.pixels_per_unit)
+        label = "expert" if args.epsilon == 0 else f"expert eps {args.epsilon:g}"
+        frames = annotate(recording.frames, overlay_lines(recording, label))
+        path = write_animation(frames, args.out, fps=args.fps)
+    except ValueError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -11,10 +11,13 @@ model, topology or env does not have, listing the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec
 
@@ -37,12 +40,41 @@ class CollectConfig:
     progress: bool = True
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+ENTRY_MODULES = {  # the console script of each Hydra app (pyproject.toml) -> its module
+    "tnd-train": "experiments.train", "tnd-eval": "experiments.evaluate",
+    "tnd-collect": "experiments.collect", "tnd-tune": "experiments.tune",
+}
+
+
+def usage_text(app_name: str) -> str:
+    """``--help``'s header: the docstring of the command's module (what it does, examples)."""
+    module = sys.modules.get(ENTRY_MODULES.get(app_name, "")) or importlib.import_module(ENTRY_MODULES[app_name])
+    return (module.__doc__ or app_name).strip() + "\n"
+
+
+def group_options(*, _root_) -> str:
+    """``--help``'s groups: each config group this command composes, with its options
+    (read from ``conf/<group>/``) and the one chosen now."""
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices") or {}
+    lines = []
+    for group, chosen in reversed(list(choices.items())):  # Hydra records them last-first
+        folder = CONF_DIR / group
+        if group.startswith("hydra") or not folder.is_dir():
+            continue
+        options = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        lines.append(f"{group}: {options}   (now: {chosen or 'none'})")
+    return "\n".join(lines) or "(none)"
+
+
 def register() -> None:
-    """Stores the schemas (idempotent)."""
+    """Stores the schemas and the help resolvers (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=ExperimentSpec)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="collect_schema", node=CollectConfig)
+    OmegaConf.register_new_resolver("tnd_usage", usage_text, replace=True)
+    OmegaConf.register_new_resolver("tnd_groups", group_options, replace=True)
 
 
 register()

@@ -6,21 +6,29 @@
     tnd-train -m model=tnd,lstm seed=0,1 [hydra/launcher=local_parallel]
     python -m experiments.train ...
 
-Writes to the Hydra run folder: summary.json, metrics.jsonl, tensorboard/, checkpoints/
-(and error.json on failure). Rerunning with the same ``hydra.run.dir=...`` resumes from the
-latest checkpoint and ends with the same parameters as an uninterrupted run.
+Writes to the Hydra run folder: summary.json, metrics.jsonl, train.log (the same rows as
+readable lines, checkpoints, evaluations, errors), tensorboard/, checkpoints/ (and error.json
+on failure), and prints one short result line. Rerunning with the same ``hydra.run.dir=...``
+resumes from the latest checkpoint and ends with the same parameters as an uninterrupted
+run; Ctrl-C stops with one line naming the step reached, the last checkpoint and that command.
 """
 
 from __future__ import annotations
-
-import json
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
 from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
+
+
+def result_line(summary: dict, folder) -> str:
+    """One short line per finished run (the full record is ``summary.json``)."""
+    return (
+        f"tnd-train: {summary['model']} seed={summary['seed']} on {summary['env']}: catch rate "
+        f"{summary['catch_rate']:.3f}, {summary['catches_per_round']:.2f} catches/round, score {summary['score']:+.2f}; "
+        f"{summary['num_params']:,} params, trained in {summary['train_seconds']:.0f} s -> {folder}/summary.json"
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
@@ -35,10 +43,7 @@ def main(cfg: DictConfig) -> dict | None:
         spec.data.root = absolute(spec.data.root)
         spec.data.path = absolute(spec.data.path) if spec.data.path else None
         summary = run_experiment(spec, folder)
-        keys = ("model", "env", "seed", "catch_rate", "catches_per_round", "score", "num_params",
-                "train_seconds", "eval_seconds", "host_fraction", "config_hash")
-        print(json.dumps({k: summary.get(k) for k in keys}), flush=True)
-        print(f"tnd-train: wrote {folder / 'summary.json'}", file=sys.stderr, flush=True)
+        print(result_line(summary, folder), flush=True)
         return summary
     return None
 

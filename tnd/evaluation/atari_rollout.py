@@ -5,7 +5,9 @@ games run side by side in a `PongBatch`; each row plays game after game (game ``
 seeded ``game_seed(seed, g)``, so results do not depend on ``num_envs``) until
 ``num_games`` are done; a finished row stops stepping. Every step the caller's ``act``
 sees the observations, the RAM and which rows just started a game, and the
-`EventTracker` counts catches, misses and rounds from the RAM.
+`EventTracker` counts catches, misses and rounds from the RAM. An optional ``on_step``
+hook sees every step's events while the emulators still show that step (the animation of
+`tnd.evaluation.render` grabs the RGB screen there).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from tnd.evaluation.metrics import GameTally
 # ``games[b]`` is the index of the game row b plays (its seed is game_seed(seed, games[b])).
 ActFn = Callable[..., tuple[np.ndarray, np.ndarray]]
 
+# on_step(batch, stepped [B] bool, games [B] int, reward [B] float32, catch [B] bool, miss [B] bool)
+# after each step, before finished rows start their next game: ``batch`` still shows the
+# step's screen and RAM; ``stepped`` marks the rows that played it, ``games`` their game index.
+StepHook = Callable[[PongBatch, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+
 
 def play_games(
     config: AtariPongConfig,
@@ -37,13 +44,15 @@ def play_games(
     progress: bool = True,
     desc: str = "pong",
     batch: PongBatch | None = None,
+    on_step: StepHook | None = None,
 ) -> tuple[GameTally, list[dict[str, Any]]]:
     """Plays ``num_games`` games; returns their tally (in game order) and, if ``record``,
     one dict per game with ``observations [T, *obs]``, ``actions``, ``taken_actions``,
     ``rewards``, ``catches``, ``misses`` ``[T]`` and its ``seed``.
 
     ``batch``: an existing `PongBatch` with ``num_envs`` rows built for ``config`` to reuse
-    (building 8 envs costs ~1-2 s); by default one is built and closed here.
+    (building 8 envs costs ~1-2 s); by default one is built and closed here. ``on_step``:
+    see `StepHook`.
     """
     if num_games < 1:
         raise ValueError(f"num_games must be >= 1, got {num_games}.")
@@ -89,6 +98,8 @@ def play_games(
             labels, taken = np.asarray(labels), np.asarray(taken)
             reward, done = batch.step(taken, active)
             catch, miss = tracker.update(batch.ram, reward, active)
+            if on_step is not None:
+                on_step(batch, active.copy(), game_of_row.copy(), reward, catch, miss)
             reset[:] = False
             if record:
                 log.append((obs, labels, taken, reward, catch, miss))
@@ -129,13 +140,13 @@ def _episode(steps: list[tuple], seed: int) -> dict[str, Any]:
 
 def evaluate_policy(
     policy, config: AtariPongConfig, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = True,
-    batch: PongBatch | None = None,
+    batch: PongBatch | None = None, on_step: StepHook | None = None,
 ) -> GameTally:
     """Plays ``num_games`` games with ``policy`` and returns their `GameTally`.
 
     ``policy.initial_state(batch) -> carry`` and ``policy.act(carry, obs [B, ...], reset
     [B] bool) -> (carry, actions [B])``; the policy must reset its carry rows where
-    ``reset`` is true (the first step of a new game in that row).
+    ``reset`` is true (the first step of a new game in that row). ``on_step``: see `StepHook`.
     """
     rows = min(num_envs, num_games)
     carry = policy.initial_state(rows)
@@ -147,19 +158,20 @@ def evaluate_policy(
         return actions, actions
 
     tally, _ = play_games(
-        config, act, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress, desc="eval", batch=batch
+        config, act, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress, desc="eval", batch=batch,
+        on_step=on_step,
     )
     return tally
 
 
 def evaluate_model(
     model, config: AtariPongConfig, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = True,
-    batch: PongBatch | None = None,
+    batch: PongBatch | None = None, on_step: StepHook | None = None,
 ) -> GameTally:
     """Greedy closed-loop evaluation of a `SequenceModel` (see `GreedyModelPolicy`)."""
     from tnd.evaluation.policy import GreedyModelPolicy
 
     return evaluate_policy(
         GreedyModelPolicy(model), config, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress,
-        batch=batch,
+        batch=batch, on_step=on_step,
     )

@@ -15,6 +15,10 @@ the catch cap; ``points_lost`` = misses; ``steps`` = steps played.
 
 Games are seeded by `tnd.envs.pong.game_seeds` (evaluation stream), so ``seed`` fixes
 every serve; the same seed gives the same tallies.
+
+``record=True`` (`play_games`, `record_model`) also returns the per-step trace: the state
+after every step and the step's counted events, ``[T, G]`` (what the animation of
+`tnd.evaluation.render` draws); the tallies are exactly the trace's sums over time.
 """
 
 from __future__ import annotations
@@ -41,10 +45,15 @@ _TALLY_FIELDS = ("catches", "misses", "rounds", "catches_in_rounds", "points_won
 Policy = Callable[[Any, jax.Array, Any], tuple[Any, jax.Array]]
 
 
-def play_games(policy: Policy, carry: Any, params: PongParams, seeds: jax.Array, max_steps: int) -> dict[str, jax.Array]:
+def play_games(
+    policy: Policy, carry: Any, params: PongParams, seeds: jax.Array, max_steps: int, *, record: bool = False,
+) -> dict[str, jax.Array] | tuple[dict[str, jax.Array], dict[str, Any]]:
     """Plays ``G = len(seeds)`` games for ``max_steps`` steps; returns int32 tallies ``[G]``.
 
     Traceable (call it inside ``jit``): one scan over time, env ``vmap``-ed over games.
+    ``record`` (static) also returns the trace ``{"state": PongState with leaves [T, G],
+    <tally field>: int32 [T, G]}``: the state after each step and that step's events as
+    counted in the tallies (so ``trace[k].sum(0) == tally[k]``).
     """
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.int32))
     obs, states = jax.vmap(_ENV.reset_env, (0, None))(keys, params)
@@ -69,22 +78,23 @@ def play_games(policy: Policy, carry: Any, params: PongParams, seeds: jax.Array,
             "steps": live,
         }
         tally = {k: tally[k] + events[k] for k in tally}
-        return (states, obs, carry, tally, alive & ~done), None
+        trace = {"state": states, **events} if record else None
+        return (states, obs, carry, tally, alive & ~done), trace
 
     init = (states, obs, carry, tally, jnp.ones((games,), bool))
-    (_, _, _, tally, _), _ = jax.lax.scan(body, init, jnp.arange(max_steps, dtype=jnp.int32))
-    return tally
+    (_, _, _, tally, _), trace = jax.lax.scan(body, init, jnp.arange(max_steps, dtype=jnp.int32))
+    return (tally, trace) if record else tally
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_steps"))
-def _play_model(graphdef, model_state, params, seeds, max_steps):
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_steps", "record"))
+def _play_model(graphdef, model_state, params, seeds, max_steps, record=False):
     carry = nnx.merge(graphdef, model_state).initial_state(seeds.shape[0])
 
     def policy(carry, obs, _states):
         carry, logits = nnx.merge(graphdef, model_state).step(carry, obs)
         return carry, jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
-    return play_games(policy, carry, params, seeds, max_steps)
+    return play_games(policy, carry, params, seeds, max_steps, record=record)
 
 
 @functools.partial(jax.jit, static_argnames=("max_steps",))
@@ -133,6 +143,23 @@ def evaluate_model(
         return _play_model(graphdef, model_state, params, jnp.asarray(chunk, jnp.int32), max_steps=int(config.max_steps))
 
     return _run_batches(play, seeds, batch_size, progress, "pong eval")
+
+
+def record_model(model: SequenceModel, config: PongConfig, *, num_games: int, seed: int) -> tuple[GameTally, dict[str, Any]]:
+    """`evaluate_model`'s games (same seeds, same greedy play, one batch) with their trace.
+
+    Returns the `GameTally` and the trace as NumPy arrays, games first: ``"state"`` a
+    `PongState` with leaves ``[G, T]`` (the state after each of the ``T = max_steps``
+    steps) and one ``[G, T]`` int array per tally field (that step's counted events).
+    """
+    graphdef, model_state = nnx.split(model)
+    seeds = game_seeds(seed, num_games, EVAL_STREAM)
+    tally, trace = jax.device_get(_play_model(
+        graphdef, model_state, to_params(config), jnp.asarray(seeds, jnp.int32),
+        max_steps=int(config.max_steps), record=True,
+    ))
+    tally = GameTally(**{k: np.asarray(tally[k], np.int64) for k in _TALLY_FIELDS})
+    return tally, jax.tree.map(lambda x: np.swapaxes(np.asarray(x), 0, 1), trace)
 
 
 def evaluate_expert(

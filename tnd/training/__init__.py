@@ -8,11 +8,12 @@ from tnd.training.checkpoint import CheckpointError, Checkpointer
 from tnd.training.config import (
     DataSpec, EnvSpec, EvalSpec, ExperimentSpec, GraphSpec, ModelSpec, TrainSpec,
 )
-from tnd.training.loop import NonFiniteLossError, TrainResult, TrainSpecError, train
+from tnd.training.loop import NonFiniteLossError, TrainingInterrupted, TrainResult, TrainSpecError, train
 from tnd.training.pipeline import ExperimentError, evaluate_checkpoint, restore_model, run_experiment
 
 __all__ = [
     "CheckpointError", "Checkpointer", "DataSpec", "EnvSpec", "EvalSpec", "ExperimentError", "ExperimentSpec",
-    "GraphSpec", "ModelSpec", "NonFiniteLossError", "TrainResult", "TrainSpec", "TrainSpecError",
+    "GraphSpec", "ModelSpec", "NonFiniteLossError", "TrainingInterrupted", "TrainResult", "TrainSpec",
+    "TrainSpecError",
     "evaluate_checkpoint", "restore_model", "run_experiment", "train",
 ]

@@ -8,6 +8,7 @@ of a resumed run read like those of an uninterrupted one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+log = logging.getLogger(__name__)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 class MetricsLogger:
-    """Appends metric rows to ``<run_dir>/metrics.jsonl`` and TensorBoard scalars."""
+    """Appends metric rows to ``<run_dir>/metrics.jsonl``, TensorBoard scalars and, as one
+    readable line per row, the ``tnd`` logger (the run folder's ``train.log`` under tnd-train)."""
 
     def __init__(self, run_dir: str | Path, *, resume_step: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.jsonl"
@@ -47,6 +56,7 @@ class MetricsLogger:
         row = {k: _jsonable(v) for k, v in row.items()}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        log.info("step %s: %s", row.get("step"), ", ".join(f"{k}={_short(v)}" for k, v in row.items() if k != "step"))
         if self.writer is not None:
             step = int(row["step"])
             for k, v in row.items():

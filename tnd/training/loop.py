@@ -17,6 +17,7 @@ step; everything else in the loop body (sampling bookkeeping, logging, progress 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,24 @@ from tnd.training.optimizer import make_optimizer
 from tnd.training.step import make_train_step
 
 
+log = logging.getLogger(__name__)
+
+
 class NonFiniteLossError(ValueError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (KeyboardInterrupt) during training: where it stopped and what was saved.
+
+    Not a ``ValueError``: nothing was wrong with the input. ``step`` is the number of
+    updates done; ``checkpoint`` the last saved step (None: nothing saved in this folder).
+    """
+
+    def __init__(self, step: int, checkpoint: int | None, directory: Path | None):
+        self.step, self.checkpoint, self.directory = int(step), checkpoint, directory
+        saved = f"step {checkpoint} in {directory}" if checkpoint else "none"
+        super().__init__(f"interrupted at step {self.step}; last checkpoint: {saved}")
 
 
 class TrainSpecError(ValueError):
@@ -120,6 +137,7 @@ def train(
             sampler.load_state_dict(meta["data_iterator"])
             start = int(meta["step"])
             prior_seconds = float(meta.get("train_seconds", 0.0))
+            log.info("resumed from checkpoint %s", ckpt.directory / str(start))
     last_saved = start if start else None
     logger = MetricsLogger(run_dir, resume_step=start, tensorboard=tensorboard) if run_dir is not None else None
 
@@ -142,6 +160,7 @@ def train(
         }
         ckpt.save(step, params=params, rest=rest, opt_state=opt_state, meta=meta)
         last_saved = step
+        log.info("saved checkpoint %s", ckpt.directory / str(step))
 
     def merged() -> nnx.Module:
         return nnx.merge(graphdef, params, rest)
@@ -159,6 +178,7 @@ def train(
     eval_history: list[dict[str, Any]] = []
     eval_seconds = 0.0
     t_begin = time.perf_counter()
+    done = start  # updates completed (what an interrupt reports)
     try:
         t_prev = t_begin
         excluded = 0.0  # eval + checkpoint time since t_prev, not counted as loop overhead
@@ -168,6 +188,7 @@ def train(
             params, rest, opt_state, m = step_fn(
                 params, rest, opt_state, arrays, weights, data_key, jnp.asarray(k, jnp.int32)
             )
+            done = step
             m = jax.device_get(m)
             t1 = time.perf_counter()
             if k > start:  # the first step compiles
@@ -210,6 +231,8 @@ def train(
                 excluded += time.perf_counter() - ts
             if progress is not None:
                 progress.update(1)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(done, last_saved, ckpt.directory if ckpt is not None else None) from None
     finally:
         if progress is not None:
             progress.close()

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from tnd.envs.registry import get_env
 from tnd.run_folder import ERROR_FILE, SUMMARY_FILE, write_json
 from tnd.training.plugins import import_plugins
 from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
+
+log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 
 
 
@@ -275,6 +278,8 @@ def run_experiment(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     p = prepare(spec)
+    log.info("run %s: model=%s (%d parameters, options %s) env=%s seed=%d, %d steps",
+             run_dir, spec.model.name, p.num_params, p.options, spec.env.name, spec.seed, spec.train.steps)
     demos = load_dataset(spec.data, p.env, p.env_config, progress=spec.train.progress)
     if tuple(demos.obs_shape) != tuple(p.obs_shape):
         raise ExperimentError(
@@ -300,6 +305,8 @@ def run_experiment(
     final = evaluate(p.model, p.env, p.eval_config, num_games=spec.eval.num_games, seed=spec.eval.seed,
                      num_envs=spec.eval.num_envs, progress=spec.eval.progress)
     eval_seconds = time.perf_counter() - t0
+    log.info("final evaluation (%d test games, seed %d) in %.1f s: %s", spec.eval.num_games, spec.eval.seed,
+             eval_seconds, {k: final[k] for k in ("catch_rate", "catches_per_round", "score") if k in final})
     summary = {
         "model": spec.model.name,
         "env": spec.env.name,
@@ -323,6 +330,7 @@ def run_experiment(
     }
     write_json(run_dir / SUMMARY_FILE, summary)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    log.info("wrote %s", run_dir / SUMMARY_FILE)
     return summary
 
 

@@ -1,0 +1,281 @@
+"""Animations of a trained run's greedy policy playing, with the running counts on every frame.
+
+    result = render_run("multirun/pong_table/default/model=lstm,seed=0", "agent.gif", RenderOptions(steps=300))
+
+Flow: `restore_model` (latest checkpoint of a ``tnd-train`` run folder) -> the games of the
+run's evaluation, played by the evaluation code itself and recorded (`record_pong`,
+`record_atari`) -> a text header above every frame (`overlay_lines`, `annotate`) ->
+integer upscaling (`upscale`) -> `write_animation` (``.gif``; ``.mp4`` with imageio-ffmpeg).
+
+* ``env=pong``: `tnd.evaluation.pong_rollout.record_model` plays the games in one jitted
+  scan and returns the state after every step; `tnd.envs.pong_render.render_frames` draws
+  them (``PONG_PIXELS_PER_UNIT`` pixels per court unit).
+* ``env=atari_pong``: `tnd.evaluation.atari_rollout.evaluate_model` plays them, one game
+  after another, and its ``on_step`` hook grabs ALE's RGB screen ``[210, 160, 3]``.
+
+Frame ``t`` of a game shows the screen after step ``t`` (1-based) and the counts of steps
+``1..t``: the running sums of the catch / miss / point events the rollout counts in its
+tallies (never recomputed from the pictures), so the last frame of a game shows that game's
+tally. Game ``g`` is game ``g`` of an evaluation with seed ``seed`` (``tnd-eval
+eval.seed=<seed>``), played for ``steps`` steps (the env's step cap is set to ``steps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+from tnd.envs.pong_render import BACKGROUND, PROGRESS_DELAY, check_animation_path, render_frames, write_animation
+
+ENVS = ("pong", "atari_pong")
+COUNT_FIELDS = ("catches", "misses", "points_won", "points_lost")  # running counts drawn on the frames
+PONG_PIXELS_PER_UNIT = 160  # native Pong frame: 173 x 173 pixels (28 header characters wide)
+DEFAULT_STEPS = 300
+DEFAULT_FPS = {"pong": 20, "atari_pong": 15}  # Atari: 60 emulator frames/s / frameskip 4 = real time
+DEFAULT_FILE = "agent.gif"  # inside the run folder
+
+TEXT_COLOUR = (236, 236, 236)
+HEADER_PADDING = 3  # pixels around and between the header's text lines
+FONT_PROBE = "Ag"  # text whose bounding box gives the line height
+
+
+class RenderError(ValueError):
+    """Bad rendering input: a missing run folder, an unsupported env, a non-positive size."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderOptions:
+    """What to play and how to draw it (``None``: the run's eval seed, the env's frame rate)."""
+
+    steps: int = DEFAULT_STEPS  # agent steps per game = frames per game
+    games: int = 1
+    seed: int | None = None  # evaluation seed; None: the run's eval.seed (its held-out test games)
+    fps: int | None = None
+    scale: int = 1  # integer magnification of the native frame (header included)
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Every size positive (one readable `RenderError` otherwise)."""
+        for name in ("steps", "games", "fps", "scale"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise RenderError(f"{name} must be a positive integer, got {value}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """Played games as frames, games one after another (``N`` frames in all).
+
+    ``frames`` ``[N, H, W, 3]`` uint8 (no overlay); ``game`` ``[N]`` 0-based game index;
+    ``step`` ``[N]`` the step each frame shows, 1-based within its game; ``counts[field]``
+    ``[N]`` that game's running count up to and including that step (fields:
+    `COUNT_FIELDS`); ``seeds`` each game's env seed.
+    """
+
+    env: str
+    frames: np.ndarray
+    game: np.ndarray
+    step: np.ndarray
+    counts: dict[str, np.ndarray]
+    seeds: tuple[int, ...]
+
+    def final_counts(self) -> dict[str, int]:
+        """Each count summed over the games' last frames (= the games' tallies over the frames shown)."""
+        last = np.flatnonzero(np.diff(self.game, append=-1) != 0)
+        return {k: int(np.asarray(v)[last].sum()) for k, v in self.counts.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderResult:
+    """What `render_run` wrote and showed: the path, the frame shape, the recording and its text."""
+
+    path: str
+    shape: tuple[int, ...]  # [N, H, W, 3] of the written frames
+    model: str
+    checkpoint_step: int
+    seed: int  # the evaluation seed the games come from
+    recording: Recording
+    lines: list[tuple[str, ...]]  # the header text of every frame
+
+
+# ----------------------------------------------------------------------------- recording
+def running_counts(events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-step events ``[G, T]`` -> running counts within each game, flattened game-major ``[G * T]``."""
+    return {k: np.cumsum(np.asarray(events[k], np.int64), axis=1).reshape(-1) for k in COUNT_FIELDS}
+
+
+def record_pong(model, config, *, games: int, seed: int, steps: int, pixels_per_unit: int = PONG_PIXELS_PER_UNIT) -> Recording:
+    """``games`` evaluation games of single-player Pong (`PongConfig`), ``steps`` steps each."""
+    import jax
+
+    from tnd.envs.pong import EVAL_STREAM, game_seeds, to_params
+    from tnd.evaluation.pong_rollout import record_model
+
+    config = dataclasses.replace(config, max_steps=int(steps))
+    _, trace = record_model(model, config, num_games=games, seed=seed)
+    states = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), trace["state"])  # [G, T] -> [G * T]
+    return Recording(
+        env="pong",
+        frames=render_frames(states, to_params(config), pixels_per_unit),
+        game=np.repeat(np.arange(games), steps),
+        step=np.tile(np.arange(1, steps + 1), games),
+        counts=running_counts(trace),
+        seeds=tuple(int(s) for s in game_seeds(seed, games, EVAL_STREAM)),
+    )
+
+
+def record_atari(model, config, *, games: int, seed: int, steps: int, progress: bool = False) -> Recording:
+    """``games`` evaluation games of Atari Pong (`AtariPongConfig`), up to ``steps`` steps each.
+
+    Played by `atari_rollout.evaluate_model` on one emulator (one game after another); its
+    ``on_step`` hook keeps the RGB screen and the events of every step. A game that ends
+    (21 points) before ``steps`` has fewer frames.
+    """
+    from tnd.envs.atari_pong import game_seed
+    from tnd.evaluation import atari_rollout
+
+    config = dataclasses.replace(config, max_steps=int(steps))
+    screens: list[list[np.ndarray]] = [[] for _ in range(games)]
+    events: list[dict[str, list[int]]] = [{k: [] for k in COUNT_FIELDS} for _ in range(games)]
+    bar = tqdm(total=games * steps, desc="atari play", unit="step", disable=not progress, delay=PROGRESS_DELAY)
+
+    def grab(batch, stepped, game_of_row, reward, catch, miss):
+        for row in np.flatnonzero(stepped):
+            g = int(game_of_row[row])
+            screens[g].append(batch.envs[row].unwrapped.ale.getScreenRGB())
+            for key, value in (("catches", catch[row]), ("misses", miss[row]),
+                               ("points_won", reward[row] > 0), ("points_lost", reward[row] < 0)):
+                events[g][key].append(int(value))
+        bar.update(int(stepped.sum()))
+
+    try:
+        atari_rollout.evaluate_model(model, config, num_games=games, seed=seed, num_envs=1,
+                                             progress=False, on_step=grab)
+    finally:
+        bar.close()
+    lengths = [len(s) for s in screens]
+    return Recording(
+        env="atari_pong",
+        frames=np.concatenate([np.stack(s) for s in screens]).astype(np.uint8),
+        game=np.repeat(np.arange(games), lengths),
+        step=np.concatenate([np.arange(1, n + 1) for n in lengths]),
+        counts={k: np.concatenate([np.cumsum(e[k], dtype=np.int64) for e in events]) for k in COUNT_FIELDS},
+        seeds=tuple(game_seed(seed, g) for g in range(games)),
+    )
+
+
+# ----------------------------------------------------------------------------- overlay
+def counts_text(env: str, counts: dict[str, int]) -> str:
+    """The counts line: catches and misses (Pong); catches and score = won - lost (Atari)."""
+    if env == "atari_pong":
+        won, lost = counts["points_won"], counts["points_lost"]
+        return f"catches {counts['catches']}  score {won - lost:+d} ({won}-{lost})"
+    return f"catches {counts['catches']}  misses {counts['misses']}"
+
+
+def overlay_lines(recording: Recording, label: str) -> list[tuple[str, ...]]:
+    """The header text of every frame: ``(label  step t, [game g/G,] counts line)``.
+
+    The game line appears only when several games are shown (every frame then has it).
+    """
+    games = int(recording.game.max()) + 1 if len(recording.game) else 0
+    lines = []
+    for i in range(len(recording.step)):
+        game = (f"game {recording.game[i] + 1}/{games}",) if games > 1 else ()
+        counts = {k: int(v[i]) for k, v in recording.counts.items()}
+        lines.append((f"{label}  step {recording.step[i]}", *game, counts_text(recording.env, counts)))
+    return lines
+
+
+@functools.lru_cache(maxsize=1)
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in bitmap font (6 x 11 pixels a character: crisp when upscaled, no new colours)."""
+    return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+
+
+def header(lines: Sequence[str], width: int) -> np.ndarray:
+    """A strip ``[h, width, 3]`` uint8 with ``lines`` of text, one under the other."""
+    font = _font()
+    line_height = font.getbbox(FONT_PROBE)[3] + HEADER_PADDING
+    image = Image.new("RGB", (width, HEADER_PADDING + line_height * len(lines)), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((HEADER_PADDING, HEADER_PADDING + i * line_height), line, fill=TEXT_COLOUR, font=font)
+    return np.asarray(image)
+
+
+def annotate(frames: np.ndarray, lines: Sequence[Sequence[str]], *, progress: bool = False, desc: str = "render") -> np.ndarray:
+    """Frames ``[N, H, W, 3]`` -> ``[N, H + h, W, 3]``: each frame under a header with its own lines."""
+    if len(frames) != len(lines):
+        raise RenderError(f"{len(frames)} frames but {len(lines)} header texts.")
+    out = []
+    for frame, text in zip(tqdm(frames, desc=desc, unit="frame", disable=not progress, delay=PROGRESS_DELAY), lines):
+        out.append(np.concatenate([header(text, frame.shape[1]), frame], axis=0))
+    return np.stack(out)
+
+
+def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour integer magnification ``[N, H, W, C]`` -> ``[N, sH, sW, C]`` (crisp pixels, text included)."""
+    scale = int(scale)
+    return frames if scale == 1 else np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
+
+
+# ----------------------------------------------------------------------------- run folders
+def default_output(run_dir: str | Path) -> Path:
+    """``<run_dir>/agent.gif``: the animation stays with the run it shows."""
+    return Path(run_dir) / DEFAULT_FILE
+
+
+def record_run(model, spec, options: RenderOptions, seed: int) -> Recording:
+    """The run's env (with its evaluation overrides), played by ``model`` as `options` say."""
+    from tnd.envs.registry import get_env
+    from tnd.training.pipeline import eval_env_config
+
+    if spec.env.name not in ENVS:
+        raise RenderError(f"Cannot render env '{spec.env.name}': supported envs are {', '.join(ENVS)}.")
+    config = eval_env_config(get_env(spec.env.name), spec.env.options, spec.eval)
+    if spec.env.name == "pong":
+        return record_pong(model, config, games=options.games, seed=seed, steps=options.steps)
+    return record_atari(model, config, games=options.games, seed=seed, steps=options.steps, progress=options.progress)
+
+
+def render_run(run_dir: str | Path, out: str | Path | None = None, options: RenderOptions | None = None) -> RenderResult:
+    """Restores a ``tnd-train`` run folder's latest checkpoint, plays, draws and writes the animation.
+
+    Every input check (sizes, output format, folder) runs before anything is restored or
+    played. ``out`` defaults to `default_output`.
+    """
+    from tnd.training.pipeline import restore_model
+
+    options = options or RenderOptions()
+    options.validate()
+    run_dir = Path(run_dir)
+    out = default_output(run_dir) if out is None else Path(out)
+    check_animation_path(out)
+    if not run_dir.is_dir():
+        raise RenderError(f"Run folder {run_dir} does not exist (expected a tnd-train run folder).")
+    model, spec, meta = restore_model(run_dir)
+    model.eval()  # as in evaluation: deterministic mode (dropout off)
+    seed = int(spec.eval.seed if options.seed is None else options.seed)
+    recording = record_run(model, spec, options, seed)
+    lines = overlay_lines(recording, spec.model.name)
+    frames = upscale(annotate(recording.frames, lines, progress=options.progress), options.scale)
+    fps = int(options.fps or DEFAULT_FPS[spec.env.name])
+    path = write_animation(frames, out, fps=fps, progress=options.progress)
+    return RenderResult(path=path, shape=tuple(frames.shape), model=spec.model.name,
+                        checkpoint_step=int(meta["step"]), seed=seed, recording=recording, lines=lines)
+
+
+def describe(result: RenderResult) -> str:
+    """One line for the terminal: what was written and the counts it ends on."""
+    rec = result.recording
+    frames, height, width = result.shape[:3]
+    return (f"wrote {result.path}: {frames} frames of {width}x{height}, {result.model} at checkpoint step "
+            f"{result.checkpoint_step}, {len(rec.seeds)} game(s) of eval seed {result.seed}; "
+            f"{counts_text(rec.env, rec.final_counts())}")
