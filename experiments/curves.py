@@ -1,8 +1,9 @@
 """`tnd-curves`: learning curves of a sweep's runs (validation catch rate over training steps).
 
-    tnd-table --experiment learning_curves      # first: the runs (multirun/learning_curves/default)
-    tnd-curves                                  # -> results/validation_curves.{png,csv,md}
-    tnd-curves --sweep-dir multirun/learning_curves/paper --name learning_curves_paper
+    tnd-table --experiment learning_curves      # first: the runs (multirun/learning_curves/pong/default)
+    tnd-curves                                  # -> outputs/tables/validation_curves-pong-default.{png,csv,md}
+    tnd-curves --publish                        # -> results/ (refreshes the committed figure)
+    tnd-curves --env atari_pong --scale smoke   # multirun/learning_curves/atari_pong/smoke
     tnd-curves --tolerance 0.01 --metric eval_catches_per_round
 
 Reads every run folder's metrics.jsonl under --sweep-dir (the trainer's periodic
@@ -23,10 +24,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from experiments.table import DEFAULT_SCALE, OUTPUT_DIR, PUBLISHED_DIR, default_sweep_dir, output_name
 from tnd.evaluation import curves as crv
 
-DEFAULT_SWEEP_DIR = Path("multirun") / "learning_curves" / "default"
-DEFAULT_NAME = "validation_curves"  # tnd-table --experiment learning_curves writes learning_curves.*
+EXPERIMENT = "learning_curves"  # the sweep (tnd-table --experiment learning_curves writes learning_curves-*.*)
+NAME = "validation_curves"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "writes the eval_* rows). Only finished runs are drawn unless --all-runs is given."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sweep-dir", type=Path, default=DEFAULT_SWEEP_DIR,
-                        help="folder holding the run folders (default: %(default)s)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the outputs go (default: %(default)s)")
-    parser.add_argument("--name", default=DEFAULT_NAME, help="file stem of the outputs (default: %(default)s)")
+    parser.add_argument("--env", default="pong", help="the sweep's environment (default: %(default)s)")
+    parser.add_argument("--scale", default=DEFAULT_SCALE, help="the sweep's scale (default: %(default)s)")
+    parser.add_argument("--sweep-dir", type=Path,
+                        help=f"folder holding the run folders (default: multirun/{EXPERIMENT}/<env>/<scale>)")
+    parser.add_argument("--results-dir", type=Path,
+                        help=f"where the outputs go (default: {OUTPUT_DIR}; with --publish: {PUBLISHED_DIR})")
+    parser.add_argument("--publish", action="store_true",
+                        help=f"write to {PUBLISHED_DIR}/, refreshing the repository's committed figure")
+    parser.add_argument("--name", help=f"file stem of the outputs (default: {NAME}-<env>-<scale>)")
     parser.add_argument("--metric", default=crv.DEFAULT_METRIC,
                         help="metrics.jsonl column to draw (default: %(default)s; e.g. eval_catches_per_round, eval_score)")
     parser.add_argument("--tolerance", type=float, default=crv.DEFAULT_TOLERANCE,
@@ -52,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.sweep_dir = args.sweep_dir or default_sweep_dir(EXPERIMENT, args.env, args.scale)
+    args.name = args.name or output_name(NAME, args.env, args.scale)
     try:
         if not args.tolerance >= 0:
             raise crv.CurveError(f"--tolerance must be >= 0, got {args.tolerance}.")
@@ -70,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except crv.CurveError as exc:
         print(f"tnd-curves: error: {exc}", file=sys.stderr)
         return 2
-    results = args.results_dir
+    results = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
     outputs = [
         crv.plot_curves(curves, results / f"{args.name}.png", metric=args.metric, tolerance=args.tolerance),
         crv.write_curves_csv(curves, results / f"{args.name}.csv"),

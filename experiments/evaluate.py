@@ -5,6 +5,7 @@
     tnd-eval run_dir=outputs/train/<run>                              # the same, as an override
     tnd-eval <run> +eval.env_overrides.repeat_action_probability=0.0  # atari: no sticky actions
     tnd-eval <run> +env_options.max_steps=5000                        # replace env options
+    tnd-eval <run> plugins=[my_topologies]        # a run trained with plugins: name them (your consent)
 
 Prints the metrics as one JSON line and writes them to ``<eval run folder>/eval.json``
 (the Hydra run folder of this command; the training run folder is left untouched).
@@ -66,7 +67,8 @@ def app(cfg: DictConfig) -> dict | None:
         from tnd.training.pipeline import evaluate_checkpoint
 
         conf = to_object(cfg)
-        metrics = evaluate_checkpoint(absolute(conf.run_dir), conf.eval, env_options=conf.env_options)
+        metrics = evaluate_checkpoint(absolute(conf.run_dir), conf.eval, env_options=conf.env_options,
+                                      plugins=conf.plugins)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / EVAL_FILE, metrics)
         print(json.dumps(metrics, default=str), flush=True)

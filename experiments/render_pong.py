@@ -25,7 +25,7 @@ from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.pong import COLLECT_STREAM, PongConfig, SinglePlayerPong, game_seeds, step_key, to_params
 from tnd.envs.pong_expert import expert_action
 from tnd.envs.pong_render import check_animation_path, render_frames, write_animation
-from tnd.evaluation.render import PONG_PIXELS_PER_UNIT, Recording, annotate, overlay_lines
+from tnd.evaluation.render import PONG_FPS, PONG_PIXELS_PER_UNIT, Recording, annotate, overlay_lines
 
 PROG = "render_pong"
 
@@ -64,6 +64,7 @@ def expert_recording(steps: int, seed: int, epsilon: float, pixels_per_unit: int
         step=np.arange(steps + 1),
         counts={"catches": np.cumsum(np.concatenate([start, catch])), "misses": np.cumsum(np.concatenate([start, miss]))},
         seeds=(game,),
+        fps=PONG_FPS,
     )
 
 
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=400, help="agent steps to show")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epsilon", type=float, default=0.0, help="probability of a random action")
-    parser.add_argument("--fps", type=int, default=20)
-    parser.add_argument("--pixels-per-unit", type=int, default=PONG_PIXELS_PER_UNIT, help="frame resolution (default: %(default)s)")
+    parser.add_argument("--fps", type=int, default=PONG_FPS)
+    parser.add_argument("--pixels-per-unit", type=int, default=PONG_PIXELS_PER_UNIT,
+                        help="frame resolution (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         check_animation_path(args.out)

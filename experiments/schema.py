@@ -29,6 +29,7 @@ class EvalConfig:
     run_dir: str = MISSING
     eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
     env_options: Optional[dict[str, Any]] = None
+    plugins: list[str] = dataclasses.field(default_factory=list)  # consent to import the run's plugin modules
 
 
 @dataclasses.dataclass

@@ -1,8 +1,10 @@
 """`tnd-table`: run the Pong table sweep (Hydra multirun of tnd-train) and aggregate it.
 
-    tnd-table                                   # default scale: sweep, then results/pong_table.{md,csv,png}
-    tnd-table scale=paper                       # -> multirun/pong_table/paper, results/pong_table_paper.*
-    tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> results/tnd_ablation.*
+    tnd-table                                   # default scale: sweep, then outputs/tables/pong_table-pong-default.{md,csv,png}
+    tnd-table --publish                         # the same, refreshing the committed results/pong_table-pong-default.*
+    tnd-table scale=paper                       # -> multirun/pong_table/pong/paper, outputs/tables/pong_table-pong-paper.*
+    tnd-table env=atari_pong scale=smoke        # -> multirun/pong_table/atari_pong/smoke, ...pong_table-atari_pong-smoke.*
+    tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> tnd_ablation-pong-default.*
     tnd-table --experiment learning_curves      # longer runs with periodic validation evals (then tnd-curves)
     tnd-table hydra/launcher=joblib hydra.launcher.n_jobs=2
     tnd-table hydra/launcher=submitit_slurm hydra.launcher.partition=gpu
@@ -30,9 +32,10 @@ How it works:
    unfinished job from its own checkpoint in the same folder. A job that fails during this invocation is not retried
    in it; a launcher that stops at the first failure (the basic one) is relaunched over
    what remains. A finished folder made with other overrides is refused, not reused.
-4. The run folders are aggregated (tnd.evaluation.table) into Markdown, CSV and PNG under
-   ``--results-dir`` (``<experiment>.*`` at the default scale, ``<experiment>_<scale>.*``
-   otherwise), and the Markdown table is printed. An ablation's PNG shows the catch rate
+4. The run folders are aggregated (tnd.evaluation.table) into Markdown, CSV and PNG named
+   ``<experiment>-<env>-<scale>.*`` under ``outputs/tables/`` (a user's own; ``--publish``
+   writes to ``results/``, the repository's committed tables, and ``--results-dir`` anywhere),
+   and the Markdown table is printed. An ablation's PNG shows the catch rate
    per variant, sorted; its table has no paper column (the paper's figure is for one TND).
    An ``expert_summary.json`` at the sweep root (or ``--expert-summary``) becomes the
    expert's reference row.
@@ -59,6 +62,8 @@ from tnd.run_folder import write_json
 
 DEFAULT_EXPERIMENT = "pong_table"
 DEFAULT_SCALE = "default"
+OUTPUT_DIR = Path("outputs") / "tables"  # a user's tables (ignored by git)
+PUBLISHED_DIR = Path("results")          # the committed tables and figures (--publish refreshes them)
 SWEEP_FILE = "sweep.json"
 MODEL_KEY, SEED_KEY = tbl.MODEL_KEY, tbl.SEED_KEY
 SWEPT_KEYS = (MODEL_KEY, SEED_KEY)  # swept by every table sweep; an experiment may sweep more keys
@@ -112,10 +117,18 @@ def _key(override_line: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-def _sweeper_params(train_command: list[str], experiment: str, task: list[str], hydra_: list[str]) -> dict:
-    """``hydra.sweeper.params`` of the trainer's config composed with these overrides."""
+@dataclasses.dataclass(frozen=True)
+class Composed:
+    """What the trainer's composed config says about the sweep (no training)."""
+
+    params: dict  # hydra.sweeper.params
+    env: str | None  # env.name (None: the trainer has no env group)
+
+
+def compose_sweep(train_command: list[str], experiment: str, task: list[str], hydra_: list[str]) -> Composed:
+    """``hydra.sweeper.params`` and ``env.name`` of the trainer's config with these overrides."""
     fixed = [o for o, p in zip(task, _parse_overrides(task)) if not p.is_sweep_override()]
-    cmd = [*train_command, f"experiment={experiment}", *fixed, *hydra_, "--cfg", "hydra"]
+    cmd = [*train_command, f"experiment={experiment}", *fixed, *hydra_, "--cfg", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SweepError(
@@ -123,11 +136,21 @@ def _sweeper_params(train_command: list[str], experiment: str, task: list[str], 
         )
     try:
         cfg = yaml.safe_load(proc.stdout) or {}
-        node = cfg.get("hydra", cfg)
-        params = (node.get("sweeper") or {}).get("params") or {}
+        params = ((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+        env = (cfg.get("env") or {}).get("name")
     except (yaml.YAMLError, AttributeError) as exc:
-        raise SweepError(f"Could not read the hydra config printed by {shlex.join(cmd)}: {exc}") from exc
-    return dict(params)
+        raise SweepError(f"Could not read the config printed by {shlex.join(cmd)}: {exc}") from exc
+    return Composed(dict(params), env)
+
+
+def output_name(experiment: str, env: str | None, scale: str) -> str:
+    """File stem of a table: experiment, environment and scale (``pong_table-pong-default``)."""
+    return "-".join(part for part in (experiment, env, scale) if part)
+
+
+def default_sweep_dir(experiment: str, env: str | None, scale: str) -> Path:
+    """``multirun/<experiment>/<env>/<scale>``: one sweep folder per environment and scale."""
+    return Path("multirun", experiment, *([env] if env else []), scale)
 
 
 def swept_keys(params: dict) -> tuple[str, ...]:
@@ -384,9 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the sweep")
     parser.add_argument("--aggregate-only", action="store_true", help="do not train; aggregate the existing run folders")
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment config to sweep (default: %(default)s)")
-    parser.add_argument("--sweep-dir", type=Path, help="folder of the run folders (default: multirun/<experiment>/<scale>)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the table goes (default: %(default)s)")
-    parser.add_argument("--name", help="file stem of the outputs (default: <experiment>, or <experiment>_<scale> for a scale override)")
+    parser.add_argument("--sweep-dir", type=Path, help="folder of the run folders (default: multirun/<experiment>/<env>/<scale>)")
+    parser.add_argument("--results-dir", type=Path,
+                        help=f"where the table goes (default: {OUTPUT_DIR}; with --publish: {PUBLISHED_DIR})")
+    parser.add_argument("--publish", action="store_true",
+                        help=f"write to {PUBLISHED_DIR}/, refreshing the repository's committed tables and figures")
+    parser.add_argument("--name", help="file stem of the outputs (default: <experiment>-<env>-<scale>)")
     parser.add_argument("--expert-summary", type=Path, help="expert metrics JSON for the reference row (default: <sweep-dir>/expert_summary.json)")
     parser.add_argument("--models", help="aggregate-only: comma-separated expected models (default: from sweep.json, else those found)")
     parser.add_argument("--seeds", help="aggregate-only: comma-separated expected seeds (default: from sweep.json, else those found)")
@@ -427,11 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     try:
         task, hydra_, scale = _split_overrides(args.overrides)
-        sweep_dir = args.sweep_dir or Path("multirun") / args.experiment / scale
-        name = args.name or (args.experiment if scale == DEFAULT_SCALE else f"{args.experiment}_{scale}")
+        train_command = shlex.split(args.train_command)
+        composed = compose_sweep(train_command, args.experiment, task, hydra_)
+        sweep_dir = args.sweep_dir or default_sweep_dir(args.experiment, composed.env, scale)
+        name = args.name or output_name(args.experiment, composed.env, scale)
+        results_dir = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
         if not args.aggregate_only:
-            train_command = shlex.split(args.train_command)
-            params = _sweeper_params(train_command, args.experiment, task, hydra_)
+            params = composed.params
             jobs = plan_jobs(params, args.experiment, task)
             keys = swept_keys(params)
             _check_not_stale(jobs, _best_by_job(sweep_dir, keys), keys)
@@ -453,9 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tnd-table: error: {exc}", file=sys.stderr)
         return 2
     outputs = [
-        tbl.write_markdown(table, args.results_dir / f"{name}.md"),
-        tbl.write_csv(table, args.results_dir / f"{name}.csv"),
-        tbl.plot_table(table, args.results_dir / f"{name}.png"),
+        tbl.write_markdown(table, results_dir / f"{name}.md"),
+        tbl.write_csv(table, results_dir / f"{name}.csv"),
+        tbl.plot_table(table, results_dir / f"{name}.png"),
     ]
     print()
     print(tbl.render_markdown(table))

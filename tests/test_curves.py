@@ -108,7 +108,7 @@ def test_cli_writes_three_files(sweep, tmp_path, capsys):
     results = tmp_path / "results"
     assert cli.main(["--sweep-dir", str(sweep), "--results-dir", str(results)]) == 0
     for ext in ("png", "csv", "md"):
-        assert (results / f"validation_curves.{ext}").stat().st_size > 0
+        assert (results / f"validation_curves-pong-default.{ext}").stat().st_size > 0
     out = capsys.readouterr().out
     assert "| LSTM | 3 | 300 |" in out and "wrote" in out
 

@@ -219,16 +219,33 @@ def test_a_plugin_topology_trains_from_the_terminal_and_evaluates_later(tmp_path
     run = tmp_path / "run"
     argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={run}", "model=tnd", "graph=plugin",
             "graph.name=plugin_ring", "plugins=[my_plugin_topologies]"]
+    evaluate = [f"run_dir={run}", "eval.num_games=1", f"hydra.run.dir={tmp_path / 'e'}"]
     try:
         assert call_main(train_entry.main, argv, monkeypatch) == 0
         summary = json.loads((run / "summary.json").read_text())
         assert summary["model"] == "tnd"
-        # a later process has not imported the plugin: tnd-eval imports it from the saved config
+        origins = json.loads((run / "plugins.json").read_text())
+        assert origins == {"my_plugin_topologies": str(tmp_path / "my_plugin_topologies.py")}
+        # a later process has not imported the plugin ...
         topologies._TOPOLOGIES.pop("plugin_ring")
         sys.modules.pop("my_plugin_topologies")
-        status = call_main(eval_entry.main, [f"run_dir={run}", "eval.num_games=1", f"hydra.run.dir={tmp_path / 'e'}"],
-                           monkeypatch)
-        assert status == 0 and "plugin_ring" in topologies.topology_names()
+        capsys.readouterr()
+        # ... and tnd-eval does not import what the run folder names without the user's consent
+        assert call_main(eval_entry.main, evaluate, monkeypatch) == 1
+        assert_one_readable_error(capsys, "trained with plugin module(s) my_plugin_topologies (the run imported it from "
+                                  f"{tmp_path / 'my_plugin_topologies.py'})", "plugins=[my_plugin_topologies]")
+        assert "my_plugin_topologies" not in sys.modules
+        # consent from another directory: the error says where the module was and how to reach it
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+        assert call_main(eval_entry.main, [*evaluate, "plugins=[my_plugin_topologies]"], monkeypatch) == 1
+        assert_one_readable_error(capsys, "Cannot import plugin module 'my_plugin_topologies'", f"PYTHONPATH={tmp_path}")
+        # consent where the module is importable: evaluated
+        monkeypatch.chdir(tmp_path)
+        assert call_main(eval_entry.main, [*evaluate, "plugins=[my_plugin_topologies]"], monkeypatch) == 0
+        assert "plugin_ring" in topologies.topology_names()
     finally:
         topologies._TOPOLOGIES.pop("plugin_ring", None)
         sys.modules.pop("my_plugin_topologies", None)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from experiments import render as render_entry
 from experiments import render_pong
 from tnd.envs import pong_render
-from tnd.envs.pong import PongConfig, game_seeds, to_params
+from tnd.envs.pong import PongConfig, SinglePlayerPong, game_seeds, to_params
 from tnd.evaluation.pong_rollout import play_games
 from tnd.evaluation.render import RenderOptions, header, render_run
 from tnd.training.pipeline import eval_env_config, restore_model, run_experiment
@@ -30,7 +30,7 @@ def _train(folder, data_root, *overrides):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def pong_run(tmp_path_factory, data_root):  # noqa: F811
-    """One tiny trained pong run in a folder named like a multirun job."""
+    """One tiny trained pong run (~10 s) in a folder named like a multirun job."""
     return _train(tmp_path_factory.mktemp("sweep") / RUN_NAME, data_root, "model=rnn")
 
 
@@ -82,6 +82,15 @@ def test_recorded_trace_sums_to_the_tallies():
     assert int(tally["misses"].sum()) > 0  # a paddle stuck at the bottom misses
 
 
+def test_frames_drawn_in_chunks_equal_frames_drawn_at_once():
+    config = PongConfig()
+    keys = jax.vmap(jax.random.key)(jnp.arange(5))
+    _, states = jax.vmap(SinglePlayerPong().reset_env, (0, None))(keys, to_params(config))
+    whole = pong_render.render_frames(states, to_params(config), 40)
+    np.testing.assert_array_equal(pong_render.render_frames(states, to_params(config), 40, chunk=2), whole)
+    assert whole.shape == (5, *pong_render.frame_shape(40), 3)
+
+
 @pytest.mark.parametrize("argv, fragments", [
     (["{tmp}/no_such_run"], ["does not exist"]),
     (["{tmp}"], ["No checkpoints in"]),
@@ -112,6 +121,7 @@ def test_expert_renderer_draws_its_running_catch_count(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- a trained pong run
+@pytest.mark.slow  # the shared tiny training run takes ~10 s
 def test_gif_has_one_frame_per_step_and_the_evaluation_counts(pong_run, tmp_path):
     steps, games, seed = 60, 2, 5
     result = render_run(pong_run, tmp_path / "agent.gif", RenderOptions(steps=steps, games=games, seed=seed, progress=False))
@@ -133,6 +143,7 @@ def test_gif_has_one_frame_per_step_and_the_evaluation_counts(pong_run, tmp_path
     np.testing.assert_array_equal(frames[-1, : drawn.shape[0]], drawn)
 
 
+@pytest.mark.slow  # the shared tiny training run takes ~10 s
 def test_cli_writes_into_the_run_folder_by_default(pong_run, capsys):
     assert render_entry.main([str(pong_run), "--steps", "30", "--scale", "2", "--no-progress"]) == 0
     out = pong_run / "agent.gif"

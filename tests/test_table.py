@@ -181,9 +181,22 @@ def test_aggregate_only_writes_three_files(sweep, tmp_path, capsys):
                       "--models", "tnd,lstm,cfc", "--seeds", "0,1,2"])
     assert rc == 0
     for ext in ("md", "csv", "png"):
-        assert (results / f"pong_table.{ext}").stat().st_size > 0
+        assert (results / f"pong_table-pong-default.{ext}").stat().st_size > 0
     out = capsys.readouterr().out
     assert "| TND | 3 / 3 |" in out and "missing: seed 1, 2" in out
+
+
+def test_tables_go_to_the_users_outputs_unless_published(sweep, tmp_path, monkeypatch):
+    """A user's table never overwrites the repository's committed results/ (git stays clean)."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--aggregate-only", "--sweep-dir", str(sweep), "--models", "tnd,lstm,cfc", "--seeds", "0,1,2"]
+    assert driver.main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "outputs" / "tables").iterdir()) == [
+        "pong_table-pong-default.csv", "pong_table-pong-default.md", "pong_table-pong-default.png"]
+    assert not (tmp_path / "results").exists()
+    assert driver.main([*args, "--publish", "env=atari_pong", "scale=smoke"]) == 0
+    assert (tmp_path / "results" / "pong_table-atari_pong-smoke.md").exists()
+    assert driver.default_sweep_dir("pong_table", "atari_pong", "smoke") == Path("multirun/pong_table/atari_pong/smoke")
 
 
 def test_aggregate_only_missing_folder_is_one_error(tmp_path, capsys):
@@ -257,7 +270,7 @@ def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch,
     monkeypatch.setenv("FAKE_FAIL", "b:1")
     assert driver.main(args) == 1  # a failed run: table written, status says so
     assert launches() == {"model=a,seed=0": 1, "model=a,seed=1": 1, "model=b,seed=0": 1, "model=b,seed=1": 1}
-    assert "failed: seed 1" in (results / "pong_table.md").read_text()
+    assert "failed: seed 1" in (results / "pong_table-default.md").read_text()
     assert json.loads((sweep_dir / "sweep.json").read_text())["models"] == ["a", "b"]
 
     monkeypatch.delenv("FAKE_FAIL")
@@ -289,13 +302,13 @@ def test_smoke_sweep(tmp_path, monkeypatch):
     rc = driver.main(["scale=smoke", "model=tnd,lstm", "seed=0", "--sweep-dir", str(sweep_dir),
                       "--results-dir", str(results)])
     assert rc == 0
-    with (results / "pong_table_smoke.csv").open() as f:
+    with (results / "pong_table-pong-smoke.csv").open() as f:
         rows = {r["model"]: r for r in csv.DictReader(f)}
     expert = rows.pop("expert")  # the analytic expert on the runs' own held-out games
     assert expert["source"] == "expert" and float(expert["catch_rate_mean"]) > 0.9
     assert (sweep_dir / "expert_summary.json").exists()
     assert set(rows) == {"tnd", "lstm"} and all(r["n_seeds"] == "1" for r in rows.values())
-    assert (results / "pong_table_smoke.md").exists() and (results / "pong_table_smoke.png").exists()
+    assert (results / "pong_table-pong-smoke.md").exists() and (results / "pong_table-pong-smoke.png").exists()
     assert driver.main(["scale=smoke", "model=tnd,lstm", "seed=0", "--sweep-dir", str(sweep_dir),
                         "--results-dir", str(results)]) == 0  # resumed: nothing to rerun
 
@@ -427,7 +440,7 @@ def test_aggregate_only_infers_the_variants(ablation, tmp_path, capsys):
     rc = driver.main(["--aggregate-only", "--experiment", "tnd_ablation", "--sweep-dir", str(ablation),
                       "--results-dir", str(results)])
     assert rc == 0
-    assert {p.name for p in results.iterdir()} == {"tnd_ablation.md", "tnd_ablation.csv", "tnd_ablation.png"}
+    assert {p.name for p in results.iterdir()} == {"tnd_ablation-pong-default.md", "tnd_ablation-pong-default.csv", "tnd_ablation-pong-default.png"}
     out = capsys.readouterr().out
     assert "| ring · K=1 | 2 / 2 |" in out and "| grid · K=1 | 1 / 2 |" in out and "grid · K=2" not in out
     (ablation / "sweep.json").write_text(json.dumps({  # as tnd-table writes it: grid/K=2 expected
@@ -435,7 +448,7 @@ def test_aggregate_only_infers_the_variants(ablation, tmp_path, capsys):
         "variants": [["tnd", g, k] for g in ("ring", "grid") for k in ("1", "2")]}))
     assert driver.main(["--aggregate-only", "--experiment", "tnd_ablation", "--sweep-dir", str(ablation),
                         "--results-dir", str(results), "scale=paper"]) == 0
-    assert "| grid · K=2 | 0 / 2 |" in (results / "tnd_ablation_paper.md").read_text()
+    assert "| grid · K=2 | 0 / 2 |" in (results / "tnd_ablation-pong-paper.md").read_text()
 
 
 @pytest.fixture
@@ -469,7 +482,7 @@ def test_ablation_sweep_folders_resume_and_narrowing(fake_ablation_trainer, tmp_
                           "model=a,opt=y,seed=0": 1, "model=a,opt=y,seed=1": 1}
     sweep = json.loads((sweep_dir / "sweep.json").read_text())
     assert sweep["keys"] == ["model", "opt", "seed"] and sweep["variants"] == [["a", "x"], ["a", "y"]]
-    md = (results / "ablation.md").read_text()
+    md = (results / "ablation-default.md").read_text()
     assert "| opt=x | 2 / 2 |" not in md and "| x | 2 / 2 |" in md and "| y | 2 / 2 |" in md
     (sweep_dir / "model=a,opt=x,seed=1" / "summary.json").unlink()  # killed: unfinished
     assert driver.main(args) == 0
@@ -489,12 +502,12 @@ def test_smoke_ablation(tmp_path, monkeypatch):
             "model.options.dynamics=leaky,gated", "model.options.interaction=scalar", "seed=0",
             "--sweep-dir", str(sweep_dir), "--results-dir", str(results)]
     assert driver.main(args) == 0
-    with (results / "tnd_ablation_smoke.csv").open() as f:
+    with (results / "tnd_ablation-pong-smoke.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["source"] == "ours"]
     assert sorted(r["model.options.dynamics"] for r in rows) == ["gated", "leaky"]
     assert all(r["n_seeds"] == "1" and r["graph"] == "layered_ncp" for r in rows)
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [
         f"graph=layered_ncp,model.options.dynamics={d},model.options.inner_rounds=1,"
         f"model.options.interaction=scalar,model=tnd,seed=0,tuned=none" for d in ("gated", "leaky")]
-    assert (results / "tnd_ablation_smoke.png").exists()
+    assert (results / "tnd_ablation-pong-smoke.png").exists()
     assert driver.main(args) == 0  # resumed: nothing to rerun

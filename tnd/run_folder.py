@@ -1,6 +1,7 @@
 """The files of a run folder: their names, and the one atomic JSON write they all use.
 
-``tnd-train`` writes ``summary.json`` (or, on failure, ``error.json``), ``tnd-eval``
+``tnd-train`` writes ``summary.json`` (or, on failure, ``error.json``) and, for a run with
+plugins, ``plugins.json`` (where each plugin module came from), ``tnd-eval``
 writes ``eval.json``, ``tnd-table`` writes ``expert_summary.json`` in a sweep folder, and
 the table reads them back. A JSON file is written to a temporary name and renamed, so a
 reader never sees half a file. Standard library only: the table imports this without JAX.
@@ -17,6 +18,7 @@ SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.json"
 EVAL_FILE = "eval.json"
 EXPERT_FILE = "expert_summary.json"
+PLUGINS_FILE = "plugins.json"  # {module: file it was imported from}, for runs with plugins=[...]
 
 
 def _finite_or_none(value: Any) -> Any:

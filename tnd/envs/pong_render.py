@@ -33,6 +33,7 @@ ROUND_BAR_COLOUR = (214, 140, 60)
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 MP4_PLUGINS = ("imageio_ffmpeg", "av")  # either one lets imageio write .mp4
+RENDER_CHUNK = 256  # frames drawn per jitted call
 PROGRESS_DELAY = 1.0  # seconds before a progress bar appears (quick writes show none)
 MP4_BLOCK = 16  # MP4 frames are edge-padded to multiples of this (imageio-ffmpeg would resize them otherwise)
 
@@ -65,10 +66,21 @@ def render_frame(state: PongState, params: PongParams, pixels_per_unit: int = 16
     return frame
 
 
-def render_frames(states: PongState, params: PongParams, pixels_per_unit: int = 160) -> np.ndarray:
-    """A time-stacked state (leaves ``[T]``) -> uint8 frames ``[T, H, W, 3]`` (NumPy)."""
-    frames = jax.jit(jax.vmap(render_frame, (0, None, None)), static_argnums=2)(states, params, pixels_per_unit)
-    return np.asarray(jax.device_get(frames))
+_render_batch = jax.jit(jax.vmap(render_frame, (0, None, None)), static_argnums=2)
+
+
+def render_frames(states: PongState, params: PongParams, pixels_per_unit: int = 160, chunk: int = RENDER_CHUNK) -> np.ndarray:
+    """A time-stacked state (leaves ``[T]``) -> uint8 frames ``[T, H, W, 3]`` (NumPy).
+
+    ``chunk`` frames per jitted call: device memory stays bounded for long animations, and
+    at most two batch shapes are compiled (a full chunk and the remainder).
+    """
+    total = int(jax.tree.leaves(states)[0].shape[0])
+    parts = [np.zeros((0, *frame_shape(pixels_per_unit), 3), np.uint8)]
+    for rows in (slice(start, start + int(chunk)) for start in range(0, total, int(chunk))):
+        part = jax.tree.map(lambda x, rows=rows: x[rows], states)
+        parts.append(np.asarray(jax.device_get(_render_batch(part, params, pixels_per_unit))))
+    return np.concatenate(parts)
 
 
 def check_animation_path(path: str | os.PathLike) -> str:

@@ -37,7 +37,8 @@ ENVS = ("pong", "atari_pong")
 COUNT_FIELDS = ("catches", "misses", "points_won", "points_lost")  # running counts drawn on the frames
 PONG_PIXELS_PER_UNIT = 160  # native Pong frame: 173 x 173 pixels (28 header characters wide)
 DEFAULT_STEPS = 300
-DEFAULT_FPS = {"pong": 20, "atari_pong": 15}  # Atari: 60 emulator frames/s / frameskip 4 = real time
+PONG_FPS = 20  # a rally (paddle -> wall -> paddle, ~16 steps) in under a second
+ATARI_FRAMES_PER_SECOND = 60  # the emulator's rate: Atari animations play in real time (60 / frameskip)
 DEFAULT_FILE = "agent.gif"  # inside the run folder
 
 TEXT_COLOUR = (236, 236, 236)
@@ -59,6 +60,7 @@ class RenderOptions:
     fps: int | None = None
     scale: int = 1  # integer magnification of the native frame (header included)
     progress: bool = True
+    plugins: tuple[str, ...] = ()  # plugin modules a run trained with plugins=[...] needs (the user's consent)
 
     def validate(self) -> None:
         """Every size positive (one readable `RenderError` otherwise)."""
@@ -75,7 +77,7 @@ class Recording:
     ``frames`` ``[N, H, W, 3]`` uint8 (no overlay); ``game`` ``[N]`` 0-based game index;
     ``step`` ``[N]`` the step each frame shows, 1-based within its game; ``counts[field]``
     ``[N]`` that game's running count up to and including that step (fields:
-    `COUNT_FIELDS`); ``seeds`` each game's env seed.
+    `COUNT_FIELDS`); ``seeds`` each game's env seed; ``fps`` the env's natural frame rate.
     """
 
     env: str
@@ -84,6 +86,7 @@ class Recording:
     step: np.ndarray
     counts: dict[str, np.ndarray]
     seeds: tuple[int, ...]
+    fps: int
 
     def final_counts(self) -> dict[str, int]:
         """Each count summed over the games' last frames (= the games' tallies over the frames shown)."""
@@ -127,6 +130,7 @@ def record_pong(model, config, *, games: int, seed: int, steps: int, pixels_per_
         step=np.tile(np.arange(1, steps + 1), games),
         counts=running_counts(trace),
         seeds=tuple(int(s) for s in game_seeds(seed, games, EVAL_STREAM)),
+        fps=PONG_FPS,
     )
 
 
@@ -155,8 +159,7 @@ def record_atari(model, config, *, games: int, seed: int, steps: int, progress: 
         bar.update(int(stepped.sum()))
 
     try:
-        atari_rollout.evaluate_model(model, config, num_games=games, seed=seed, num_envs=1,
-                                             progress=False, on_step=grab)
+        atari_rollout.evaluate_model(model, config, num_games=games, seed=seed, num_envs=1, progress=False, on_step=grab)
     finally:
         bar.close()
     lengths = [len(s) for s in screens]
@@ -167,6 +170,7 @@ def record_atari(model, config, *, games: int, seed: int, steps: int, progress: 
         step=np.concatenate([np.arange(1, n + 1) for n in lengths]),
         counts={k: np.concatenate([np.cumsum(e[k], dtype=np.int64) for e in events]) for k in COUNT_FIELDS},
         seeds=tuple(game_seed(seed, g) for g in range(games)),
+        fps=max(1, round(ATARI_FRAMES_PER_SECOND / config.frameskip)),
     )
 
 
@@ -215,7 +219,8 @@ def annotate(frames: np.ndarray, lines: Sequence[Sequence[str]], *, progress: bo
     if len(frames) != len(lines):
         raise RenderError(f"{len(frames)} frames but {len(lines)} header texts.")
     out = []
-    for frame, text in zip(tqdm(frames, desc=desc, unit="frame", disable=not progress, delay=PROGRESS_DELAY), lines):
+    bar = tqdm(frames, desc=desc, unit="frame", disable=not progress, delay=PROGRESS_DELAY)
+    for frame, text in zip(bar, lines, strict=True):
         out.append(np.concatenate([header(text, frame.shape[1]), frame], axis=0))
     return np.stack(out)
 
@@ -260,14 +265,13 @@ def render_run(run_dir: str | Path, out: str | Path | None = None, options: Rend
     check_animation_path(out)
     if not run_dir.is_dir():
         raise RenderError(f"Run folder {run_dir} does not exist (expected a tnd-train run folder).")
-    model, spec, meta = restore_model(run_dir)
+    model, spec, meta = restore_model(run_dir, plugins=options.plugins)
     model.eval()  # as in evaluation: deterministic mode (dropout off)
     seed = int(spec.eval.seed if options.seed is None else options.seed)
     recording = record_run(model, spec, options, seed)
     lines = overlay_lines(recording, spec.model.name)
     frames = upscale(annotate(recording.frames, lines, progress=options.progress), options.scale)
-    fps = int(options.fps or DEFAULT_FPS[spec.env.name])
-    path = write_animation(frames, out, fps=fps, progress=options.progress)
+    path = write_animation(frames, out, fps=int(options.fps or recording.fps), progress=options.progress)
     return RenderResult(path=path, shape=tuple(frames.shape), model=spec.model.name,
                         checkpoint_step=int(meta["step"]), seed=seed, recording=recording, lines=lines)
 

@@ -28,8 +28,8 @@ from flax import nnx
 from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.registry import EnvSpec as EnvFunctions
 from tnd.envs.registry import get_env
-from tnd.run_folder import ERROR_FILE, SUMMARY_FILE, write_json
-from tnd.training.plugins import import_plugins
+from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, write_json
+from tnd.training.plugins import import_plugins, import_run_plugins, plugin_origins
 from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
@@ -278,6 +278,8 @@ def run_experiment(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     p = prepare(spec)
+    if spec.plugins:
+        write_json(run_dir / PLUGINS_FILE, plugin_origins(spec.plugins))
     log.info("run %s: model=%s (%d parameters, options %s) env=%s seed=%d, %d steps",
              run_dir, spec.model.name, p.num_params, p.options, spec.env.name, spec.seed, spec.train.steps)
     demos = load_dataset(spec.data, p.env, p.env_config, progress=spec.train.progress)
@@ -348,8 +350,23 @@ def params_digest(model: nnx.Module) -> str:
 WALL_CLOCK_FIELDS = ("train_seconds", "eval_seconds", "timesteps_per_s", "host_fraction")
 
 
-def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
-    """The trained model of a run folder (latest checkpoint), its spec and checkpoint meta."""
+def run_plugin_origins(run_dir: str | Path) -> dict[str, str]:
+    """Where a run's plugin modules were imported from (``plugins.json``; {} when absent)."""
+    path = Path(run_dir) / PLUGINS_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def restore_model(
+    run_dir: str | Path, step: int | None = None, *, plugins: list[str] | tuple[str, ...] = (),
+) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
+    """The trained model of a run folder (latest checkpoint), its spec and checkpoint meta.
+
+    A run trained with plugin modules needs them again; they are imported only when named in
+    ``plugins`` (the caller's consent: code named by a run folder is not run on its own).
+    """
     from tnd.models import build_model
     from tnd.training.checkpoint import Checkpointer, CheckpointError
     from tnd.training.config import from_dict
@@ -365,7 +382,7 @@ def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Mod
         meta = ckpt.read_meta(step)
         try:
             spec = from_dict(meta["config"])
-            import_plugins(spec.plugins)
+            import_run_plugins(spec.plugins, plugins, run_plugin_origins(run_dir), run_dir=Path(run_dir).absolute())
             fp = meta["fingerprint"]
             model = build_model(fp["model"], obs_shape=tuple(fp["obs_shape"]), num_actions=int(fp["num_actions"]),
                                 rngs=nnx.Rngs(int(spec.seed)), **fp["options"])
@@ -380,14 +397,16 @@ def restore_model(run_dir: str | Path, step: int | None = None) -> tuple[nnx.Mod
 
 
 def evaluate_checkpoint(
-    run_dir: str | Path, eval_spec: EvalSpec, *, env_options: dict[str, Any] | None = None
+    run_dir: str | Path, eval_spec: EvalSpec, *, env_options: dict[str, Any] | None = None,
+    plugins: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Evaluates a run folder's latest checkpoint with new eval settings.
 
     ``env_options`` (if given) replace the training env's options; ``eval_spec.env_overrides``
-    then apply on top (e.g. sticky actions). Returns the metrics with model, step, seed.
+    then apply on top (e.g. sticky actions); ``plugins``: as in `restore_model`. Returns the
+    metrics with model, step, seed.
     """
-    model, spec, meta = restore_model(run_dir)
+    model, spec, meta = restore_model(run_dir, plugins=plugins)
     for name in ("num_games", "num_envs"):
         _positive(f"eval.{name}", getattr(eval_spec, name))
     env = get_env(spec.env.name)
