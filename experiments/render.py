@@ -1,7 +1,7 @@
 """`tnd-render`: an animation of a trained run's greedy policy playing, with its running counts.
 
     tnd-render outputs/train/<run>                                    # -> <run>/agent.gif
-    tnd-render "multirun/pong_table/default/model=tnd,seed=0" --steps 600 --scale 2
+    tnd-render "multirun/pong_table/pong/default/model=tnd,seed=0" --steps 600 --scale 2
     tnd-render <run> --games 3 --seed 7 --out /tmp/lstm.gif           # games 1-3 of eval.seed=7
     tnd-render <run> --out /tmp/agent.mp4                             # needs: pip install imageio-ffmpeg
     tnd-render <run> --plugins my_topologies                          # a run trained with plugins=[my_topologies]

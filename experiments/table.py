@@ -52,13 +52,15 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from tnd.evaluation import table as tbl
-from tnd.run_folder import write_json
+from tnd.run_folder import METRICS_FILE, write_json
 
 DEFAULT_EXPERIMENT = "pong_table"
 DEFAULT_SCALE = "default"
@@ -291,6 +293,87 @@ def _check_not_stale(jobs: list[list[str]], best: dict[tuple, tbl.RunRecord], ke
             )
 
 
+def _job_activity(record: tbl.RunRecord) -> str:
+    """What an unfinished job is doing, from its folder: starting, step k, evaluating."""
+    metrics = record.path / METRICS_FILE if record.path is not None else None
+    if metrics is None or not metrics.is_file():
+        return "starting"
+    try:
+        last = metrics.read_text().strip().splitlines()[-1]
+        return f"step {json.loads(last)['step']}"
+    except (OSError, IndexError, KeyError, ValueError):
+        return "training"
+
+
+class SweepProgress:
+    """One progress display for a sweep: jobs done / total, the running jobs, and an ETA.
+
+    A background thread polls the sweep folder (every ``interval`` seconds) while the
+    launcher runs; jobs count as done when their folder holds ``summary.json`` or
+    ``error.json`` (it works for every launcher: the jobs' own processes write the files).
+    """
+
+    def __init__(self, sweep_dir: Path, jobs: list[list[str]], keys: Sequence[str], interval: float = 2.0):
+        from tqdm.auto import tqdm
+
+        self.sweep_dir, self.jobs, self.keys, self.interval = sweep_dir, jobs, keys, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self.bar = tqdm(total=len(jobs), initial=self._done()[0], desc="[tnd-table] jobs", unit="job",
+                        dynamic_ncols=True, mininterval=interval)
+
+    def _done(self) -> tuple[int, list[str]]:
+        best = _best_by_job(self.sweep_dir, self.keys)
+        done, running = 0, []
+        for job in self.jobs:
+            record = best.get(_job_id(job, self.keys))
+            if record is not None and record.status in ("ok", "failed"):
+                done += 1
+            elif record is not None and record.path is not None and time.time() - _mtime(record.path) < 600:
+                running.append(f"{record.path.name} ({_job_activity(record)})")
+        return done, running
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def refresh(self) -> None:
+        done, running = self._done()
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(("running: " + "; ".join(running)) if running else "", refresh=True)
+
+    def __enter__(self) -> SweepProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.refresh()
+        self.bar.close()
+
+
+def _mtime(folder: Path) -> float:
+    """Newest modification time of a run folder's own files (its activity)."""
+    times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return max(times, default=folder.stat().st_mtime if folder.exists() else 0.0)
+
+
+def _call(cmd: list[str], grace_seconds: float = 60.0) -> int:
+    """Runs ``cmd``; on Ctrl-C (which the job receives too) waits for it to stop on its own,
+    so it can print its line and leave a resumable folder, before re-raising."""
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
 def run_sweep(
     *,
     train_command: list[str],
@@ -335,7 +418,8 @@ def run_sweep(
             before = {_job_id(j, keys): _stamp(best.get(_job_id(j, keys))) for j in pending}
             cmd = [*train_command, "-m", *group, *hydra_overrides, *placement]
             print("[tnd-table] $ " + shlex.join(cmd), flush=True)
-            rc = subprocess.call(cmd)
+            with SweepProgress(sweep_dir, jobs, keys):
+                rc = _call(cmd)
             best = _best_by_job(sweep_dir, keys)
             for key, stamp in before.items():
                 if _stamp(best.get(key)) != stamp:
@@ -451,6 +535,7 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    sweep_dir = args.sweep_dir or Path("multirun")
     try:
         task, hydra_, scale = _split_overrides(args.overrides)
         train_command = shlex.split(args.train_command)
@@ -480,6 +565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except tbl.TableError as exc:
         print(f"tnd-table: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        finished = sum(1 for r in tbl.collect_runs(sweep_dir) if r.status == "ok") if sweep_dir.is_dir() else 0
+        print(f"tnd-table: interrupted; {finished} run(s) finished in {sweep_dir}; run the same command again to "
+              "resume (finished runs are kept, unfinished ones continue from their last checkpoint).",
+              file=sys.stderr, flush=True)
+        return 130
     outputs = [
         tbl.write_markdown(table, results_dir / f"{name}.md"),
         tbl.write_csv(table, results_dir / f"{name}.csv"),

@@ -301,6 +301,25 @@ def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch,
     assert "Pass another --sweep-dir" in capsys.readouterr().err
 
 
+def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, monkeypatch, capsys):
+    sweep_dir = tmp_path / "sweep"
+    args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(tmp_path / "r")]
+    assert driver.main([*args, "model=a", "seed=0"]) == 0
+    err = capsys.readouterr().err
+    assert "[tnd-table] jobs" in err and "1/1" in err  # the progress display: jobs done / total
+
+    def interrupted(cmd, grace_seconds=60.0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "_call", interrupted)
+    assert driver.main(args) == 130
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("tnd-table")]
+    assert lines == [f"tnd-table: interrupted; 1 run(s) finished in {sweep_dir}; run the same command again to "
+                     "resume (finished runs are kept, unfinished ones continue from their last checkpoint)."]
+    assert "Traceback" not in err
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

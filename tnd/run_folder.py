@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.jsonl"  # one JSON row per logged step
 ERROR_FILE = "error.json"
 EVAL_FILE = "eval.json"
 EXPERT_FILE = "expert_summary.json"

@@ -1,6 +1,6 @@
 """Animations of a trained run's greedy policy playing, with the running counts on every frame.
 
-    result = render_run("multirun/pong_table/default/model=lstm,seed=0", "agent.gif", RenderOptions(steps=300))
+    result = render_run("multirun/pong_table/pong/default/model=lstm,seed=0", "agent.gif", RenderOptions(steps=300))
 
 Flow: `restore_model` (latest checkpoint of a ``tnd-train`` run folder) -> the games of the
 run's evaluation, played by the evaluation code itself and recorded (`record_pong`,

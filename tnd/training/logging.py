@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tnd.run_folder import METRICS_FILE
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -32,7 +34,7 @@ class MetricsLogger:
     readable line per row, the ``tnd`` logger (the run folder's ``train.log`` under tnd-train)."""
 
     def __init__(self, run_dir: str | Path, *, resume_step: int = 0, tensorboard: bool = True):
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = []
@@ -72,5 +74,5 @@ class MetricsLogger:
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All rows of ``<run_dir>/metrics.jsonl``."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
