@@ -77,7 +77,7 @@ def import_run_plugins(needed: Iterable[str] | None, allowed: Iterable[str] | No
         listed = ", ".join(f"{name}{_where(name, origins or {})}" for name in missing)
         raise PluginError(
             f"{run_dir} was trained with plugin module(s) {listed}. Code named by a run folder is not imported "
-            f"without your consent: name them, e.g. plugins=[{','.join(needed)}] on the command line "
-            f"(restore_model(..., plugins=[...]) in Python), if you trust them."
+            f"without your consent: if you trust them, name them (tnd-eval RUN plugins=[{','.join(needed)}], "
+            f"tnd-render RUN --plugins {','.join(needed)}, restore_model(..., plugins=[...]) in Python)."
         )
     import_plugins(needed, origins)
