@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,7 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str):
 
     quiet_libraries()
     log_to_run_file()
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{prog}: warning: {message}\n"
     log = logging.getLogger("tnd")
     try:
         yield

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -134,18 +135,35 @@ def test_checkpoint_from_a_different_model_is_refused(lstm_run, monkeypatch, cap
     assert_one_readable_error(capsys, "written by a different model", "hidden_size")
 
 
-def test_corrupt_checkpoint_is_refused(lstm_run, tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
+def test_damaged_checkpoints_fall_back_to_the_newest_intact_one(lstm_run, tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
     import shutil
 
     run = tmp_path / "copy"
     shutil.copytree(lstm_run, run)
     (run / "error.json").unlink(missing_ok=True)
-    for f in (run / "checkpoints" / "4").rglob("*"):
-        if f.is_file():
-            f.write_bytes(b"garbage")
-    status = call_main(train_entry.main, [*TINY, f"data.root={data_root}", f"hydra.run.dir={run}"], monkeypatch)
-    assert status == 1
-    assert_one_readable_error(capsys, "cannot be read")
+    (run / "summary.json").unlink()
+
+    def garble(step: int) -> None:
+        for f in (run / "checkpoints" / str(step)).rglob("*"):
+            if f.is_file():
+                f.write_bytes(b"garbage")
+
+    from tnd.training.checkpoint import CheckpointWarning
+
+    garble(4)
+    argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={run}"]
+    with pytest.warns(CheckpointWarning, match="checkpoint 4 is damaged; using checkpoint 2 instead") as caught:
+        assert call_main(train_entry.main, argv, monkeypatch) == 0
+    assert len(caught) == 1
+    assert warnings.formatwarning(caught[0].message, CheckpointWarning, "f.py", 1).startswith(
+        "tnd-train: warning: checkpoint 4 is damaged")  # the terminal shows it as one line
+    assert "Traceback" not in capsys.readouterr().err
+    assert json.loads((run / "summary.json").read_text())["resumed_from"] == 2
+
+    garble(2)
+    garble(4)
+    assert call_main(train_entry.main, argv, monkeypatch) == 1
+    assert_one_readable_error(capsys, "No intact checkpoint in", "cannot be read")
 
 
 def test_dataset_that_does_not_match_the_env_config(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811

@@ -9,8 +9,12 @@ reader never sees half a file. Standard library only: the table imports this wit
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ METRICS_FILE = "metrics.jsonl"  # one JSON row per logged step
 ERROR_FILE = "error.json"
 EVAL_FILE = "eval.json"
 EXPERT_FILE = "expert_summary.json"
+LOCK_FILE = ".lock"  # held (flock) by the one process writing the run folder
 PLUGINS_FILE = "plugins.json"  # {module: file it was imported from}, for runs with plugins=[...]
 
 
@@ -40,3 +45,35 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(_finite_or_none(data), indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+class RunFolderBusy(ValueError):
+    """Another process is writing this run folder."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Holds ``<folder>/.lock`` (an exclusive ``flock``) while one process writes the folder.
+
+    A second writer gets `RunFolderBusy` naming the holder's pid. The kernel releases the
+    lock when its process ends, however it ends, so a lock left by a killed process is
+    simply taken over.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunFolderBusy(
+                f"Run folder {folder} is in use by another process (pid {holder}); wait for it to finish, "
+                "or use another folder (hydra.run.dir=...)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

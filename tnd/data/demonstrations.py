@@ -54,3 +54,38 @@ class Demonstrations:
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observations.shape[1:])
+
+
+# The dtype kind each stored array must have: f float, i signed/unsigned integer, b bool.
+ARRAY_KINDS = {
+    "observations": "f", "actions": "iu", "taken_actions": "iu", "rewards": "f", "catches": "b",
+    "misses": "b", "episode_starts": "iu", "seeds": "iu",
+}
+
+
+def content_problems(demos: Demonstrations, num_actions: int) -> list[str]:
+    """What is wrong with a dataset's contents (empty when it is usable): dtypes, lengths,
+    labels outside ``[0, num_actions)`` and episode offsets that do not partition the steps."""
+    problems = []
+    for name, kinds in ARRAY_KINDS.items():
+        kind = np.asarray(getattr(demos, name)).dtype.kind
+        if kind not in kinds:
+            problems.append(f"{name} has dtype {getattr(demos, name).dtype} (expected {'/'.join(kinds)} kind)")
+    steps = demos.num_steps
+    for name in ("observations", "taken_actions", "rewards", "catches", "misses"):
+        if len(getattr(demos, name)) != steps:
+            problems.append(f"{name} has {len(getattr(demos, name))} steps, actions has {steps}")
+    if len(demos.seeds) != demos.num_episodes:
+        problems.append(f"{len(demos.seeds)} episode seeds for {demos.num_episodes} episodes")
+    if problems:  # the checks below assume the shapes and dtypes are right
+        return problems
+    for name in ("actions", "taken_actions"):
+        labels = np.asarray(getattr(demos, name))
+        bad = labels[(labels < 0) | (labels >= num_actions)]
+        if bad.size:
+            problems.append(f"{name} holds {int(bad[0])}, outside the {num_actions} actions 0..{num_actions - 1}")
+    starts = np.asarray(demos.episode_starts)
+    if starts.size == 0 or starts[0] != 0 or (np.diff(starts) <= 0).any() or starts[-1] >= steps:
+        problems.append(f"episode_starts {starts[:6].tolist()}{'...' if starts.size > 6 else ''} must start at 0 "
+                        f"and increase strictly below {steps} steps")
+    return problems

@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from tnd.data.demonstrations import Demonstrations
+from tnd.data.demonstrations import Demonstrations, content_problems
+from tnd.envs.actions import NUM_ACTIONS
 
 FORMAT = "tnd-demos/1"
 META_FILE = "meta.json"
@@ -92,8 +93,9 @@ def _quantised(demos: Demonstrations) -> bool:
     return demos.metadata.get("obs_mode") == "pixels"
 
 
-def save_demonstrations(demos: Demonstrations, path) -> None:
-    """Writes ``demos`` to directory ``path`` atomically (replacing an existing dataset)."""
+def save_demonstrations(demos: Demonstrations, path, *, replace: bool = True) -> None:
+    """Writes ``demos`` to directory ``path`` atomically (replacing an existing dataset, or
+    with ``replace=False`` keeping one another process stored first)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -118,13 +120,21 @@ def save_demonstrations(demos: Demonstrations, path) -> None:
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         (tmp / MARKER_FILE).write_text("ok\n")
         _fsync_dir(tmp)
+        if path.exists() and not replace:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         if path.exists():  # replace an old dataset: move it aside first (rename is atomic)
             old = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / "data")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another writer put a complete dataset there first
+                if replace or not (path / MARKER_FILE).exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -184,6 +194,9 @@ def load_demonstrations(path, *, expected_metadata: dict | None = None, verify: 
     demos = Demonstrations(**arrays, metadata=metadata)
     if demos.num_steps != meta["num_steps"] or demos.num_episodes != meta["num_episodes"]:
         raise DatasetError(f"Dataset '{path / META_FILE}' disagrees with its arrays: {fix}.")
+    problems = content_problems(demos, NUM_ACTIONS)
+    if problems:
+        raise DatasetError(f"Dataset '{path}' has unusable contents ({'; '.join(problems)}): {fix}.")
     return demos
 
 
@@ -208,7 +221,9 @@ def load_or_collect(
     demos = collect()
     metadata = {**demos.metadata, "producing_config": _jsonable(config)}
     demos = Demonstrations(**{name: getattr(demos, name) for name in ARRAYS}, metadata=metadata)
-    save_demonstrations(demos, path)
+    if path.exists():  # another process stored the same dataset meanwhile: never replace it under its readers
+        return load_demonstrations(path, expected_metadata=expected_metadata)
+    save_demonstrations(demos, path, replace=False)
     if progress:
         print(f"Saved dataset {path} ({demos.num_episodes} episodes, {demos.num_steps} steps)")
     for key, expected in (expected_metadata or {}).items():

@@ -22,12 +22,15 @@ class GraphError(ValueError):
 
 
 def _index_array(values: Iterable[int] | np.ndarray, what: str) -> np.ndarray:
+    """A 1-D int64 array of neuron indices (range-checked by the caller before int32)."""
     array = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)
+    if array.ndim != 1:
+        raise GraphError(f"{what} must be a flat (1-D) list of neuron indices, got an array of shape {array.shape}.")
     if array.size == 0:
-        return np.zeros((0,), np.int32)
-    if not np.issubdtype(array.dtype, np.integer):
+        return np.zeros((0,), np.int64)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise GraphError(f"{what} must be integer neuron indices, got dtype {array.dtype}.")
-    return array.astype(np.int32).reshape(-1)
+    return array.astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -68,9 +71,9 @@ class NeuronGraph:
         name: str = "custom",
     ) -> "NeuronGraph":
         """Builds and validates a graph from integer edge lists (``senders[e] -> receivers[e]``)."""
-        if not isinstance(num_neurons, (int, np.integer)) or num_neurons <= 0:
+        if isinstance(num_neurons, (bool, np.bool_)) or not isinstance(num_neurons, (int, np.integer)) or num_neurons <= 0:
             raise GraphError(
-                f"Graph '{name}' is empty: num_neurons must be a positive integer, got {num_neurons!r}."
+                f"Graph '{name}': num_neurons must be a positive integer, got {num_neurons!r}."
             )
         num_neurons = int(num_neurons)
         senders = _index_array(senders, "senders")
@@ -89,6 +92,7 @@ class NeuronGraph:
                     f"Graph '{name}': edge index {int(bad[0])} in {what} is out of range "
                     f"for {num_neurons} neurons (valid: 0..{num_neurons - 1})."
                 )
+        senders, receivers = senders.astype(np.int32), receivers.astype(np.int32)  # in range: no wrap
         order = np.lexsort((senders, receivers))
         senders, receivers = senders[order], receivers[order]
         keys = receivers.astype(np.int64) * num_neurons + senders
@@ -125,7 +129,12 @@ class NeuronGraph:
         labels = tuple(labels)
         if len(labels) != num_neurons:
             raise GraphError(f"Graph '{name}': {len(labels)} labels for {num_neurons} neurons.")
-        graph = cls(num_neurons, senders, receivers, sensory_idx, motor_idx, types, labels, name)
+        if len(set(labels)) != len(labels):
+            seen: set = set()
+            twice = next(label for label in labels if label in seen or seen.add(label))
+            raise GraphError(f"Graph '{name}': node label {twice!r} is used twice; labels must be unique.")
+        graph = cls(num_neurons, senders, receivers, sensory_idx.astype(np.int32), motor_idx.astype(np.int32),
+                    types.astype(np.int32), labels, name)
         graph._check_motor_reachable()
         for array in (senders, receivers, sensory_idx, motor_idx, types):
             array.setflags(write=False)

@@ -46,7 +46,12 @@ def register_topology(name: str, builder: TopologyBuilder | None = None):
     A later registration under the same name replaces the earlier one.
     """
 
+    if not isinstance(name, str) or not name:
+        raise TopologyError(f"register_topology needs a non-empty name, got {name!r}.")
+
     def decorator(fn: TopologyBuilder) -> TopologyBuilder:
+        if not callable(fn):
+            raise TopologyError(f"register_topology('{name}') needs a builder function, got {fn!r}.")
         _TOPOLOGIES[name] = fn
         return fn
 
@@ -91,7 +96,7 @@ def build_topology(
             f"Valid options: {', '.join(sorted(accepted)) or '(none)'}."
         )
     try:
-        return builder(
+        graph = builder(
             num_neurons, rng=np.random.default_rng(seed), seed=int(seed),
             num_sensory=num_sensory, num_motor=num_motor, **options,
         )
@@ -99,6 +104,12 @@ def build_topology(
         if isinstance(err, GraphError):
             raise
         raise TopologyError(f"Topology '{name}' with options {options}: {err}") from err
+    if not isinstance(graph, NeuronGraph):
+        raise TopologyError(
+            f"Topology '{name}''s builder returned {type(graph).__name__}, not a NeuronGraph "
+            "(end it with e.g. `return NeuronGraph.from_networkx(g, sensory=..., motor=...)`)."
+        )
+    return graph
 
 
 def _option_names(builder: TopologyBuilder) -> set[str] | None:
@@ -114,6 +125,14 @@ def _check_prob(name: str, option: str, value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
         raise TopologyError(f"Topology '{name}': option {option} must lie in [0, 1], got {value}.")
+    return value
+
+
+def _check_density(name: str, option: str, value: float) -> float:
+    """A connection density or probability that must leave edges to build on: (0, 1]."""
+    value = _check_prob(name, option, value)
+    if value == 0.0:
+        raise TopologyError(f"Topology '{name}': option {option} must be > 0 (0 leaves no edges), got {value}.")
     return value
 
 
@@ -193,8 +212,8 @@ def erdos_renyi(n, *, rng, seed, num_sensory, num_motor, p: float | None = None,
     if p is not None and density is not None:
         raise TopologyError("Topology 'erdos_renyi': give either p or density, not both.")
     if density is not None:
-        p = min(1.0, _check_prob("erdos_renyi", "density", density) * n / (n - 1))
-    p = _check_prob("erdos_renyi", "p", 0.1 if p is None else p)
+        p = min(1.0, _check_density("erdos_renyi", "density", density) * n / (n - 1))
+    p = _check_density("erdos_renyi", "p", 0.1 if p is None else p)
     make = nx.fast_gnp_random_graph if p < 0.2 else nx.gnp_random_graph
     graph = make(n, p, seed=seed, directed=True)
     return graph_from_digraph(graph, "erdos_renyi", num_sensory, num_motor, rng)
@@ -295,7 +314,7 @@ def layered_ncp(
     n_inter = int(round(0.6 * hidden)) if num_inter is None else int(num_inter)
     n_inter = min(max(1, n_inter), hidden - 1)
     n_command = hidden - n_inter
-    density = _check_prob("layered_ncp", "density", density)
+    density = _check_density("layered_ncp", "density", density)
     sensory_fanout = max(1, int(n_inter * density)) if sensory_fanout is None else int(sensory_fanout)
     inter_fanout = max(1, int(n_command * density)) if inter_fanout is None else int(inter_fanout)
     recurrent = max(1, int(n_command * density * 2)) if recurrent_command_synapses is None else int(recurrent_command_synapses)

@@ -7,8 +7,10 @@ returns a `SequenceModel`. Register your own with ``@register_model("name", widt
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
+import numpy as np
 from flax import nnx
 
 from tnd.models.base import SequenceModel
@@ -22,10 +24,19 @@ class UnknownModelError(ValueError):
     """A model name that is not registered."""
 
 
+class ModelOptionError(ValueError):
+    """A model built with an option it does not have, or with an impossible size."""
+
+
 def register_model(name: str, width_option: str = "hidden_size") -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator: registers ``builder`` under ``name``; a later registration replaces it."""
 
+    if not isinstance(name, str) or not name:
+        raise ModelOptionError(f"register_model needs a non-empty name, got {name!r}.")
+
     def decorator(builder: ModelBuilder) -> ModelBuilder:
+        if not callable(builder):
+            raise ModelOptionError(f"register_model('{name}') needs a builder function, got {builder!r}.")
         _MODELS[name] = builder
         _WIDTH_OPTIONS[name] = width_option
         return builder
@@ -52,5 +63,24 @@ def get_model_builder(name: str) -> ModelBuilder:
     return _MODELS[name]
 
 
+def model_option_names(name: str) -> list[str] | None:
+    """The options model ``name``'s builder accepts (None: any, it takes ``**options``)."""
+    params = inspect.signature(get_model_builder(name)).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+                  and p.name not in ("obs_shape", "num_actions", "rngs"))
+
+
 def build_model(name: str, *, obs_shape: tuple[int, ...], num_actions: int, rngs: nnx.Rngs, **options) -> SequenceModel:
-    return get_model_builder(name)(obs_shape=tuple(obs_shape), num_actions=num_actions, rngs=rngs, **options)
+    """Builds registered model ``name``; one readable error for an unknown option or a bad size."""
+    builder = get_model_builder(name)
+    if isinstance(num_actions, (bool, np.bool_)) or not isinstance(num_actions, (int, np.integer)) or num_actions < 1:
+        raise ModelOptionError(f"Model '{name}' needs num_actions >= 1 (an integer), got {num_actions!r}.")
+    valid = model_option_names(name)
+    unknown = sorted(set(options) - set(valid)) if valid is not None else []
+    if unknown:
+        raise ModelOptionError(
+            f"Model '{name}' has no option {', '.join(map(repr, unknown))}. Valid options: {', '.join(valid) or '(none)'}."
+        )
+    return builder(obs_shape=tuple(obs_shape), num_actions=int(num_actions), rngs=rngs, **options)

@@ -11,20 +11,59 @@ Orbax writes each step to a temporary folder and renames it when complete, so a 
 at any moment (even ``kill -9``) leaves only whole checkpoints; `latest_step` ignores
 unfinished ones. A checkpoint from a different model (fingerprint mismatch) or one that
 cannot be read raises `CheckpointError` with the folder and the fix.
+
+**Integrity.** Each finished step records the SHA-256 of every file in it
+(``<step>/files.sha256.json``), checked before anything is read, so a missing or altered
+file is one readable error rather than a library traceback; and ``meta["digests"]`` holds a
+SHA-256 of each saved tree's bytes, computed from the arrays being saved and recomputed from
+what was read, so flipped bytes are detected, not silently loaded. `restore_intact` walks back from the newest step to the
+newest intact one, warning once (`CheckpointWarning`) for each damaged step it skips, and
+fails only when none is intact. Only finite parameters are ever saved (the train step
+refuses updates that are not) and a restore refuses non-finite ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
 class CheckpointError(ValueError):
     """A checkpoint that does not belong to this run or cannot be read."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files are unreadable or whose bytes differ from what was saved."""
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped for an older, intact one."""
+
+
+def tree_digest(tree: Any) -> str:
+    """SHA-256 over the bytes, shapes and dtypes of a tree's leaves (PRNG keys by their data)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        array = np.asarray(leaf)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def all_finite(tree: Any) -> bool:
+    """True when every floating-point leaf of ``tree`` is finite."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(tree) if jax.dtypes.issubdtype(getattr(x, "dtype", None), np.floating)]
+    return all(bool(np.isfinite(x).all()) for x in leaves)
 
 
 def _abstract(tree: Any) -> Any:
@@ -37,6 +76,17 @@ def _has_leaves(tree: Any) -> bool:
 
 def _canonical(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+FILES_RECORD = "files.sha256.json"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Checkpointer:
@@ -52,8 +102,15 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def steps(self) -> list[int]:
+        """Every complete checkpoint's step, newest first."""
+        return sorted(self.manager.all_steps(), reverse=True)
+
     def save(self, step: int, *, params: Any, rest: Any, opt_state: Any, meta: dict[str, Any]) -> None:
         """Starts an asynchronous save of ``step`` (call `wait` before relying on it)."""
+        trees = {"params": params, "rest": rest, "opt_state": opt_state}
+        meta = {**meta, "digests": {k: tree_digest(t) for k, t in trees.items()}}
+        self.wait()  # the previous save is final: record its files before the next one starts
         items = {
             "params": ocp.args.StandardSave(params),
             "opt_state": ocp.args.StandardSave(opt_state),
@@ -64,15 +121,48 @@ class Checkpointer:
         self.manager.save(int(step), args=ocp.args.Composite(**items))
 
     def wait(self) -> None:
+        """Waits for the pending save, then records the files of every finished step."""
         self.manager.wait_until_finished()
+        for step in self.manager.all_steps():
+            self._record_files(step)
+
+    def _record_files(self, step: int) -> None:
+        folder = self.directory / str(step)
+        record = folder / FILES_RECORD
+        if not folder.is_dir() or record.exists():
+            return
+        files = {str(p.relative_to(folder)): _file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(files, indent=1, sort_keys=True))
+        tmp.replace(record)
+
+    def check_files(self, step: int) -> None:
+        """`DamagedCheckpointError` when a file recorded for ``step`` is missing or altered."""
+        folder = self.directory / str(step)
+        record = folder / FILES_RECORD
+        if not record.is_file():
+            return  # killed before its files were recorded: the tree digests still apply
+        try:
+            files = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise DamagedCheckpointError(f"Checkpoint {folder}: its {FILES_RECORD} cannot be read.") from None
+        for name, digest in files.items():
+            path = folder / name
+            if not path.is_file():
+                raise DamagedCheckpointError(f"Checkpoint {folder} is damaged: {name} is missing.")
+            if _file_sha256(path) != digest:
+                raise DamagedCheckpointError(
+                    f"Checkpoint {folder} is damaged: {name} differs from what was saved (checksum mismatch)."
+                )
 
     def read_meta(self, step: int) -> dict[str, Any]:
         """The JSON metadata of checkpoint ``step``; `CheckpointError` if unreadable."""
+        self.check_files(step)
         try:
             out = self.manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
             return dict(out.meta)
         except Exception as exc:  # noqa: BLE001 - any failure to read means corrupt
-            raise CheckpointError(
+            raise DamagedCheckpointError(
                 f"Checkpoint {self.directory / str(step)} cannot be read ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete that folder to resume from an "
                 "earlier checkpoint, or start in a fresh run folder."
@@ -88,26 +178,61 @@ class Checkpointer:
         """
         meta = self.read_meta(step)
         check_fingerprint(meta, fingerprint, self.directory / str(step))
-        out = self._restore_trees(step, params=params, rest=rest, opt_state=opt_state)
+        out = self._restore_trees(step, meta, params=params, rest=rest, opt_state=opt_state)
         return out["params"], out["rest"], out["opt_state"], meta
 
     def restore_params(self, step: int, *, params: Any, rest: Any) -> tuple[Any, Any]:
         """Only the model state (for evaluation)."""
-        out = self._restore_trees(step, params=params, rest=rest)
+        out = self._restore_trees(step, self.read_meta(step), params=params, rest=rest)
         return out["params"], out["rest"]
 
-    def _restore_trees(self, step: int, **templates: Any) -> dict[str, Any]:
-        """Restores the named trees of ``step`` shaped like ``templates`` (empty trees pass through)."""
+    def restore_intact(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
+        """``(step, restore(step))`` for the newest step that is intact, newest first.
+
+        A damaged step (`DamagedCheckpointError`) is skipped with one `CheckpointWarning`;
+        other errors (a different model, a changed config) are raised as they are.
+        """
+        steps = self.steps()
+        if not steps:
+            raise CheckpointError(f"No complete checkpoint in {self.directory}.")
+        damaged = []
+        for step in steps:
+            try:
+                return step, restore(step)
+            except DamagedCheckpointError as exc:
+                damaged.append(str(exc))
+                older = [s for s in steps if s < step]
+                if older:
+                    warnings.warn(f"checkpoint {step} is damaged; using checkpoint {older[0]} instead. ({exc})",
+                                  CheckpointWarning, stacklevel=2)
+        raise DamagedCheckpointError(
+            f"No intact checkpoint in {self.directory} ({len(damaged)} damaged; newest: {damaged[0]})"
+        )
+
+    def _restore_trees(self, step: int, meta: dict[str, Any], **templates: Any) -> dict[str, Any]:
+        """Restores the named trees of ``step`` shaped like ``templates`` (empty trees pass
+        through) and checks them against the digests saved in ``meta``."""
+        where = self.directory / str(step)
         items = {k: ocp.args.StandardRestore(_abstract(t)) for k, t in templates.items() if _has_leaves(t)}
         try:
             out = self.manager.restore(int(step), args=ocp.args.Composite(**items))
         except Exception as exc:  # noqa: BLE001 - any failure means a different model or corruption
-            raise CheckpointError(
-                f"Checkpoint {self.directory / str(step)} does not match this model or is corrupt "
+            raise DamagedCheckpointError(
+                f"Checkpoint {where} does not match this model or is corrupt "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                 "Start in a fresh run folder (hydra.run.dir=...) or delete the checkpoints folder."
             ) from None
-        return {k: (out[k] if k in items else t) for k, t in templates.items()}
+        trees = {k: (out[k] if k in items else t) for k, t in templates.items()}
+        saved = meta.get("digests") or {}
+        changed = [k for k, tree in trees.items() if k in saved and tree_digest(tree) != saved[k]]
+        if changed:
+            raise DamagedCheckpointError(
+                f"Checkpoint {where} is damaged: the {', '.join(changed)} read back differ from what was saved "
+                "(checksum mismatch). Delete that step folder, or start in a fresh run folder."
+            )
+        if "params" in trees and not all_finite(trees["params"]):
+            raise DamagedCheckpointError(f"Checkpoint {where} holds non-finite parameters; it cannot be used.")
+        return trees
 
     def close(self) -> None:
         self.manager.close()
@@ -129,4 +254,44 @@ def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any] | None, 
         raise CheckpointError(
             f"Checkpoint {where} was written by a different model ({detail}). "
             "Use a fresh run folder (hydra.run.dir=...) or delete its checkpoints folder."
+        )
+
+
+# Config keys that may change between the run that saved a checkpoint and the one resuming
+# it: they change no result (where files go, what is printed, how often, the final evaluation).
+RESUMABLE_CHANGES = (
+    "train.progress", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.max_to_keep",
+    "train.resume_with_changes", "train.param_limit", "data.root", "data.path", "data.num_envs", "eval",
+)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The dotted keys whose values differ between two configs, except `RESUMABLE_CHANGES`."""
+    a, b = _flatten(_canonical(saved)), _flatten(_canonical(current))
+    free = lambda key: any(key == p or key.startswith(p + ".") for p in RESUMABLE_CHANGES)  # noqa: E731
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not free(k))
+
+
+def check_config(saved: dict[str, Any], current: dict[str, Any], where: Path, *, allow: bool = False) -> None:
+    """Refuses to resume a checkpoint saved under another config (`CheckpointError` naming the
+    differing keys), unless ``allow`` (``train.resume_with_changes=true``)."""
+    if not saved or not current or allow:
+        return
+    changed = config_changes(saved, current)
+    if changed:
+        a, b = _flatten(_canonical(saved)), _flatten(_canonical(current))
+        listed = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:8])
+        more = f" (+{len(changed) - 8} more)" if len(changed) > 8 else ""
+        raise CheckpointError(
+            f"The checkpoints in {where} were saved under another config ({listed}{more}). Resuming would mix "
+            "the two. Use a fresh run folder, or pass train.resume_with_changes=true to resume anyway."
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from tnd.data.windows import CLASS_BALANCE, Windows, WindowSampler
-from tnd.training.checkpoint import Checkpointer
+from tnd.training.checkpoint import Checkpointer, check_config
 from tnd.training.config import TrainSpec
 from tnd.training.logging import MetricsLogger
 from tnd.training.optimizer import make_optimizer
@@ -70,8 +71,20 @@ def validate_train_spec(spec: TrainSpec) -> None:
     for name in ("warmup_steps", "log_every", "eval_every", "checkpoint_every"):
         if int(getattr(spec, name)) < 0:
             raise TrainSpecError(f"train.{name} must be >= 0, got {getattr(spec, name)}.")
-    if spec.weight_decay < 0 or spec.clip_norm < 0:
-        raise TrainSpecError("train.weight_decay and train.clip_norm must be >= 0.")
+    for name in ("weight_decay", "clip_norm"):
+        value = getattr(spec, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise TrainSpecError(f"train.{name} must be a finite number >= 0, got {value}.")
+    if not (math.isfinite(spec.min_lr_ratio) and 0 <= spec.min_lr_ratio <= 1):
+        raise TrainSpecError(f"train.min_lr_ratio must lie in [0, 1] (the final fraction of train.lr), got {spec.min_lr_ratio}.")
+    if not (math.isfinite(spec.lr)):
+        raise TrainSpecError(f"train.lr must be finite, got {spec.lr}.")
+    if int(spec.max_to_keep) < 1:
+        raise TrainSpecError(f"train.max_to_keep must be >= 1 (checkpoints kept for resuming), got {spec.max_to_keep}.")
+    if int(spec.warmup_steps) > int(spec.steps):
+        raise TrainSpecError(f"train.warmup_steps ({spec.warmup_steps}) must not exceed train.steps ({spec.steps}).")
+    if not spec.param_limit > 0:
+        raise TrainSpecError(f"train.param_limit must be positive, got {spec.param_limit}.")
     if spec.class_balance not in CLASS_BALANCE:
         raise TrainSpecError(
             f"Unknown train.class_balance '{spec.class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}."
@@ -127,21 +140,23 @@ def train(
     ckpt = None
     start = 0
     prior_seconds = 0.0  # training wall time of earlier (interrupted) sessions
+    last: dict[str, float] = {}  # the latest step's metrics (restored with a checkpoint)
     if run_dir is not None:
         ckpt = Checkpointer(Path(run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
-        latest = ckpt.latest_step()
-        if latest is not None:
-            params, rest, opt_state, meta = ckpt.restore(
-                latest, params=params, rest=rest, opt_state=opt_state, fingerprint=fingerprint
-            )
+        if ckpt.latest_step() is not None:
+            _, (params, rest, opt_state, meta) = ckpt.restore_intact(lambda step: ckpt.restore(
+                step, params=params, rest=rest, opt_state=opt_state, fingerprint=fingerprint))
+            check_config(meta.get("config") or {}, config or {}, ckpt.directory, allow=spec.resume_with_changes)
             sampler.load_state_dict(meta["data_iterator"])
             start = int(meta["step"])
             prior_seconds = float(meta.get("train_seconds", 0.0))
+            last = dict(meta.get("last_metrics") or {})
             log.info("resumed from checkpoint %s", ckpt.directory / str(start))
     last_saved = start if start else None
     logger = MetricsLogger(run_dir, resume_step=start, tensorboard=tensorboard) if run_dir is not None else None
 
-    step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length)
+    step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length,
+                              param_limit=float(spec.param_limit))
     arrays = windows.arrays()
     weights = jnp.asarray(class_weights, jnp.float32)
     data_key = jax.random.key(int(seed))
@@ -157,6 +172,7 @@ def train(
             "rng": {"data_key": f"fold_in(key({int(seed)}), step)"},
             "fingerprint": fingerprint or {}, "config": config or {},
             "train_seconds": prior_seconds + time.perf_counter() - t_begin - eval_seconds,
+            "last_metrics": last,
         }
         ckpt.save(step, params=params, rest=rest, opt_state=opt_state, meta=meta)
         last_saved = step
@@ -174,7 +190,6 @@ def train(
     inside = outside = 0.0  # seconds in / outside the jitted step (steps after the first)
     timed_steps = 0
     window_time, window_steps = 0.0, 0
-    last: dict[str, float] = {}
     eval_history: list[dict[str, Any]] = []
     eval_seconds = 0.0
     t_begin = time.perf_counter()
@@ -200,12 +215,16 @@ def train(
             t_prev, excluded = t1, 0.0
             if not bool(m["ok"]):
                 where = f"{ckpt.directory}/{last_saved}" if ckpt is not None and last_saved else "none saved"
+                loss_ok = np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])
+                what = (f"the loss became non-finite (loss={float(m['loss'])}, grad_norm={float(m['grad_norm'])})"
+                        if not loss_ok else
+                        f"the update would make the parameters {'non-finite' if not np.isfinite(m['param_max']) else 'diverge'} "
+                        f"(largest |parameter| {float(m['param_max']):.3g}, train.param_limit {spec.param_limit:g})")
                 raise NonFiniteLossError(
-                    f"Training stopped at step {step}: the loss became non-finite "
-                    f"(loss={float(m['loss'])}, grad_norm={float(m['grad_norm'])}). "
+                    f"Training stopped at step {step}: {what}; the update was not applied. "
                     f"Last good checkpoint: {where}. Lower train.lr, set train.clip_norm, or check the data."
                 )
-            last = {key: float(v) for key, v in m.items() if key != "ok"}
+            last = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
             row = None
             if _every(step, spec.log_every) or step == spec.steps:
                 tput = timesteps_per_step * window_steps / max(window_time, 1e-9)

@@ -28,9 +28,9 @@ from flax import nnx
 from tnd.envs.actions import NUM_ACTIONS
 from tnd.envs.registry import EnvSpec as EnvFunctions
 from tnd.envs.registry import get_env
-from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, write_json
+from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, run_folder_lock, write_json
 from tnd.training.plugins import import_plugins, import_run_plugins, plugin_origins
-from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
+from tnd.training.config import NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 
@@ -44,7 +44,8 @@ class ExperimentError(ValueError):
 def config_hash(spec: ExperimentSpec) -> str:
     """A short stable hash of everything that determines the results (not progress bars)."""
     data = to_dict(spec)
-    data["train"].pop("progress", None)
+    for name in NON_RESULT_TRAIN_FIELDS:
+        data["train"].pop(name, None)
     data["eval"].pop("progress", None)
     data["data"].pop("root", None)
     if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
@@ -269,14 +270,20 @@ def run_experiment(
 
     Rerunning with the same ``run_dir`` resumes from its latest checkpoint. ``on_eval(step,
     metrics)`` sees every periodic (validation-game) evaluation; it may raise to stop the run
-    (the tuner's pruner does).
+    (the tuner's pruner does). One process at a time: a second writer of the same folder
+    gets `RunFolderBusy`.
     """
+    run_dir = Path(run_dir)
+    with run_folder_lock(run_dir):
+        return _run_locked(spec, run_dir, on_eval)
+
+
+def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
+    """`run_experiment` while holding the run folder's lock."""
     from tnd.data.windows import make_windows
     from tnd.training.loop import train
     from tnd.training.loss import class_weights
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     p = prepare(spec)
     if spec.plugins:
         write_json(run_dir / PLUGINS_FILE, plugin_origins(spec.plugins))
@@ -368,18 +375,16 @@ def restore_model(
     ``plugins`` (the caller's consent: code named by a run folder is not run on its own).
     """
     from tnd.models import build_model
-    from tnd.training.checkpoint import Checkpointer, CheckpointError
+    from tnd.training.checkpoint import Checkpointer, CheckpointError, DamagedCheckpointError
     from tnd.training.config import from_dict
 
     ckdir = Path(run_dir) / "checkpoints"
     if not ckdir.is_dir():
         raise CheckpointError(f"No checkpoints in {Path(run_dir).absolute()}: expected a tnd-train run folder.")
     ckpt = Checkpointer(ckdir)
-    try:
-        step = ckpt.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"No complete checkpoint in {ckdir.absolute()}.")
-        meta = ckpt.read_meta(step)
+
+    def restore(at: int) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
+        meta = ckpt.read_meta(at)
         try:
             spec = from_dict(meta["config"])
             import_run_plugins(spec.plugins, plugins, run_plugin_origins(run_dir), run_dir=Path(run_dir).absolute())
@@ -387,13 +392,20 @@ def restore_model(
             model = build_model(fp["model"], obs_shape=tuple(fp["obs_shape"]), num_actions=int(fp["num_actions"]),
                                 rngs=nnx.Rngs(int(spec.seed)), **fp["options"])
         except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"Checkpoint {ckdir / str(step)} has incomplete metadata ({exc}).") from None
+            raise DamagedCheckpointError(f"Checkpoint {ckdir / str(at)} has incomplete metadata ({exc}).") from None
         _, params, rest = nnx.split(model, nnx.Param, ...)
-        params, rest = ckpt.restore_params(step, params=params, rest=rest)
+        params, rest = ckpt.restore_params(at, params=params, rest=rest)
         nnx.update(model, params, rest)
+        return model, spec, meta
+
+    try:
+        if step is not None:
+            return restore(step)
+        if ckpt.latest_step() is None:
+            raise CheckpointError(f"No complete checkpoint in {ckdir.absolute()}.")
+        return ckpt.restore_intact(restore)[1]
     finally:
         ckpt.close()
-    return model, spec, meta
 
 
 def evaluate_checkpoint(

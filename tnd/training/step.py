@@ -9,7 +9,9 @@ The model is split once into ``(graphdef, params, rest)`` with ``nnx.Param`` fir
    ``nnx.Param`` state only (the hook, when the model has
    one, e.g. the TND edge-gate sparsity penalty),
 4. applies the optax update, but keeps the old state when the loss or the gradient norm is
-   non-finite (``ok`` = false) so a NaN never reaches parameters or checkpoints.
+   non-finite, or when the *updated* parameters would be non-finite or exceed
+   ``param_limit`` in absolute value (``ok`` = false), so a NaN or a diverged update never
+   reaches parameters or checkpoints (``params_ok`` tells which check failed).
 """
 
 from __future__ import annotations
@@ -43,12 +45,13 @@ def make_train_step(
     *,
     batch_size: int,
     window: int,
+    param_limit: float = 1.0e6,
     donate: bool | None = None,
 ) -> Callable[..., Any]:
     """Returns ``step_fn(params, rest, opt_state, arrays, weights, data_key, step)``.
 
     -> ``(params, rest, opt_state, metrics)`` with scalar metrics ``loss, ce,
-    regularization, accuracy, grad_norm, lr, ok``. ``arrays`` is `Windows.arrays()`,
+    regularization, accuracy, grad_norm, lr, ok, params_ok, param_max``. ``arrays`` is `Windows.arrays()`,
     ``weights`` the ``[A]`` class weights, ``step`` an int32 scalar (the batch index).
     Buffers are donated off-CPU (XLA's CPU backend cannot use donations).
     """
@@ -73,9 +76,12 @@ def make_train_step(
         grad_norm = optax.tree.norm(grads)
         updates, new_opt = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        param_max = jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree.leaves(new_params)]))
+        params_ok = jnp.isfinite(param_max) & (param_max <= param_limit)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & params_ok
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(step), "ok": ok, **parts}
+        metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(step), "ok": ok, "params_ok": params_ok,
+                   "param_max": param_max, **parts}
         return keep(new_params, params), keep(new_rest, rest), keep(new_opt, opt_state), metrics
 
     return jax.jit(step_fn, donate_argnums=(0, 1, 2) if donate else ())
