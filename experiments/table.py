@@ -539,9 +539,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         task, hydra_, scale = _split_overrides(args.overrides)
         train_command = shlex.split(args.train_command)
-        composed = compose_sweep(train_command, args.experiment, task, hydra_)
-        sweep_dir = args.sweep_dir or default_sweep_dir(args.experiment, composed.env, scale)
-        name = args.name or output_name(args.experiment, composed.env, scale)
+        env = _values(task).get("env")
+        composed = None
+        if not args.aggregate_only or (args.sweep_dir is None and env is None):  # else no need to compose
+            composed = compose_sweep(train_command, args.experiment, task, hydra_)
+            env = env or composed.env
+        sweep_dir = args.sweep_dir or default_sweep_dir(args.experiment, env, scale)
         results_dir = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
         if not args.aggregate_only:
             params = composed.params
@@ -553,6 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys)
         expected = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)
+        if composed is None and env is None:  # aggregate-only of a given folder: the runs' own env
+            env = next((str(r.metrics["env"]) for r in records if r.status == "ok" and "env" in r.metrics), None)
+        name = args.name or output_name(args.experiment, env, scale)
         if args.expert_summary is None:
             write_expert_summary(sweep_dir, records)
         expert = tbl.load_expert_summary(args.expert_summary or sweep_dir)
