@@ -8,7 +8,7 @@ from flax import nnx
 
 from tnd.graph import build_topology
 from tnd.interaction import (
-    INTERACTIONS,
+    interaction_names,
     InteractionError,
     aggregate,
     aggregate_transpose,
@@ -39,7 +39,7 @@ def _values_and_grads(op, path, h):
 
 
 @pytest.mark.parametrize("edge_gate", [False, True])
-@pytest.mark.parametrize("kind", INTERACTIONS)
+@pytest.mark.parametrize("kind", interaction_names())
 def test_sparse_path_equals_dense_path(graph, kind, edge_gate):
     op = make_interaction(kind, graph, D, rngs=nnx.Rngs(1), edge_gate=edge_gate)
     if edge_gate:  # gates away from their initial constant so they matter
@@ -53,7 +53,7 @@ def test_sparse_path_equals_dense_path(graph, kind, edge_gate):
     assert float(jnp.abs(ghs).sum()) > 0
 
 
-@pytest.mark.parametrize("kind", INTERACTIONS)
+@pytest.mark.parametrize("kind", interaction_names())
 def test_messages_match_an_edge_list_reference(graph, kind):
     """Both paths equal sum_{e: r_e = i} w_e * phi(h[s_e]) computed edge by edge."""
     op = make_interaction(kind, graph, D, rngs=nnx.Rngs(1))

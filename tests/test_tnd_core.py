@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from tnd.core import TNDCore
-from tnd.dynamics import DYNAMICS, DynamicsError
+from tnd.dynamics import DynamicsError, dynamics_names
 from tnd.graph import TopologyError, build_topology
-from tnd.interaction import INTERACTIONS, InteractionError
+from tnd.interaction import InteractionError, interaction_names
 from tnd.models import build_model, compile_step, count_params, model_names, width_option
 from tnd.models.tnd_model import TNDModel
 
@@ -65,7 +65,7 @@ def test_sequence_call_equals_step_applied_t_times(options):
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
 @pytest.mark.parametrize(
-    "interaction,dynamics", list(zip(INTERACTIONS, DYNAMICS + DYNAMICS[:1])), ids=lambda v: str(v)
+    "interaction,dynamics", list(zip(interaction_names(), dynamics_names() + dynamics_names()[:1])), ids=lambda v: str(v)
 )
 @pytest.mark.filterwarnings("ignore::tnd.core.cell.LatencyWarning")
 def test_locality_one_step_reaches_only_out_neighbours(interaction, dynamics, path):
@@ -119,7 +119,7 @@ def _relabel_params(a: TNDModel, b: TNDModel, perm: np.ndarray) -> None:
     nnx.update(b, state)
 
 
-@pytest.mark.parametrize("interaction", INTERACTIONS)
+@pytest.mark.parametrize("interaction", interaction_names())
 def test_relabelling_neurons_permutes_states_and_keeps_readout(interaction):
     graph = build_topology("erdos_renyi", 12, seed=4, p=0.3)
     perm = np.random.default_rng(0).permutation(graph.num_neurons)
@@ -136,7 +136,7 @@ def test_relabelling_neurons_permutes_states_and_keeps_readout(interaction):
     assert not np.allclose(carry_b, carry_a)  # the relabelling is not trivial
 
 
-@pytest.mark.parametrize("interaction", INTERACTIONS)
+@pytest.mark.parametrize("interaction", interaction_names())
 @pytest.mark.parametrize("path", ["sparse", "dense"])
 def test_gradients_finite_and_every_edge_weight_receives_one(interaction, path):
     graph = build_topology("erdos_renyi", 16, seed=1, p=0.3)
@@ -195,3 +195,35 @@ def test_unknown_option_values_raise_one_clear_error():
         _model(topology="torus")
     with pytest.raises(ValueError, match="inner_rounds"):
         _model(inner_rounds=0)
+
+
+def test_plugins_add_interactions_and_dynamics_by_decorator():
+    """A plugin registers its own I and F by name; the TND model builds them from options."""
+    from tnd.dynamics import LeakyDynamics, register_dynamics
+    from tnd.dynamics.local import _DYNAMICS
+    from tnd.interaction import ScalarInteraction, register_interaction
+    from tnd.interaction.operators import _INTERACTIONS
+
+    @register_interaction("signed_scalar")
+    class SignedScalar(ScalarInteraction):
+        def _edge_weights(self):
+            return jnp.abs(super()._edge_weights()) * jnp.sign(self.graph.senders % 2 - 0.5)[:, None, None]
+
+    @register_dynamics("slow_leaky")
+    class SlowLeaky(LeakyDynamics):
+        pass
+
+    try:
+        assert "signed_scalar" in interaction_names() and "slow_leaky" in dynamics_names()
+        model = build_model("tnd", obs_shape=(5,), num_actions=3, rngs=nnx.Rngs(0), num_neurons=12,
+                            interaction="signed_scalar", dynamics="slow_leaky")
+        assert isinstance(model.core.interaction, SignedScalar) and isinstance(model.core.dynamics, SlowLeaky)
+        _, logits = model(jnp.ones((2, 3, 5)), jnp.zeros((2, 3), bool))
+        assert logits.shape == (2, 3, 3) and bool(jnp.isfinite(logits).all())
+        with pytest.raises(InteractionError, match="needs an Interaction subclass"):
+            register_interaction("bad")(42)
+        with pytest.raises(DynamicsError, match="needs a LocalDynamics subclass"):
+            register_dynamics("bad")(object)
+    finally:
+        _INTERACTIONS.pop("signed_scalar", None)
+        _DYNAMICS.pop("slow_leaky", None)

@@ -90,9 +90,9 @@ class TNDCore(nnx.Module):
       graph: the neuron graph (static).
       in_features: F, the width of the encoder features.
       state_dim: d, channels per neuron.
-      interaction: one of ``tnd.interaction.INTERACTIONS``; ``interaction_options`` go to it
+      interaction: one of ``tnd.interaction.interaction_names()``; ``interaction_options`` go to it
         (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``, ``chunk``).
-      dynamics: one of ``tnd.dynamics.DYNAMICS``; ``dynamics_options`` go to it.
+      dynamics: one of ``tnd.dynamics.dynamics_names()``; ``dynamics_options`` go to it.
       sharing: ``shared`` | ``per_neuron`` | ``per_type`` dynamics parameters.
       inner_rounds: communication rounds K per time step (>= 1), or ``"auto"``: one more than
         the input -> readout distance, so actions do not lag the input (module docstring).

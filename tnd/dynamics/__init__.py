@@ -1,18 +1,19 @@
 """F: local neuron dynamics (leaky, gated, CfC-style) with shared / per-neuron / per-type parameters."""
 
 from tnd.dynamics.local import (
-    DYNAMICS,
     SHARING,
     CfCDynamics,
     DynamicsError,
     GatedDynamics,
     LeakyDynamics,
     LocalDynamics,
+    dynamics_names,
     group_index,
     make_dynamics,
+    register_dynamics,
 )
 
 __all__ = [
-    "CfCDynamics", "DYNAMICS", "DynamicsError", "GatedDynamics", "LeakyDynamics",
-    "LocalDynamics", "SHARING", "group_index", "make_dynamics",
+    "CfCDynamics", "DynamicsError", "GatedDynamics", "LeakyDynamics", "LocalDynamics", "SHARING",
+    "dynamics_names", "group_index", "make_dynamics", "register_dynamics",
 ]

@@ -38,7 +38,6 @@ from flax import nnx
 
 from tnd.graph.neuron_graph import NeuronGraph
 
-DYNAMICS = ("leaky", "gated", "cfc")
 SHARING = ("shared", "per_neuron", "per_type")
 
 
@@ -55,6 +54,28 @@ def group_index(graph: NeuronGraph, sharing: str) -> np.ndarray:
     if sharing == "per_type":
         return graph.neuron_types.astype(np.int32)
     raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
+
+
+_DYNAMICS: dict[str, type] = {}
+
+
+def register_dynamics(kind: str):
+    """Class decorator: registers a `LocalDynamics` subclass as ``dynamics=kind``."""
+    if not isinstance(kind, str) or not kind:
+        raise DynamicsError(f"register_dynamics needs a non-empty name, got {kind!r}.")
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, LocalDynamics)):
+            raise DynamicsError(f"register_dynamics('{kind}') needs a LocalDynamics subclass, got {cls!r}.")
+        _DYNAMICS[kind] = cls
+        return cls
+
+    return decorator
+
+
+def dynamics_names() -> tuple[str, ...]:
+    """The registered dynamics families, built-ins first."""
+    return tuple(_DYNAMICS)
 
 
 class LocalDynamics(nnx.Module):
@@ -111,6 +132,7 @@ class FixedTimeConstant(nnx.Variable):
     """Leaky log time constants kept fixed (``learn_tau=False``): state, never trained or counted."""
 
 
+@register_dynamics("leaky")
 class LeakyDynamics(LocalDynamics):
     kind = "leaky"
 
@@ -149,6 +171,7 @@ class LeakyDynamics(LocalDynamics):
         return h + (target - h) * prepared["inv_tau"]
 
 
+@register_dynamics("gated")
 class GatedDynamics(LocalDynamics):
     kind = "gated"
 
@@ -176,6 +199,7 @@ class GatedDynamics(LocalDynamics):
         return (1.0 - z) * n + z * h
 
 
+@register_dynamics("cfc")
 class CfCDynamics(LocalDynamics):
     kind = "cfc"
 
@@ -206,22 +230,19 @@ class CfCDynamics(LocalDynamics):
         return ff1 * (1.0 - gate) + gate * ff2
 
 
-_KINDS = {"leaky": LeakyDynamics, "gated": GatedDynamics, "cfc": CfCDynamics}
-
-
 def make_dynamics(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs,
                   sharing: str = "shared", **options) -> LocalDynamics:
-    """Builds dynamics ``kind`` (one of `DYNAMICS`) with ``sharing`` (one of `SHARING`).
+    """Builds dynamics ``kind`` (one of `dynamics_names()`) with ``sharing`` (one of `SHARING`).
 
     Options: ``tau_min``/``tau_max`` (leaky, initial time-constant range), ``learn_tau``
     (leaky; False keeps the initial taus fixed), ``backbone_units``
     and ``timespan`` (cfc).
     """
-    if kind not in _KINDS:
-        raise DynamicsError(f"Unknown dynamics '{kind}'. Valid values: {', '.join(DYNAMICS)}.")
+    if kind not in _DYNAMICS:
+        raise DynamicsError(f"Unknown dynamics '{kind}'. Valid values: {', '.join(dynamics_names())}.")
     if sharing not in SHARING:
         raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
     try:
-        return _KINDS[kind](graph, state_dim, rngs=rngs, sharing=sharing, **options)
+        return _DYNAMICS[kind](graph, state_dim, rngs=rngs, sharing=sharing, **options)
     except TypeError as err:
         raise DynamicsError(f"Bad option for dynamics '{kind}': {err}") from err

@@ -8,7 +8,6 @@ from tnd.interaction.neighbours import (
     slot_dot,
 )
 from tnd.interaction.operators import (
-    INTERACTIONS,
     PATHS,
     PHIS,
     EdgeGate,
@@ -19,13 +18,15 @@ from tnd.interaction.operators import (
     ScalarInteraction,
     VectorInteraction,
     choose_path,
+    interaction_names,
     make_interaction,
+    register_interaction,
     sparse_cost_ratio,
 )
 
 __all__ = [
-    "EdgeGate", "INTERACTIONS", "Interaction", "InteractionError", "LowRankInteraction",
+    "EdgeGate", "Interaction", "InteractionError", "LowRankInteraction",
     "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "ScalarInteraction",
-    "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "make_interaction",
-    "neighbour_lists", "slot_dot", "sparse_cost_ratio",
+    "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "interaction_names", "make_interaction",
+    "neighbour_lists", "register_interaction", "slot_dot", "sparse_cost_ratio",
 ]

@@ -1,6 +1,8 @@
 """I of the triple: interaction operators ``m_i = sum_{j -> i} w_ij * phi(h_j)``.
 
-Variants (``make_interaction(kind, ...)``; `INTERACTIONS` lists them):
+Variants (``make_interaction(kind, ...)``; `interaction_names()` lists them, and
+``@register_interaction("name")`` on an `Interaction` subclass adds one, e.g. from a plugin
+module named in ``plugins=[...]``):
 
 * ``scalar``   one learned weight per edge, ``w_ij`` in R.
 * ``vector``   one learned weight vector per edge, applied elementwise over the d state
@@ -39,7 +41,6 @@ from flax import nnx
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.interaction.neighbours import NeighbourLists, aggregate, neighbour_lists, slot_dot
 
-INTERACTIONS = ("scalar", "vector", "lowrank", "plastic")
 PATHS = ("auto", "sparse", "dense")
 PHIS = {
     "tanh": jnp.tanh,
@@ -90,6 +91,29 @@ def choose_path(graph: NeuronGraph, path: str = "auto", chunk: int = 4, state_di
     n = graph.num_neurons
     k = neighbour_lists(graph, chunk).fan_in
     return "sparse" if n >= MIN_SPARSE_NEURONS and k * sparse_cost_ratio(state_dim) < n else "dense"
+
+
+_INTERACTIONS: dict[str, type] = {}
+
+
+def register_interaction(kind: str):
+    """Class decorator: registers an `Interaction` subclass as ``interaction=kind``."""
+    if not isinstance(kind, str) or not kind:
+        raise InteractionError(f"register_interaction needs a non-empty name, got {kind!r}.")
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Interaction)):
+            raise InteractionError(f"register_interaction('{kind}') needs an Interaction subclass, got {cls!r}.")
+        cls.kind = kind
+        _INTERACTIONS[kind] = cls
+        return cls
+
+    return decorator
+
+
+def interaction_names() -> tuple[str, ...]:
+    """The registered interaction kinds, built-ins first."""
+    return tuple(_INTERACTIONS)
 
 
 class EdgeGate(nnx.Module):
@@ -186,10 +210,10 @@ class Interaction(nnx.Module):
         return jnp.einsum("jic,jbc->ibc", w[..., 0, :], x)
 
 
+@register_interaction("scalar")
 class ScalarInteraction(Interaction):
     """``w_ij`` in R per edge."""
 
-    kind = "scalar"
 
     def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
         super().__init__(graph, state_dim, rngs=rngs, **kwargs)
@@ -199,10 +223,10 @@ class ScalarInteraction(Interaction):
         return self.weights[...][:, None, None]
 
 
+@register_interaction("vector")
 class VectorInteraction(Interaction):
     """``w_ij`` in R^d per edge, applied elementwise over the state channels."""
 
-    kind = "vector"
 
     def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
         super().__init__(graph, state_dim, rngs=rngs, **kwargs)
@@ -214,10 +238,10 @@ class VectorInteraction(Interaction):
         return self.weights[...][:, None, :]
 
 
+@register_interaction("lowrank")
 class LowRankInteraction(Interaction):
     """NGC low-rank weights ``w_ij = <u_i, v_j> / sqrt(r)`` on the graph's edges."""
 
-    kind = "lowrank"
 
     def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, rank: int = 8, **kwargs):
         super().__init__(graph, state_dim, rngs=rngs, **kwargs)
@@ -242,10 +266,10 @@ class LowRankInteraction(Interaction):
         return super().prepare(path)
 
 
+@register_interaction("plastic")
 class PlasticInteraction(Interaction):
     """State-dependent weights ``w_ij = w0_ij * sigmoid(<q(h_i), k(h_j)> / sqrt(r) + beta)``."""
 
-    kind = "plastic"
 
     def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, rank: int = 4, **kwargs):
         super().__init__(graph, state_dim, rngs=rngs, **kwargs)
@@ -278,23 +302,15 @@ class PlasticInteraction(Interaction):
         return jnp.einsum("jib,jbc->ibc", w, x)
 
 
-_KINDS = {
-    "scalar": ScalarInteraction,
-    "vector": VectorInteraction,
-    "lowrank": LowRankInteraction,
-    "plastic": PlasticInteraction,
-}
-
-
 def make_interaction(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **options) -> Interaction:
-    """Builds interaction ``kind`` (one of `INTERACTIONS`) on ``graph`` for d = ``state_dim``.
+    """Builds interaction ``kind`` (one of `interaction_names()`) on ``graph`` for d = ``state_dim``.
 
     Options: ``path`` ("auto" | "sparse" | "dense"), ``phi`` (one of `PHIS`), ``edge_gate``
     (bool), ``gate_penalty`` (float), ``gate_init_logit`` (float, default 3.0: every gate
     starts at sigmoid(3) ~ 0.95, nearly open), ``chunk`` (slots per fused gather), and ``rank`` for
     ``lowrank`` (default 8) / ``plastic`` (default 4).
     """
-    cls = _KINDS[_check_choice("interaction", kind, INTERACTIONS)]
+    cls = _INTERACTIONS[_check_choice("interaction", kind, interaction_names())]
     try:
         return cls(graph, state_dim, rngs=rngs, **options)
     except TypeError as err:

@@ -6,10 +6,13 @@ Importing `tnd.models` registers every built-in model: ``tnd``, ``rnn``, ``spars
 
 from tnd.models.base import SequenceModel, compile_step, count_params, reset_carry
 from tnd.models.registry import (
+    ModelOptionError,
     UnknownModelError,
     build_model,
     get_model_builder,
+    graph_mode,
     model_names,
+    model_option_names,
     register_model,
     width_option,
 )
@@ -21,6 +24,7 @@ from tnd.models.budget import BudgetError, build_for_budget, effective_param_cou
 
 __all__ = [
     "BudgetError",
+    "ModelOptionError",
     "SequenceModel",
     "UnknownModelError",
     "build_for_budget",
@@ -29,7 +33,9 @@ __all__ = [
     "count_params",
     "effective_param_count",
     "get_model_builder",
+    "graph_mode",
     "model_names",
+    "model_option_names",
     "register_model",
     "reset_carry",
     "width_option",

@@ -32,7 +32,6 @@ time spans to ``[B]`` and so breaks for batch != hidden; `CfCCell` takes ``[B]``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +42,7 @@ from tnd.graph import NeuronGraph
 from tnd.models.base import SequenceModel, count_params
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
-from tnd.models.wiring import GraphMask, resolve_graph
+from tnd.models.wiring import GraphMask, GraphOptions
 
 MODES = ("default", "no_gate", "pure")
 
@@ -260,7 +259,7 @@ class CfC(SequenceModel):
         return h, (h if self.motor is None else h[:, np.asarray(self.motor)])
 
 
-@register_model("cfc", width_option="hidden_size")
+@register_model("cfc", width_option="hidden_size", graph="optional")
 def build_cfc(
     *,
     obs_shape,
@@ -272,25 +271,18 @@ def build_cfc(
     backbone_layers: int | None = None,
     backbone_activation: str = "lecun_tanh",
     timespan: float = 1.0,
-    topology: str | None = None,
-    topology_options: dict[str, Any] | None = None,
-    graph_seed: int = 0,
-    num_sensory: int | None = None,
-    num_motor: int | None = None,
-    graph: NeuronGraph | None = None,
     encoder_features: int = 32,
+    **graph_options,
 ) -> CfC:
     """Dense CfC by default (ncps defaults: 1 backbone layer of 128 lecun_tanh units).
 
     With ``topology`` (a `tnd.graph.build_topology` name; ``hidden_size`` = neurons) or
-    ``graph``, the masked CfC on that graph; ``backbone_layers`` then defaults to 0.
+    ``graph`` (`GraphOptions`), the masked CfC on that graph; ``backbone_layers`` then defaults to 0.
     """
-    if graph is not None or topology is not None:
-        graph = resolve_graph(
-            "cfc", hidden_size if graph is None else None, graph=graph, topology=topology or "layered_ncp",
-            topology_options=topology_options, graph_seed=graph_seed, num_sensory=num_sensory,
-            num_motor=num_motor,
-        )
+    wiring = GraphOptions.parse("cfc", graph_options)
+    graph = None
+    if wiring.given:
+        graph = wiring.resolve("cfc", hidden_size if wiring.graph is None else None)
         hidden_size = graph.num_neurons
     if backbone_layers is None:
         backbone_layers = 0 if graph is not None else 1

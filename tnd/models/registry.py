@@ -2,7 +2,10 @@
 
 A builder has the signature ``builder(*, obs_shape, num_actions, rngs, **options)`` and
 returns a `SequenceModel`. Register your own with ``@register_model("name", width_option=...)``;
-``width_option`` names the integer option that budget sizing searches over.
+``width_option`` names the integer option that budget sizing searches over, and
+``graph`` says whether the model runs on a neuron graph: ``"always"`` (it takes the graph
+group), ``"optional"`` (only when ``wired``), None (never). A graph-based builder takes the
+shared `tnd.models.wiring.GraphOptions` as ``**graph_options``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from tnd.models.base import SequenceModel
 ModelBuilder = Callable[..., SequenceModel]
 _MODELS: dict[str, ModelBuilder] = {}
 _WIDTH_OPTIONS: dict[str, str] = {}
+_GRAPH_MODES: dict[str, str | None] = {}
+GRAPH_MODES = ("always", "optional", None)
 
 
 class UnknownModelError(ValueError):
@@ -28,17 +33,21 @@ class ModelOptionError(ValueError):
     """A model built with an option it does not have, or with an impossible size."""
 
 
-def register_model(name: str, width_option: str = "hidden_size") -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(
+    name: str, width_option: str = "hidden_size", graph: str | None = None,
+) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator: registers ``builder`` under ``name``; a later registration replaces it."""
-
     if not isinstance(name, str) or not name:
         raise ModelOptionError(f"register_model needs a non-empty name, got {name!r}.")
+    if graph not in GRAPH_MODES:
+        raise ModelOptionError(f"register_model('{name}'): graph must be one of {GRAPH_MODES}, got {graph!r}.")
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         if not callable(builder):
             raise ModelOptionError(f"register_model('{name}') needs a builder function, got {builder!r}.")
         _MODELS[name] = builder
         _WIDTH_OPTIONS[name] = width_option
+        _GRAPH_MODES[name] = graph
         return builder
 
     return decorator
@@ -54,6 +63,12 @@ def width_option(name: str) -> str:
     return _WIDTH_OPTIONS[name]
 
 
+def graph_mode(name: str) -> str | None:
+    """Whether model ``name`` runs on a neuron graph: ``"always"``, ``"optional"`` or None."""
+    get_model_builder(name)
+    return _GRAPH_MODES[name]
+
+
 def get_model_builder(name: str) -> ModelBuilder:
     if name not in _MODELS:
         raise UnknownModelError(
@@ -64,12 +79,16 @@ def get_model_builder(name: str) -> ModelBuilder:
 
 
 def model_option_names(name: str) -> list[str] | None:
-    """The options model ``name``'s builder accepts (None: any, it takes ``**options``)."""
+    """The options model ``name``'s builder accepts, the shared graph options included for
+    a graph-based model (None: any, its builder takes ``**options`` of its own)."""
+    from tnd.models.wiring import GRAPH_OPTIONS
+
     params = inspect.signature(get_model_builder(name)).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    graph = GRAPH_OPTIONS if graph_mode(name) is not None else ()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params) and not graph:
         return None
-    return sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
-                  and p.name not in ("obs_shape", "num_actions", "rngs"))
+    return sorted({p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+                   and p.name not in ("obs_shape", "num_actions", "rngs")} | set(graph))
 
 
 def build_model(name: str, *, obs_shape: tuple[int, ...], num_actions: int, rngs: nnx.Rngs, **options) -> SequenceModel:

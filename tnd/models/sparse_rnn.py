@@ -18,7 +18,6 @@ and used) leaves them out; budget sizing and the table use the effective count.
 
 from __future__ import annotations
 
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,7 @@ from tnd.graph import NeuronGraph
 from tnd.models.base import SequenceModel, count_params
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
-from tnd.models.wiring import GraphMask, resolve_graph
+from tnd.models.wiring import GraphMask, GraphOptions
 
 
 class SparseRNN(SequenceModel):
@@ -77,24 +76,11 @@ class SparseRNN(SequenceModel):
         return h, h[:, np.asarray(self.motor)]
 
 
-@register_model("sparse_rnn", width_option="num_neurons")
+@register_model("sparse_rnn", width_option="num_neurons", graph="always")
 def build_sparse_rnn(
-    *,
-    obs_shape,
-    num_actions,
-    rngs: nnx.Rngs,
-    num_neurons: int | None = None,
-    topology: str = "layered_ncp",
-    topology_options: dict[str, Any] | None = None,
-    graph_seed: int = 0,
-    num_sensory: int | None = None,
-    num_motor: int | None = None,
-    graph: NeuronGraph | None = None,
-    encoder_features: int = 32,
+    *, obs_shape, num_actions, rngs: nnx.Rngs, num_neurons: int | None = None, encoder_features: int = 32,
+    **graph_options,
 ) -> SparseRNN:
-    """Same graph options as the ``tnd`` model, so equal options give an identical graph."""
-    graph = resolve_graph(
-        "sparse_rnn", num_neurons, graph=graph, topology=topology, topology_options=topology_options,
-        graph_seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor,
-    )
+    """The same graph options (`GraphOptions`) as the ``tnd`` model, so equal options give an identical graph."""
+    graph = GraphOptions.parse("sparse_rnn", graph_options).resolve("sparse_rnn", num_neurons)
     return SparseRNN(obs_shape, num_actions, graph=graph, encoder_features=encoder_features, rngs=rngs)

@@ -37,7 +37,7 @@ from tnd.graph.neuron_graph import NeuronGraph
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
-from tnd.models.wiring import resolve_graph
+from tnd.models.wiring import GraphOptions
 
 
 class TNDModel(SequenceModel):
@@ -88,21 +88,16 @@ class TNDModel(SequenceModel):
         return self.core.kept_edges(threshold)
 
 
-@register_model("tnd", width_option="num_neurons")
+@register_model("tnd", width_option="num_neurons", graph="always")
 def build_tnd(
-    *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int | None = None, topology: str = "layered_ncp",
-    topology_options: dict | None = None, graph_seed: int = 0, num_sensory: int | None = None,
-    num_motor: int | None = None, graph: NeuronGraph | None = None, state_dim: int = 4,
+    *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int | None = None, state_dim: int = 4,
     interaction: str = "scalar", interaction_options: dict | None = None, dynamics: str = "leaky",
     dynamics_options: dict | None = None, sharing: str = "shared", inner_rounds: int | str = "auto",
     input_neurons: str = "sensory", readout: str = "motor",
-    path: str = "auto", edge_gate: bool = False, encoder_features: int = 32,
+    path: str = "auto", edge_gate: bool = False, encoder_features: int = 32, **graph_options,
 ) -> TNDModel:
-    """Builds the TND model (see the module docstring for the options)."""
-    graph = resolve_graph(
-        "tnd", num_neurons, graph=graph, topology=topology, topology_options=topology_options,
-        graph_seed=graph_seed, num_sensory=num_sensory, num_motor=num_motor,
-    )
+    """Builds the TND model (see the module docstring for the options; graph options: `GraphOptions`)."""
+    graph = GraphOptions.parse("tnd", graph_options).resolve("tnd", num_neurons)
     return TNDModel(
         graph, obs_shape=obs_shape, num_actions=num_actions, rngs=rngs, encoder_features=encoder_features,
         state_dim=state_dim, interaction=interaction, dynamics=dynamics, sharing=sharing,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import time
@@ -86,30 +85,28 @@ def validate_sizes(spec: ExperimentSpec) -> None:
 def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     """The builder options of ``spec.model``, with the graph group merged in when used.
 
-    A model uses the graph group when its builder takes a ``topology`` option and either
-    it is a graph model by default (``tnd``, ``sparse_rnn``) or ``model.options.wired``
-    is true (the wired CfC), unless ``model.options.topology`` names a topology itself (with
+    A model uses the graph group when it is registered as graph-based: always (``tnd``,
+    ``sparse_rnn``) or, when ``model.options.wired`` is true, optionally (the wired CfC),
+    unless ``model.options.topology`` names a topology itself (with
     ``topology_options``): then that one is used (TND's tuned config does this; the entry
     points clear it when ``graph=`` is given on the command line). Unknown options fail
     with the valid ones.
     """
     from tnd.graph import topology_names
-    from tnd.models import get_model_builder
+    from tnd.models import graph_mode, model_option_names
 
-    builder = get_model_builder(spec.model.name)
-    params = inspect.signature(builder).parameters
-    valid = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-                   and k not in ("obs_shape", "num_actions", "rngs", "graph"))
+    mode = graph_mode(spec.model.name)
+    valid = model_option_names(spec.model.name)
     options = dict(spec.model.options)
     wired = options.pop("wired", None)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
+    unknown = sorted(set(options) - set(valid) - {"graph"}) if valid is not None else []
+    if unknown or "graph" in options:
         raise ExperimentError(
-            f"Model '{spec.model.name}' has no option {', '.join(map(repr, unknown))}. "
-            f"Valid options: {', '.join(valid)}."
+            f"Model '{spec.model.name}' has no option {', '.join(map(repr, unknown or ['graph']))}. "
+            f"Valid options: {', '.join(v for v in valid if v != 'graph')}."
         )
-    takes_graph = "topology" in params
-    uses_graph = takes_graph and (wired if wired is not None else spec.model.name != "cfc")
+    takes_graph = mode is not None
+    uses_graph = mode == "always" if wired is None else bool(wired) and takes_graph
     if wired and not takes_graph:
         raise ExperimentError(f"Model '{spec.model.name}' cannot be wired to a graph (no topology option).")
     if uses_graph and options.get("topology") is not None:  # the model's own topology (conf/tuned/tnd.yaml)
