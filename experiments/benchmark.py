@@ -23,14 +23,20 @@ def _load(name: str):
     return importlib.import_module(f"experiments.bench.{name}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tnd-bench", description=__doc__.splitlines()[0])
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """The common options; each chosen suite adds its own group (``--help`` lists them)."""
+    parser = argparse.ArgumentParser(prog="tnd-bench", description=__doc__.splitlines()[0], add_help=add_help)
     parser.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median reported)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     suites = []
     known = set(SUITES)
-    pre, _ = parser.parse_known_args(argv)
+    pre, _ = build_parser(add_help=False).parse_known_args(argv)  # which suites, before --help is handled
     for name in pre.suite.split(","):
         name = name.strip()
         if name not in known:

@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (2 for bad input, one line on stderr)."""
     args = build_parser().parse_args(argv)
     from experiments.common import quiet_libraries
-    from tnd.evaluation.render import RenderOptions, describe, render_run
+    from tnd.app.render import describe, render_run
+    from tnd.evaluation.render import RenderOptions
 
     quiet_libraries()
     options = RenderOptions(steps=args.steps, games=args.games, seed=args.seed, fps=args.fps, scale=args.scale,

@@ -4,10 +4,11 @@
     python -m experiments.render_pong --steps 600 --epsilon 0.2 --out docs/pong_eps.gif
 
 The game is a demonstration game (collection stream, the expert's actions with an
-``epsilon`` chance of a random one, as `tnd.data.pong_collect` plays them), played inside
-one jitted ``lax.scan`` (states stacked over time) and drawn like ``tnd-render`` draws a
-trained model: `tnd.envs.pong_render.render_frames`, a header with the running catch and
-miss counts (`tnd.evaluation.render`), written as ``.gif`` (``.mp4`` needs imageio-ffmpeg).
+``epsilon`` chance of a random one, as `tnd.envs.pong.collect` plays them), played by the
+jitted `tnd.envs.rollout.rollout` (states recorded over time) and drawn like ``tnd-render``
+draws a trained model: `tnd.envs.pong.render.render_frames`, a header with the running
+catch and miss counts (`tnd.evaluation.render`), written as ``.gif`` (``.mp4`` needs
+imageio-ffmpeg).
 Exit status 2 with one line on stderr for bad input.
 """
 
@@ -21,10 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tnd.envs.actions import NUM_ACTIONS
-from tnd.envs.pong import COLLECT_STREAM, PongConfig, SinglePlayerPong, game_seeds, step_key, to_params
-from tnd.envs.pong_expert import expert_action
-from tnd.envs.pong_render import check_animation_path, render_frames, write_animation
+from tnd.envs.policies import epsilon_expert_policy
+from tnd.envs.pong import (
+    COLLECT_STREAM, NUM_ACTIONS, PongConfig, SinglePlayerPong, expert_action, game_seeds, step_events, to_params,
+)
+from tnd.envs.pong.render import check_animation_path, render_frames, write_animation
+from tnd.envs.rollout import rollout
 from tnd.evaluation.render import PONG_FPS, PONG_PIXELS_PER_UNIT, Recording, annotate, overlay_lines
 
 PROG = "render_pong"
@@ -33,21 +36,14 @@ PROG = "render_pong"
 @functools.partial(jax.jit, static_argnames=("steps",))
 def play_expert_game(params, seed, epsilon, steps):
     """One game of ``steps`` steps; returns the states ``[steps + 1]`` (first = after reset)
-    and each step's ``catch`` / ``miss`` events ``[steps]`` (bool)."""
+    and each step's ``catches`` / ``misses`` events ``[steps]`` (int)."""
     env = SinglePlayerPong()
-    key = jax.random.key(seed)
-    _, state = env.reset_env(key, params)
-
-    def body(state, t):
-        env_key, noise_key = jax.random.split(step_key(key, t))
-        noise = jax.random.uniform(noise_key, (2,))
-        action = jnp.where(noise[0] < epsilon, (noise[1] * NUM_ACTIONS).astype(jnp.int32), expert_action(state, params))
-        _, next_state, _, _, info = env.step_env(env_key, state, action, params)
-        return next_state, (next_state, info["catch"], info["miss"])
-
-    _, (states, catch, miss) = jax.lax.scan(body, state, jnp.arange(steps, dtype=jnp.int32))
-    states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
-    return states, catch, miss
+    keys = jax.random.key(seed)[None]
+    _, first = env.reset_env(keys[0], params)
+    policy = epsilon_expert_policy(expert_action, params, (), epsilon, NUM_ACTIONS)
+    _, trajectory = rollout(env, policy, keys, params, steps, events=step_events, record=True)
+    states = jax.tree.map(lambda start, rest: jnp.concatenate([start[None], rest[:, 0]]), first, trajectory.states)
+    return states, trajectory.events["catches"][:, 0], trajectory.events["misses"][:, 0]
 
 
 def expert_recording(steps: int, seed: int, epsilon: float, pixels_per_unit: int) -> Recording:

@@ -523,7 +523,7 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
         return None
     from tnd.envs.pong import PongConfig
     from tnd.evaluation.metrics import summarize
-    from tnd.evaluation.pong_rollout import evaluate_expert
+    from tnd.envs.pong.evaluate import evaluate_expert
 
     eval_cfg = config["eval"]
     tally = evaluate_expert(PongConfig.from_dict(config["env"]["options"]),

@@ -23,10 +23,13 @@ from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_ob
 
 
 def result_line(summary: dict, folder) -> str:
-    """One short line per finished run (the full record is ``summary.json``)."""
+    """One short line per finished run (the full record is ``summary.json``); the env's
+    tally says its metrics (`tnd.envs.tally.Tally.headline`)."""
+    from tnd.envs import get_env
+
+    metrics = get_env(summary["env"]).tally.headline(summary)
     return (
-        f"tnd-train: {summary['model']} seed={summary['seed']} on {summary['env']}: catch rate "
-        f"{summary['catch_rate']:.3f}, {summary['catches_per_round']:.2f} catches/round, score {summary['score']:+.2f}; "
+        f"tnd-train: {summary['model']} seed={summary['seed']} on {summary['env']}: {metrics}; "
         f"{summary['num_params']:,} params, trained in {summary['train_seconds']:.0f} s -> {folder}/summary.json"
     )
 
@@ -36,7 +39,7 @@ def main(cfg: DictConfig) -> dict | None:
     folder = run_dir()
     identity = {"model": cfg.model.name, "seed": int(cfg.seed), "env": cfg.env.name}
     with report_errors(folder, identity, "tnd-train"):
-        from tnd.training.pipeline import run_experiment
+        from tnd.app.experiment import run_experiment
 
         spec = to_object(cfg)
         use_command_line_graph(spec)

@@ -149,7 +149,7 @@ def main(cfg: DictConfig) -> dict | None:
         return None
     trials_dir = Path(absolute(cfg.trials_dir))
     with report_errors(trials_dir, {"model": cfg.model.name, "study": cfg.study.name}, "tnd-tune"):
-        from tnd.training.pipeline import run_experiment
+        from tnd.app.experiment import run_experiment
 
         space = load_space(str(cfg.model.name))
         study_cfg = OmegaConf.to_container(cfg.study, resolve=True)

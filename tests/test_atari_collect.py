@@ -3,11 +3,8 @@
 import numpy as np
 from flax import nnx
 
-from tnd.data.atari_collect import collect_demonstrations
-from tnd.envs.actions import NUM_ACTIONS
-from tnd.envs.atari_pong import AtariPongConfig, obs_shape
-from tnd.evaluation.atari_rollout import evaluate_model
-from tnd.evaluation.policy import GreedyModelPolicy
+from tnd.envs.atari_pong import NUM_ACTIONS, AtariPongConfig, collect_demonstrations, evaluate_model, obs_shape
+from tnd.envs.policies import GreedyModelPolicy
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 

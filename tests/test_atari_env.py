@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 
-from tnd.envs.actions import DOWN, STAY, UP
-from tnd.envs.atari_expert import ScriptedExpert, fold
 from tnd.envs.atari_pong import (
-    RAM_AGENT_Y, AtariConfigError, AtariPongConfig, FrameResizer, PongBatch, objects_from_ram, obs_shape,
+    DOWN, RAM_AGENT_Y, STAY, UP, AtariConfigError, AtariPongConfig, FrameResizer, PongBatch, evaluate_policy,
+    host_rollout, objects_from_ram, obs_shape,
 )
-from tnd.evaluation.atari_rollout import evaluate_policy, play_games
+from tnd.envs.atari_pong.expert import ScriptedExpert, fold
 
 
 def test_config_validation_and_shapes():
@@ -75,7 +74,7 @@ def test_expert_beats_builtin_opponent(sticky):
         a = expert.act(ram, reset)
         return a, a
 
-    tally, _ = play_games(config, act, num_games=2, seed=0, num_envs=2, progress=False)
+    tally, _ = host_rollout(config, act, num_games=2, seed=0, num_envs=2, progress=False)
     assert tally.points_won.sum() > tally.points_lost.sum()
     assert tally.catches.sum() > 10
 

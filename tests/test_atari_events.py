@@ -5,7 +5,8 @@ import pathlib
 import numpy as np
 
 from tnd.envs.atari_pong import RAM_AGENT_SCORE, RAM_AGENT_Y, RAM_BALL_DX, RAM_BALL_X, RAM_BALL_Y, RAM_OPPONENT_SCORE
-from tnd.evaluation.atari_events import EventTracker, detect_events, tally_from_games
+from tnd.envs.atari_pong.events import EventTracker, detect_events
+from tnd.envs.catch_tally import CatchTally
 from tnd.evaluation.metrics import summarize
 
 TRACE = pathlib.Path(__file__).parent / "data" / "pong_trace.npz"
@@ -24,7 +25,9 @@ def run(ram, rewards):
     tracker = EventTracker(1)
     tracker.start(0, ram[0])
     events = [tracker.update(ram[t][None], np.array([rewards[t - 1]])) for t in range(1, len(ram))]
-    return tracker.finish(0), np.array([c[0] for c, _ in events]), np.array([m[0] for _, m in events])
+    catches = np.array([e["catches"][0] for e in events]).astype(bool)
+    misses = np.array([e["misses"][0] for e in events]).astype(bool)
+    return tracker.finish(0), catches, misses
 
 
 def test_catch_in_the_middle_of_a_frameskip():
@@ -58,7 +61,7 @@ def test_rounds_and_catches_per_round():
     counts, catches, _ = run(ram_rows(seq), rewards)
     assert counts == {"catches": 4, "misses": 1, "rounds": 2, "catches_in_rounds": 3,
                       "points_won": 1, "points_lost": 1, "steps": 10}
-    summary = summarize(tally_from_games([counts]))
+    summary = summarize(CatchTally.from_games([counts]))
     assert summary["catches_per_round"] == 1.5
     assert summary["catch_rate"] == 0.8
 

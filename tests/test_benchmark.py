@@ -43,3 +43,12 @@ def test_models_suite_measures_the_tables_tnd_against_the_tables_lstm(capsys):
     by_name = {r["model"]: r for r in rows}
     assert by_name["tnd@table"]["width"] == f"num_neurons={options['num_neurons']}"
     assert by_name["tnd@table/lstm"]["throughput_vs_lstm"] > 0
+
+
+def test_help_lists_every_suites_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games"):
+        assert option in out, option

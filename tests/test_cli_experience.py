@@ -60,7 +60,7 @@ def test_ctrl_c_prints_one_line_whose_command_resumes(tmp_path, monkeypatch, cap
 
 
 def test_ctrl_c_before_training_says_rerun(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
-    import tnd.training.pipeline as pipeline
+    import tnd.app.experiment as pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

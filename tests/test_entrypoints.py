@@ -13,11 +13,11 @@ from experiments import collect as collect_entry
 from experiments import evaluate as eval_entry
 from experiments import train as train_entry
 from experiments.common import use_command_line_graph
-from tnd.envs.registry import env_names
+from tnd.envs import env_names
 from tnd.graph import topology_names
 from tnd.models import model_names
 from tnd.training.config import ExperimentSpec
-from tnd.training.pipeline import model_options
+from tnd.app.experiment import model_options
 
 from train_helpers import CONF, TINY, assert_one_readable_error, call_main, compose_cfg, data_root  # noqa: F401
 

@@ -180,3 +180,4 @@ def test_user_registered_model_is_built():
 
         registry._MODELS.pop("test_user_rnn", None)
         registry._WIDTH_OPTIONS.pop("test_user_rnn", None)
+        registry._GRAPH_MODES.pop("test_user_rnn", None)

@@ -1,16 +1,17 @@
-"""The catch metrics follow DESIGN.md's definitions exactly."""
+"""The catch metrics follow DESIGN.md's definitions exactly (`CatchTally`, both Pong games)."""
 
 import math
 
 import numpy as np
 
-from tnd.evaluation.metrics import GameTally, summarize
+from tnd.envs.catch_tally import CatchTally
+from tnd.evaluation.metrics import summarize
 
 
 def _tally(**fields):
     base = dict(catches=[0], misses=[0], rounds=[0], catches_in_rounds=[0], points_won=[0], points_lost=[0], steps=[0])
     base.update(fields)
-    return GameTally(**{k: np.asarray(v) for k, v in base.items()})
+    return CatchTally(**{k: np.asarray(v) for k, v in base.items()})
 
 
 def test_catch_rate_and_catches_per_round_are_pooled_over_games():
@@ -35,6 +36,6 @@ def test_no_events_gives_nan_not_a_division_error():
 def test_concatenate_keeps_every_game():
     a = _tally(catches=[1], rounds=[1], catches_in_rounds=[1])
     b = _tally(catches=[2], rounds=[1], catches_in_rounds=[2])
-    both = GameTally.concatenate([a, b])
+    both = CatchTally.concatenate([a, b])
     assert both.catches.tolist() == [1, 2]
     assert summarize(both)["catches_per_round"] == 1.5

@@ -5,10 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tnd.data.demonstrations import Demonstrations
-from tnd.data.pong_collect import collect_demonstrations
-from tnd.envs.pong import PongConfig, PongConfigError, SinglePlayerPong, step_key, to_params
-from tnd.envs.pong_expert import expert_action
+from tnd.envs.demonstrations import Demonstrations
+from tnd.envs.pong import (
+    PongConfig, PongConfigError, SinglePlayerPong, collect_demonstrations, expert_action, to_params,
+)
+from tnd.envs.rollout import step_key
 
 CONFIG = PongConfig(max_steps=120)
 

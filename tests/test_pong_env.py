@@ -8,9 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tnd.envs.actions import DOWN, STAY, UP
 from tnd.envs.pong import (
+    DOWN,
     OPPONENT_Y,
+    STAY,
+    UP,
     PongConfig,
     PongConfigError,
     SinglePlayerPong,

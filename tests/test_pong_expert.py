@@ -4,11 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tnd.envs.actions import DOWN, STAY, UP
-from tnd.envs.pong import PongConfig, SinglePlayerPong, crossing_y
-from tnd.envs.pong_expert import expert_action
+from tnd.envs.pong import DOWN, STAY, UP, PongConfig, SinglePlayerPong, crossing_y, evaluate_expert, expert_action
 from tnd.evaluation.metrics import summarize
-from tnd.evaluation.pong_rollout import evaluate_expert
 
 # Stated floor (measured: 0 misses in 256 games x 2,000 steps; every completed round hits
 # the 100-catch cap). The floor leaves room for harmless physics retuning, not for a

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tnd.envs.pong import SinglePlayerPong
-from tnd.envs.pong_render import BALL_COLOUR, PADDLE_COLOUR, WALL, frame_shape, render_frame, render_frames, write_animation
+from tnd.envs.pong.render import BALL_COLOUR, PADDLE_COLOUR, WALL, frame_shape, render_frame, render_frames, write_animation
 
 PPU = 50  # pixels per court unit: small frames keep the test fast
 

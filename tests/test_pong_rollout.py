@@ -5,10 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.envs.actions import NUM_ACTIONS, STAY, UP
-from tnd.envs.pong import PongConfig, game_seeds, to_params
-from tnd.evaluation.metrics import GameTally, summarize
-from tnd.evaluation.pong_rollout import evaluate_model, play_games
+from tnd.envs.catch_tally import CatchTally
+from tnd.envs.pong import (
+    NUM_ACTIONS, STAY, UP, PongConfig, SinglePlayerPong, evaluate_model, game_seeds, step_events, to_params,
+)
+from tnd.envs.rollout import Policy, rollout
+from tnd.evaluation.metrics import summarize
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 
@@ -40,7 +42,7 @@ def _constant_model(action):
 
 
 def _check_sane(tally, games):
-    assert isinstance(tally, GameTally)
+    assert isinstance(tally, CatchTally)
     for name in ("catches", "misses", "rounds", "catches_in_rounds", "points_won", "points_lost", "steps"):
         value = np.asarray(getattr(tally, name))
         assert value.shape == (games,) and np.all(value >= 0), name
@@ -65,10 +67,14 @@ def test_evaluate_tiny_model_runs_and_is_deterministic():
 
 @jax.jit
 def _play_constant(action, seeds):
-    def constant(carry, obs, _states):
-        return carry, jnp.full((obs.shape[0],), action, jnp.int32)
+    def constant(carry, obs, _states, _keys):
+        actions = jnp.full((obs.shape[0],), action, jnp.int32)
+        return carry, actions, actions
 
-    return play_games(constant, jnp.zeros(()), to_params(CONFIG), seeds, CONFIG.max_steps)
+    keys = jax.vmap(jax.random.key)(seeds)
+    policy = Policy(lambda games: jnp.zeros(()), constant)
+    counts, _ = rollout(SinglePlayerPong(), policy, keys, to_params(CONFIG), CONFIG.max_steps, events=step_events)
+    return counts
 
 
 def test_greedy_actions_come_from_the_model():

@@ -11,11 +11,12 @@ from omegaconf import OmegaConf
 
 from experiments import render as render_entry
 from experiments import render_pong
-from tnd.envs import pong_render
-from tnd.envs.pong import PongConfig, SinglePlayerPong, game_seeds, to_params
-from tnd.evaluation.pong_rollout import play_games
-from tnd.evaluation.render import RenderOptions, header, render_run
-from tnd.training.pipeline import eval_env_config, restore_model, run_experiment
+from tnd.envs.pong import PongConfig, SinglePlayerPong, game_seeds, step_events, to_params
+from tnd.envs.pong import render as pong_render
+from tnd.envs.rollout import Policy, rollout
+from tnd.app.render import render_run
+from tnd.evaluation.render import RenderOptions, header
+from tnd.app.experiment import eval_env_config, restore_model, run_experiment
 
 from train_helpers import TINY, compose_cfg, data_root  # noqa: F401
 
@@ -40,7 +41,7 @@ def _gif(path) -> np.ndarray:
 
 def _tally(run, steps: int, games: int, seed: int):
     """The evaluation code's tally of the same games (independent of the renderer)."""
-    from tnd.envs.registry import get_env
+    from tnd.envs import get_env
 
     model, spec, _ = restore_model(run)
     model.eval()
@@ -68,17 +69,20 @@ def test_recorded_trace_sums_to_the_tallies():
     config = PongConfig(max_steps=80, max_catches_per_round=3)
     seeds = jnp.asarray(game_seeds(0, 3), jnp.int32)
 
+    def down(carry, obs, _states, _keys):
+        actions = jnp.full((obs.shape[0],), 2, jnp.int32)
+        return carry, actions, actions
+
     @jax.jit
     def play(seeds):
-        def down(carry, obs, _states):
-            return carry, jnp.full((obs.shape[0],), 2, jnp.int32)
-
-        return play_games(down, jnp.zeros(()), to_params(config), seeds, config.max_steps, record=True)
+        keys = jax.vmap(jax.random.key)(seeds)
+        policy = Policy(lambda games: jnp.zeros(()), down)
+        return rollout(SinglePlayerPong(), policy, keys, to_params(config), config.max_steps, events=step_events, record=True)
 
     tally, trace = play(seeds)
-    assert trace["state"].ball_x.shape == (80, 3)
+    assert trace.states.ball_x.shape == (80, 3)
     for name, total in tally.items():
-        np.testing.assert_array_equal(trace[name].sum(0), total, err_msg=name)
+        np.testing.assert_array_equal(trace.events[name].sum(0), total, err_msg=name)
     assert int(tally["misses"].sum()) > 0  # a paddle stuck at the bottom misses
 
 

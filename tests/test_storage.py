@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tnd.data import storage
-from tnd.data.demonstrations import Demonstrations
+from tnd.envs.demonstrations import Demonstrations
 from tnd.data.storage import DatasetError, dataset_path, load_demonstrations, load_or_collect, save_demonstrations
 
 
@@ -30,7 +30,7 @@ def make_demos(obs_mode="objects", steps=12):
 def test_round_trip(tmp_path, obs_mode):
     demos = make_demos(obs_mode)
     save_demonstrations(demos, tmp_path / "d")
-    back = load_demonstrations(tmp_path / "d", expected_metadata={"obs_mode": obs_mode})
+    back = load_demonstrations(tmp_path / "d", num_actions=3, expected_metadata={"obs_mode": obs_mode})
     atol = 0.5 / 255 + 1e-6 if obs_mode == "pixels" else 0
     np.testing.assert_allclose(back.observations, demos.observations, atol=atol)
     assert back.observations.dtype == np.float32
@@ -42,28 +42,28 @@ def test_round_trip(tmp_path, obs_mode):
 def test_mismatched_obs_mode(tmp_path):
     save_demonstrations(make_demos("objects"), tmp_path / "d")
     with pytest.raises(DatasetError, match="obs_mode='objects'.*obs_mode='pixels'"):
-        load_demonstrations(tmp_path / "d", expected_metadata={"obs_mode": "pixels"})
+        load_demonstrations(tmp_path / "d", num_actions=3, expected_metadata={"obs_mode": "pixels"})
 
 
 def test_missing_truncated_corrupt(tmp_path):
     with pytest.raises(DatasetError, match="No dataset"):
-        load_demonstrations(tmp_path / "nothing")
+        load_demonstrations(tmp_path / "nothing", num_actions=3)
     path = tmp_path / "d"
     save_demonstrations(make_demos(), path)
     obs = path / "observations.npy"
     data = obs.read_bytes()
     obs.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError, match="observations.npy"):
-        load_demonstrations(path)
+        load_demonstrations(path, num_actions=3)
     with pytest.raises(DatasetError, match="truncated or corrupt"):
-        load_demonstrations(path, verify=False)
+        load_demonstrations(path, num_actions=3, verify=False)
     save_demonstrations(make_demos(), path)  # overwriting repairs it
-    load_demonstrations(path)
+    load_demonstrations(path, num_actions=3)
     raw = bytearray((path / "actions.npy").read_bytes())
     raw[-1] ^= 1
     (path / "actions.npy").write_bytes(bytes(raw))
     with pytest.raises(DatasetError, match="checksum"):
-        load_demonstrations(path)
+        load_demonstrations(path, num_actions=3)
 
 
 def test_interrupted_write_leaves_nothing_loadable(tmp_path, monkeypatch):
@@ -86,7 +86,7 @@ def test_interrupted_write_leaves_nothing_loadable(tmp_path, monkeypatch):
     save_demonstrations(make_demos(), path)
     (path / storage.MARKER_FILE).unlink()
     with pytest.raises(DatasetError, match="incomplete"):
-        load_demonstrations(path)
+        load_demonstrations(path, num_actions=3)
 
 
 def test_load_or_collect_reuses(tmp_path):
@@ -99,8 +99,9 @@ def test_load_or_collect_reuses(tmp_path):
         calls.append(1)
         return make_demos()
 
-    first = load_or_collect(tmp_path, config, collect, expected_metadata={"obs_mode": "objects"}, progress=False)
-    second = load_or_collect(tmp_path, config, collect, expected_metadata={"obs_mode": "objects"}, progress=False)
+    expected = {"obs_mode": "objects"}
+    first = load_or_collect(tmp_path, config, collect, num_actions=3, expected_metadata=expected, progress=False)
+    second = load_or_collect(tmp_path, config, collect, num_actions=3, expected_metadata=expected, progress=False)
     assert len(calls) == 1
     assert second.metadata["producing_config"]["seed"] == 0
     np.testing.assert_array_equal(first.actions, second.actions)

@@ -546,3 +546,19 @@ def test_smoke_ablation(tmp_path, monkeypatch):
         f"model.options.interaction=scalar,model=tnd,seed=0,tuned=none" for d in ("gated", "leaky")]
     assert (results / "tnd_ablation-pong-smoke.png").exists()
     assert driver.main(args) == 0  # resumed: nothing to rerun
+
+
+def test_a_new_metric_is_one_declaration(sweep, tmp_path, monkeypatch):
+    """Declaring a `Metric` adds it to the table's Markdown, CSV and plot; nothing else changes."""
+    import types as types_
+
+    from tnd.evaluation.table import columns
+
+    extra = tbl.Metric("eval_seconds", "Eval time (s)", "{:.1f}", lower=0.0, higher_is_better=False)
+    monkeypatch.setattr(columns, "METRIC", types_.MappingProxyType({**columns.METRIC, extra.name: extra}))
+    table = tbl.aggregate(tbl.collect_runs(sweep), expected_models=["tnd", "lstm", "cfc"], expected_seeds=[0, 1, 2])
+    assert table.metrics[-1] == "eval_seconds" and "eval_seconds" in table.rows[0].stats
+    assert "| Eval time (s) |" in tbl.render_markdown(table).replace(" | Paper", " |")
+    with tbl.write_csv(table, tmp_path / "t.csv").open() as f:
+        assert {"eval_seconds_mean", "eval_seconds_ci95"} <= set(next(csv.reader(f)))
+    assert tbl.plot_table(table, tmp_path / "t.png").stat().st_size > 0

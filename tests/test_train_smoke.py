@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tnd.training.pipeline import WALL_CLOCK_FIELDS, run_experiment
+from tnd.app.experiment import WALL_CLOCK_FIELDS, run_experiment
 
 from train_helpers import CONF, TINY, compose_cfg, data_root  # noqa: F401
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnd.data.demonstrations import Demonstrations
+from tnd.envs.demonstrations import Demonstrations
 from tnd.data.windows import gather_windows, make_windows
 from tnd.models import build_model
 from tnd.models.base import SequenceModel

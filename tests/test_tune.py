@@ -131,7 +131,7 @@ def test_a_models_own_topology_and_the_command_line_graph(tmp_path, data_root, m
     """A tuned ``model.options.topology`` replaces the graph group, unless graph= is on the command line."""
     from train_helpers import compose_cfg
 
-    from tnd.training.pipeline import model_options
+    from tnd.app.experiment import model_options
 
     cfg = compose_cfg("tnd_train", ["model=tnd", "tuned=none", "graph=layered_ncp",
                                     "++model.options.topology=ring", "++model.options.topology_options={k: 2}"])

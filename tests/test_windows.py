@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tnd.data.demonstrations import Demonstrations
+from tnd.envs.demonstrations import Demonstrations
 from tnd.data.windows import WindowError, WindowSampler, gather_windows, make_windows
 
 

@@ -44,7 +44,7 @@ def _median_rate(fn, repeats: int) -> float:
 def _tiny_model(obs_shape):
     from flax import nnx
 
-    from tnd.envs.actions import NUM_ACTIONS
+    from tnd.envs.atari_pong import NUM_ACTIONS
     from tnd.models.base import SequenceModel
     from tnd.models.encoders import make_io
 
@@ -63,9 +63,9 @@ def _tiny_model(obs_shape):
 
 
 def run(args):
-    from tnd.data.atari_collect import collect_demonstrations
-    from tnd.envs.atari_pong import ALE_ACTIONS, AtariPongConfig, PongBatch, make_env, obs_shape
-    from tnd.evaluation.atari_rollout import evaluate_model
+    from tnd.envs.atari_pong import (
+        ALE_ACTIONS, AtariPongConfig, PongBatch, collect_demonstrations, evaluate_model, make_env, obs_shape,
+    )
 
     envs, steps = args.atari_envs, args.atari_steps
     per_game = max(1, steps // envs)

@@ -157,19 +157,21 @@ def _at_budget(name: str, budget: int, args) -> dict:
 
 
 def table_model(overrides: list[str]):
-    """``(model, options, num_params, obs_shape)`` built exactly as ``tnd-train <overrides>`` builds it."""
+    """``(model, options, num_params, obs_shape)`` built exactly as ``tnd-train <overrides>`` builds it (the env's
+    observation shape and action count)."""
     from hydra import compose, initialize_config_dir
 
     from experiments import schema  # noqa: F401  (registers the structured configs)
     from experiments.common import CONF_DIR, to_object
-    from tnd.envs.registry import get_env
-    from tnd.training.pipeline import build_agent
+    from tnd.envs import get_env
+    from tnd.app.experiment import build_agent
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         spec = to_object(compose(config_name="tnd_train", overrides=overrides))
     env = get_env(spec.env.name)
-    obs_shape = env.obs_shape(env.make_config(spec.env.options))
-    model, options, num_params = build_agent(spec, obs_shape)
+    config = env.make_config(spec.env.options)
+    obs_shape = env.obs_shape(config)
+    model, options, num_params = build_agent(spec, obs_shape, env.num_actions(config))
     return model, options, num_params, obs_shape
 
 

@@ -25,10 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.envs.actions import NUM_ACTIONS
-from tnd.envs.pong import PongConfig, SinglePlayerPong, obs_shape, step_key
+from tnd.envs.pong import NUM_ACTIONS, PongConfig, SinglePlayerPong, evaluate_expert, evaluate_model, obs_shape
+from tnd.envs.rollout import step_key
 from tnd.evaluation.metrics import summarize
-from tnd.evaluation.pong_rollout import evaluate_expert, evaluate_model
 from tnd.models.base import SequenceModel, count_params
 from tnd.models.encoders import make_io
 

@@ -28,17 +28,16 @@ the actions lag the observations by ``ceil((D + 1) / K) - 1`` steps. ``inner_rou
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, struct
 from jax.ad_checkpoint import checkpoint_name
 
 from tnd.dynamics.local import make_dynamics
 from tnd.graph.neuron_graph import NeuronGraph
-from tnd.interaction.operators import make_interaction
+from tnd.interaction.operators import PreparedWeights, make_interaction
 
 
 MESSAGES = "tnd_messages"  # checkpoint name of the messages: a rematerialised step keeps them
@@ -46,6 +45,15 @@ MESSAGES = "tnd_messages"  # checkpoint name of the messages: a rematerialised s
 
 INPUT_PLACEMENTS = ("sensory", "all")
 READOUTS = ("motor", "all")
+
+
+@struct.dataclass
+class PreparedCore:
+    """What `TNDCore.prepare` computes once per sequence: the interaction's weights in its
+    path's layout and the dynamics' per-neuron parameters (arrays by name)."""
+
+    interaction: PreparedWeights
+    dynamics: dict[str, jax.Array]
 
 
 class TNDCoreError(ValueError):
@@ -157,9 +165,9 @@ class TNDCore(nnx.Module):
         return jnp.zeros((batch_size, self.num_neurons, self.state_dim))
 
     # ------------------------------------------------------------------ pieces
-    def prepare(self) -> dict[str, Any]:
+    def prepare(self) -> PreparedCore:
         """Loop-invariant interaction weights and dynamics parameters (compute once per sequence)."""
-        return {"interaction": self.interaction.prepare(), "dynamics": self.dynamics.prepare()}
+        return PreparedCore(self.interaction.prepare(), self.dynamics.prepare())
 
     def place_input(self, features: jax.Array) -> jax.Array:
         """Features ``[B, F]`` -> per-neuron input ``u: [N, B, d]`` (zero off the input neurons)."""
@@ -169,11 +177,11 @@ class TNDCore(nnx.Module):
         u = jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:], u.dtype)])
         return u[np.asarray(self._input_slot)]
 
-    def update(self, prepared: dict[str, Any], h: jax.Array, u: jax.Array) -> jax.Array:
+    def update(self, prepared: PreparedCore, h: jax.Array, u: jax.Array) -> jax.Array:
         """The local update of one time step on neuron-major states ``h, u: [N, B, d]``."""
         for _ in range(self.inner_rounds):
-            m = checkpoint_name(self.interaction.messages(prepared["interaction"], h), MESSAGES)
-            h = self.dynamics.apply(prepared["dynamics"], h, m, u)
+            m = checkpoint_name(self.interaction.messages(prepared.interaction, h), MESSAGES)
+            h = self.dynamics.apply(prepared.dynamics, h, m, u)
         return h
 
     def readout(self, h: jax.Array) -> jax.Array:
@@ -182,12 +190,12 @@ class TNDCore(nnx.Module):
         read = jnp.swapaxes(read, 0, 1)
         return read.reshape(read.shape[0], -1)
 
-    def neuron_major_step(self, prepared: dict[str, Any], h: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def neuron_major_step(self, prepared: PreparedCore, h: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One time step on neuron-major states ``h: [N, B, d]`` -> (h, out ``[B, M*d]``)."""
         h = self.update(prepared, h, self.place_input(features))
         return h, self.readout(h)
 
-    def step(self, prepared: dict[str, Any], carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def step(self, prepared: PreparedCore, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One time step: carry ``[B, N, d]``, features ``[B, F]`` -> (carry, out ``[B, M*d]``)."""
         h, out = self.neuron_major_step(prepared, jnp.swapaxes(carry, 0, 1), features)
         return jnp.swapaxes(h, 0, 1), out

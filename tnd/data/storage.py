@@ -42,8 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from tnd.data.demonstrations import Demonstrations, content_problems
-from tnd.envs.actions import NUM_ACTIONS
+from tnd.envs.demonstrations import Demonstrations, content_problems
 
 FORMAT = "tnd-demos/1"
 META_FILE = "meta.json"
@@ -146,12 +145,16 @@ def _fsync_dir(directory: pathlib.Path) -> None:
             os.fsync(f.fileno())
 
 
-def load_demonstrations(path, *, expected_metadata: dict | None = None, verify: bool = True) -> Demonstrations:
-    """Reads a dataset written by `save_demonstrations`.
+def load_demonstrations(
+    path, *, num_actions: int, expected_metadata: dict | None = None, verify: bool = True,
+) -> Demonstrations:
+    """Reads a dataset written by `save_demonstrations`, for an env with ``num_actions`` actions.
 
     Raises `DatasetError` (one message naming the file and the fix) when the dataset is
-    missing, incomplete, truncated, corrupt (checksum, with ``verify``), or when a key of
-    ``expected_metadata`` differs from the stored metadata (e.g. another ``obs_mode``).
+    missing, incomplete, truncated, corrupt (checksum, with ``verify``), when its contents
+    are unusable (labels outside ``[0, num_actions)``, inconsistent offsets, wrong dtypes),
+    or when a key of ``expected_metadata`` differs from the stored metadata (e.g. another
+    ``obs_mode``).
     """
     path = pathlib.Path(path)
     fix = f"delete '{path}' and collect it again (tnd-collect)"
@@ -194,7 +197,7 @@ def load_demonstrations(path, *, expected_metadata: dict | None = None, verify: 
     demos = Demonstrations(**arrays, metadata=metadata)
     if demos.num_steps != meta["num_steps"] or demos.num_episodes != meta["num_episodes"]:
         raise DatasetError(f"Dataset '{path / META_FILE}' disagrees with its arrays: {fix}.")
-    problems = content_problems(demos, NUM_ACTIONS)
+    problems = content_problems(demos, num_actions)
     if problems:
         raise DatasetError(f"Dataset '{path}' has unusable contents ({'; '.join(problems)}): {fix}.")
     return demos
@@ -205,10 +208,12 @@ def load_or_collect(
     config: dict,
     collect: Callable[[], Demonstrations],
     *,
+    num_actions: int,
     expected_metadata: dict | None = None,
     progress: bool = True,
 ) -> Demonstrations:
-    """Loads the dataset addressed by ``config`` under ``root``, or collects and saves it.
+    """Loads the dataset addressed by ``config`` under ``root``, or collects and saves it
+    (``num_actions``: the env's, as in `load_demonstrations`).
 
     The producing config is stored in the metadata (``producing_config``). A dataset that
     exists but is broken raises `DatasetError` rather than being silently re-collected.
@@ -217,12 +222,12 @@ def load_or_collect(
     if path.exists():
         if progress:
             print(f"Reusing dataset {path}")
-        return load_demonstrations(path, expected_metadata=expected_metadata)
+        return load_demonstrations(path, num_actions=num_actions, expected_metadata=expected_metadata)
     demos = collect()
     metadata = {**demos.metadata, "producing_config": _jsonable(config)}
     demos = Demonstrations(**{name: getattr(demos, name) for name in ARRAYS}, metadata=metadata)
     if path.exists():  # another process stored the same dataset meanwhile: never replace it under its readers
-        return load_demonstrations(path, expected_metadata=expected_metadata)
+        return load_demonstrations(path, num_actions=num_actions, expected_metadata=expected_metadata)
     save_demonstrations(demos, path, replace=False)
     if progress:
         print(f"Saved dataset {path} ({demos.num_episodes} episodes, {demos.num_steps} steps)")

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tnd.data.demonstrations import Demonstrations
+from tnd.envs.demonstrations import Demonstrations
 
 
 CLASS_BALANCE = ("none", "weight", "sample")  # how labels are balanced (see tnd.training.loss)

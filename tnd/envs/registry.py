@@ -1,23 +1,27 @@
-"""The environment registry: one place mapping env names to their four functions.
+"""The environment registry: env names -> `EnvDefinition`, and gymnax-style `make`.
 
-    spec = get_env("pong")
-    config = spec.make_config({"max_steps": 500})     # the env's config dataclass
-    spec.obs_shape(config)                            # (5,)
-    demos = spec.collect(config, num_episodes=4, seed=0, epsilon=0.0, num_envs=8, progress=False)
-    tally = spec.evaluate(model, config, num_games=8, seed=123, num_envs=8, progress=False)
+    env, params = make("pong", max_steps=500)              # SinglePlayerPong, PongParams
+    definition = get_env("pong")
+    config = definition.make_config({"max_steps": 500})   # the env's config dataclass
+    definition.obs_shape(config), definition.num_actions(config)   # (5,), 3
+    demos = definition.collect(config, num_episodes=4, seed=0, epsilon=0.1, progress=False)
+    tally = definition.evaluate(model, config, num_games=8, seed=123)   # the env's Tally
+    tally.summary()                                        # {"catch_rate": ..., ...}
 
-Modules are imported lazily (ALE is only loaded when ``atari_pong`` is used). Each env's
-collect/evaluate functions get one uniform keyword interface here; ``num_envs`` is passed
-only to the environments that run games in a vector env (Atari), the JAX env vmaps all.
-Register another environment with `register_env`.
+Each environment package registers itself when imported (``import tnd.envs`` imports the
+built-in ``pong`` and ``atari_pong``); a plugin module registers another with
+``register_env(EnvDefinition(...))`` (see ``tests/test_env_plugin.py``). Nothing here
+imports the layers above (data, evaluation, training): they import the envs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from typing import Any
+
+from tnd.envs.demonstrations import Demonstrations
+from tnd.envs.tally import Tally
 
 
 class UnknownEnvError(ValueError):
@@ -25,38 +29,43 @@ class UnknownEnvError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class EnvEntry:
-    """Where an environment's pieces live (``module:attribute`` strings, imported lazily)."""
+class EnvDefinition:
+    """One environment: its options, how to build it, collect expert data on it and evaluate on it.
+
+    * ``config``: a dataclass of the env's options (validated in its constructor).
+    * ``make(config) -> (env, params)``: gymnax-style; ``env.num_actions`` and
+      ``env.observation_space(params).shape`` give the model's action head and input.
+    * ``collect_demonstrations(config, *, num_episodes, seed, epsilon, progress[, num_envs])``
+      -> `Demonstrations` (expert labels, ``epsilon`` random executed actions).
+    * ``evaluate_model(model, config, *, num_games, seed, progress[, num_envs])`` -> ``tally``:
+      greedy closed-loop play of a harness model.
+    * ``tally``: the `Tally` subclass ``evaluate`` returns (its summary is the run's metrics).
+    * ``takes_num_envs``: collect/evaluate take ``num_envs`` (games side by side in host emulators).
+    * ``dataset_env`` / ``dataset_config_key``: the ``env`` its datasets' metadata names
+      (default: ``name``) and the key holding the env config there.
+    """
 
     name: str
-    config: str  # "module:ConfigClass"
-    obs_shape: str  # "module:obs_shape"
-    collect: str  # "module:collect_demonstrations"
-    evaluate: str  # "module:evaluate_model"
-    vectorized_by_num_envs: bool = False  # collect/evaluate take num_envs
-    metadata_env: str = ""  # the "env" value its datasets carry in their metadata
-    metadata_config_key: str = "env_config"  # where its datasets store the env config
+    config: type
+    make: Callable[[Any], tuple[Any, Any]]
+    collect_demonstrations: Callable[..., Demonstrations]
+    evaluate_model: Callable[..., Tally]
+    tally: type[Tally]
+    takes_num_envs: bool = False
+    dataset_env: str | None = None
+    dataset_config_key: str = "env_config"
 
-
-def _load(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-class EnvSpec:
-    """The resolved functions of one registered environment."""
-
-    def __init__(self, entry: EnvEntry):
-        self.entry = entry
-        self.name = entry.name
-
-    @property
-    def config_class(self) -> type:
-        return _load(self.entry.config)
+    def __post_init__(self):  # a malformed definition is a plugin bug: say which part
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"An env needs a non-empty name, got {self.name!r}.")
+        if not (isinstance(self.config, type) and dataclasses.is_dataclass(self.config)):
+            raise TypeError(f"Env '{self.name}': config must be a dataclass type, got {self.config!r}.")
+        if not (isinstance(self.tally, type) and issubclass(self.tally, Tally)):
+            raise TypeError(f"Env '{self.name}': tally must be a subclass of tnd.envs.tally.Tally, got {self.tally!r}.")
 
     def make_config(self, options: dict[str, Any] | None = None):
         """The env's config dataclass from plain options; unknown options fail with the valid ones."""
-        cls = self.config_class
+        cls = self.config
         options = dict(options or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
@@ -79,65 +88,68 @@ class EnvSpec:
     def expected_metadata(self, config, *, epsilon: float, seed: int) -> dict[str, Any]:
         """Metadata a dataset for this config must carry (checked when it is loaded)."""
         return {
-            "env": self.entry.metadata_env or self.name,
-            self.entry.metadata_config_key: self.config_dict(config),
+            "env": self.dataset_env or self.name,
+            self.dataset_config_key: self.config_dict(config),
             "epsilon": float(epsilon),
             "seed": int(seed),
         }
 
     def obs_shape(self, config) -> tuple[int, ...]:
-        return tuple(_load(self.entry.obs_shape)(config))
+        """Shape of one observation (``env.observation_space(params).shape``)."""
+        env, params = self.make(config)
+        return tuple(int(n) for n in env.observation_space(params).shape)
+
+    def num_actions(self, config) -> int:
+        """Number of discrete actions (``env.num_actions``): the size of the model's action head."""
+        env, _ = self.make(config)
+        return int(env.num_actions)
 
     def collect(self, config, *, num_episodes: int, seed: int, epsilon: float = 0.0,
-                num_envs: int = 8, progress: bool = True):
-        """Expert demonstrations (`tnd.data.demonstrations.Demonstrations`)."""
+                num_envs: int = 8, progress: bool = True) -> Demonstrations:
+        """Expert demonstrations (`collect_demonstrations`, one keyword interface for every
+        env); their metadata carries `expected_metadata` where the env did not set those keys."""
         kwargs = dict(num_episodes=num_episodes, seed=seed, epsilon=epsilon, progress=progress)
-        if self.entry.vectorized_by_num_envs:
+        if self.takes_num_envs:
             kwargs["num_envs"] = num_envs
-        return _load(self.entry.collect)(config, **kwargs)
+        demos = self.collect_demonstrations(config, **kwargs)
+        expected = self.expected_metadata(config, epsilon=epsilon, seed=seed)
+        return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 
-    def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False):
-        """Closed-loop greedy play of ``model``: a `tnd.evaluation.metrics.GameTally`."""
+    def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False) -> Tally:
+        """Greedy closed-loop play of ``model`` (`evaluate_model`): the env's `tally`, one entry per game."""
         kwargs = dict(num_games=num_games, seed=seed, progress=progress)
-        if self.entry.vectorized_by_num_envs:
+        if self.takes_num_envs:
             kwargs["num_envs"] = num_envs
-        return _load(self.entry.evaluate)(model, config, **kwargs)
+        tally = self.evaluate_model(model, config, **kwargs)
+        if not isinstance(tally, self.tally):
+            raise TypeError(
+                f"Env '{self.name}' evaluated to a {type(tally).__name__}, not its declared {self.tally.__name__}."
+            )
+        return tally
 
 
-_ENVS: dict[str, EnvEntry] = {}
+_ENVS: dict[str, EnvDefinition] = {}
 
 
-def register_env(entry: EnvEntry) -> None:
-    """Adds (or replaces) an environment."""
-    _ENVS[entry.name] = entry
+def register_env(definition: EnvDefinition) -> EnvDefinition:
+    """Adds (or replaces) an environment; returns it."""
+    if not isinstance(definition, EnvDefinition):
+        raise TypeError(f"register_env takes an EnvDefinition, got {type(definition).__name__}.")
+    _ENVS[definition.name] = definition
+    return definition
 
 
 def env_names() -> list[str]:
     return sorted(_ENVS)
 
 
-def get_env(name: str) -> EnvSpec:
+def get_env(name: str) -> EnvDefinition:
     if name not in _ENVS:
         raise UnknownEnvError(f"Unknown env '{name}'. Valid envs: {', '.join(env_names())}.")
-    return EnvSpec(_ENVS[name])
+    return _ENVS[name]
 
 
-register_env(EnvEntry(
-    name="atari_pong",
-    config="tnd.envs.atari_pong:AtariPongConfig",
-    obs_shape="tnd.envs.atari_pong:obs_shape",
-    collect="tnd.data.atari_collect:collect_demonstrations",
-    evaluate="tnd.evaluation.atari_rollout:evaluate_model",
-    vectorized_by_num_envs=True,
-    metadata_env="ALE/Pong-v5",
-    metadata_config_key="env_config",
-))
-register_env(EnvEntry(
-    name="pong",
-    config="tnd.envs.pong:PongConfig",
-    obs_shape="tnd.envs.pong:obs_shape",
-    collect="tnd.data.pong_collect:collect_demonstrations",
-    evaluate="tnd.evaluation.pong_rollout:evaluate_model",
-    metadata_env="pong",
-    metadata_config_key="config",
-))
+def make(name: str, **options) -> tuple[Any, Any]:
+    """``env, params`` of a registered env with the given options (gymnax's ``make``)."""
+    definition = get_env(name)
+    return definition.make(definition.make_config(options))

@@ -179,7 +179,7 @@ def curves_by_model(curves: Iterable[RunCurve]) -> dict[str, dict[int, dict[int,
     grouped: dict[str, dict[int, dict[int, float]]] = {}
     for c in curves:
         grouped.setdefault(c.model, {})[c.seed] = dict(zip(c.steps, c.values))
-    order = tbl._model_order(grouped)
+    order = tbl.model_order(grouped)
     return {m: dict(sorted(grouped[m].items())) for m in order}
 
 

@@ -1,17 +1,19 @@
 """Animations of a trained run's greedy policy playing, with the running counts on every frame.
 
-    result = render_run("multirun/pong_table/pong/default/model=lstm,seed=0", "agent.gif", RenderOptions(steps=300))
+    recording = record_pong(model, config, games=1, seed=7, steps=300)
+    frames = annotate(recording.frames, overlay_lines(recording, "lstm"))
 
-Flow: `restore_model` (latest checkpoint of a ``tnd-train`` run folder) -> the games of the
+(`tnd.app.render.render_run` does it for a run folder.) Flow: a restored model -> the games of the
 run's evaluation, played by the evaluation code itself and recorded (`record_pong`,
 `record_atari`) -> a text header above every frame (`overlay_lines`, `annotate`) ->
 integer upscaling (`upscale`) -> `write_animation` (``.gif``; ``.mp4`` with imageio-ffmpeg).
 
-* ``env=pong``: `tnd.evaluation.pong_rollout.record_model` plays the games in one jitted
-  scan and returns the state after every step; `tnd.envs.pong_render.render_frames` draws
-  them (``PONG_PIXELS_PER_UNIT`` pixels per court unit).
-* ``env=atari_pong``: `tnd.evaluation.atari_rollout.evaluate_model` plays them, one game
-  after another, and its ``on_step`` hook grabs ALE's RGB screen ``[210, 160, 3]``.
+* ``env=pong``: `tnd.envs.pong.record_model` plays the games in one jitted rollout
+  (`tnd.envs.rollout.rollout`) and returns their trajectory, the state after every step
+  included; `tnd.envs.pong.render.render_frames` draws them (``PONG_PIXELS_PER_UNIT``
+  pixels per court unit).
+* ``env=atari_pong``: `tnd.envs.atari_pong.evaluate_model` plays them, one game after
+  another, and the ``on_step`` hook of its host rollout grabs ALE's RGB screen ``[210, 160, 3]``.
 
 Frame ``t`` of a game shows the screen after step ``t`` (1-based) and the counts of steps
 ``1..t``: the running sums of the catch / miss / point events the rollout counts in its
@@ -25,13 +27,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from tnd.envs.pong_render import BACKGROUND, PROGRESS_DELAY, check_animation_path, render_frames, write_animation
+from tnd.envs.pong.render import BACKGROUND, PROGRESS_DELAY, render_frames
 
 ENVS = ("pong", "atari_pong")
 COUNT_FIELDS = ("catches", "misses", "points_won", "points_lost")  # running counts drawn on the frames
@@ -117,18 +118,17 @@ def record_pong(model, config, *, games: int, seed: int, steps: int, pixels_per_
     """``games`` evaluation games of single-player Pong (`PongConfig`), ``steps`` steps each."""
     import jax
 
-    from tnd.envs.pong import EVAL_STREAM, game_seeds, to_params
-    from tnd.evaluation.pong_rollout import record_model
+    from tnd.envs.pong import EVAL_STREAM, game_seeds, record_model, to_params
 
     config = dataclasses.replace(config, max_steps=int(steps))
-    _, trace = record_model(model, config, num_games=games, seed=seed)
-    states = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), trace["state"])  # [G, T] -> [G * T]
+    _, trajectory = record_model(model, config, num_games=games, seed=seed)
+    states = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), trajectory.states)  # [G, T] -> [G * T]
     return Recording(
         env="pong",
         frames=render_frames(states, to_params(config), pixels_per_unit),
         game=np.repeat(np.arange(games), steps),
         step=np.tile(np.arange(1, steps + 1), games),
-        counts=running_counts(trace),
+        counts=running_counts(trajectory.events),
         seeds=tuple(int(s) for s in game_seeds(seed, games, EVAL_STREAM)),
         fps=PONG_FPS,
     )
@@ -137,29 +137,27 @@ def record_pong(model, config, *, games: int, seed: int, steps: int, pixels_per_
 def record_atari(model, config, *, games: int, seed: int, steps: int, progress: bool = False) -> Recording:
     """``games`` evaluation games of Atari Pong (`AtariPongConfig`), up to ``steps`` steps each.
 
-    Played by `atari_rollout.evaluate_model` on one emulator (one game after another); its
-    ``on_step`` hook keeps the RGB screen and the events of every step. A game that ends
-    (21 points) before ``steps`` has fewer frames.
+    Played by `tnd.envs.atari_pong.evaluate_model` on one emulator (one game after another);
+    its ``on_step`` hook keeps the RGB screen and the counted events of every step. A game
+    that ends (21 points) before ``steps`` has fewer frames.
     """
-    from tnd.envs.atari_pong import game_seed
-    from tnd.evaluation import atari_rollout
+    from tnd.envs.atari_pong import evaluate_model, game_seed
 
     config = dataclasses.replace(config, max_steps=int(steps))
     screens: list[list[np.ndarray]] = [[] for _ in range(games)]
     events: list[dict[str, list[int]]] = [{k: [] for k in COUNT_FIELDS} for _ in range(games)]
     bar = tqdm(total=games * steps, desc="atari play", unit="step", disable=not progress, delay=PROGRESS_DELAY)
 
-    def grab(batch, stepped, game_of_row, reward, catch, miss):
+    def grab(batch, stepped, game_of_row, reward, step_events):
         for row in np.flatnonzero(stepped):
             g = int(game_of_row[row])
             screens[g].append(batch.envs[row].unwrapped.ale.getScreenRGB())
-            for key, value in (("catches", catch[row]), ("misses", miss[row]),
-                               ("points_won", reward[row] > 0), ("points_lost", reward[row] < 0)):
-                events[g][key].append(int(value))
+            for key in COUNT_FIELDS:
+                events[g][key].append(int(step_events[key][row]))
         bar.update(int(stepped.sum()))
 
     try:
-        atari_rollout.evaluate_model(model, config, num_games=games, seed=seed, num_envs=1, progress=False, on_step=grab)
+        evaluate_model(model, config, num_games=games, seed=seed, num_envs=1, progress=False, on_step=grab)
     finally:
         bar.close()
     lengths = [len(s) for s in screens]
@@ -229,57 +227,3 @@ def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour integer magnification ``[N, H, W, C]`` -> ``[N, sH, sW, C]`` (crisp pixels, text included)."""
     scale = int(scale)
     return frames if scale == 1 else np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
-
-
-# ----------------------------------------------------------------------------- run folders
-def default_output(run_dir: str | Path) -> Path:
-    """``<run_dir>/agent.gif``: the animation stays with the run it shows."""
-    return Path(run_dir) / DEFAULT_FILE
-
-
-def record_run(model, spec, options: RenderOptions, seed: int) -> Recording:
-    """The run's env (with its evaluation overrides), played by ``model`` as `options` say."""
-    from tnd.envs.registry import get_env
-    from tnd.training.pipeline import eval_env_config
-
-    if spec.env.name not in ENVS:
-        raise RenderError(f"Cannot render env '{spec.env.name}': supported envs are {', '.join(ENVS)}.")
-    config = eval_env_config(get_env(spec.env.name), spec.env.options, spec.eval)
-    if spec.env.name == "pong":
-        return record_pong(model, config, games=options.games, seed=seed, steps=options.steps)
-    return record_atari(model, config, games=options.games, seed=seed, steps=options.steps, progress=options.progress)
-
-
-def render_run(run_dir: str | Path, out: str | Path | None = None, options: RenderOptions | None = None) -> RenderResult:
-    """Restores a ``tnd-train`` run folder's latest checkpoint, plays, draws and writes the animation.
-
-    Every input check (sizes, output format, folder) runs before anything is restored or
-    played. ``out`` defaults to `default_output`.
-    """
-    from tnd.training.pipeline import restore_model
-
-    options = options or RenderOptions()
-    options.validate()
-    run_dir = Path(run_dir)
-    out = default_output(run_dir) if out is None else Path(out)
-    check_animation_path(out)
-    if not run_dir.is_dir():
-        raise RenderError(f"Run folder {run_dir} does not exist (expected a tnd-train run folder).")
-    model, spec, meta = restore_model(run_dir, plugins=options.plugins)
-    model.eval()  # as in evaluation: deterministic mode (dropout off)
-    seed = int(spec.eval.seed if options.seed is None else options.seed)
-    recording = record_run(model, spec, options, seed)
-    lines = overlay_lines(recording, spec.model.name)
-    frames = upscale(annotate(recording.frames, lines, progress=options.progress), options.scale)
-    path = write_animation(frames, out, fps=int(options.fps or recording.fps), progress=options.progress)
-    return RenderResult(path=path, shape=tuple(frames.shape), model=spec.model.name,
-                        checkpoint_step=int(meta["step"]), seed=seed, recording=recording, lines=lines)
-
-
-def describe(result: RenderResult) -> str:
-    """One line for the terminal: what was written and the counts it ends on."""
-    rec = result.recording
-    frames, height, width = result.shape[:3]
-    return (f"wrote {result.path}: {frames} frames of {width}x{height}, {result.model} at checkpoint step "
-            f"{result.checkpoint_step}, {len(rec.seeds)} game(s) of eval seed {result.seed}; "
-            f"{counts_text(rec.env, rec.final_counts())}")

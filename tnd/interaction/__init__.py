@@ -15,6 +15,7 @@ from tnd.interaction.operators import (
     InteractionError,
     LowRankInteraction,
     PlasticInteraction,
+    PreparedWeights,
     ScalarInteraction,
     VectorInteraction,
     choose_path,
@@ -26,7 +27,7 @@ from tnd.interaction.operators import (
 
 __all__ = [
     "EdgeGate", "Interaction", "InteractionError", "LowRankInteraction",
-    "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "ScalarInteraction",
+    "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "PreparedWeights", "ScalarInteraction",
     "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "interaction_names", "make_interaction",
     "neighbour_lists", "register_interaction", "slot_dot", "sparse_cost_ratio",
 ]

@@ -22,8 +22,9 @@ Optional learnable **edge gate**: ``w_ij <- w_ij * sigmoid(a_ij)`` with one logi
 `regularization()` returns ``gate_penalty * mean_ij sigmoid(a_ij)`` (an L1 penalty on the
 gates); add it to the loss so training prunes edges; `kept_edges()` reads which survive.
 
-Weights are *prepared* once per sequence (`prepare`, outside the time scan: parameter
-layout changes are loop-invariant) and applied per step with `messages(prepared, h)`.
+Weights are *prepared* once per sequence (`prepare` -> `PreparedWeights`, outside the time
+scan: parameter layout changes are loop-invariant) and applied per step with
+`messages(prepared, h)`.
 Internal state layout is neuron-major ``[N, B, d]`` so a gathered neighbour is one
 contiguous ``B*d`` row.
 """
@@ -31,12 +32,11 @@ contiguous ``B*d`` row.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, struct
 
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.interaction.neighbours import NeighbourLists, aggregate, neighbour_lists, slot_dot
@@ -116,6 +116,23 @@ def interaction_names() -> tuple[str, ...]:
     return tuple(_INTERACTIONS)
 
 
+@struct.dataclass
+class PreparedWeights:
+    """Loop-invariant interaction weights in the layout of one execution path.
+
+    ``w``: ``[K, N, *W]`` slot layout on the ``sparse`` path, ``[N_send, N_recv, *W]`` on
+    the ``dense`` path (``W`` = ``(1, 1)`` scalar or ``(1, d)`` vector per edge). ``path`` is
+    static (part of the tree structure), so a jitted step compiles one path.
+    """
+
+    w: jax.Array
+    path: str = struct.field(pytree_node=False, default="dense")
+
+    @property
+    def sparse(self) -> bool:
+        return self.path == "sparse"
+
+
 class EdgeGate(nnx.Module):
     """A learnable gate ``sigmoid(logit_e)`` per edge, with an L1 sparsity penalty."""
 
@@ -167,18 +184,18 @@ class Interaction(nnx.Module):
             w = w * self.gate.gates().reshape((-1,) + (1,) * (w.ndim - 1))
         return w
 
-    def prepare(self, path: str | None = None) -> dict[str, Any]:
+    def prepare(self, path: str | None = None) -> PreparedWeights:
         """Loop-invariant weights for ``path`` (default: the resolved path)."""
         path = path or self.path
         w = self.edge_weights()
         if path == "sparse":
-            return {"path": "sparse", "w": self.lists.to_slots(w)}
-        return {"path": "dense", "w": self.lists.to_dense(w)}
+            return PreparedWeights(self.lists.to_slots(w), "sparse")
+        return PreparedWeights(self.lists.to_dense(w), "dense")
 
-    def messages(self, prepared: dict[str, Any], h: jax.Array) -> jax.Array:
+    def messages(self, prepared: PreparedWeights, h: jax.Array) -> jax.Array:
         """Messages ``[N, B, d]`` from states ``h: [N, B, d]`` (neuron-major)."""
         x = self.phi(h)
-        if prepared["path"] == "sparse":
+        if prepared.sparse:
             return self._sparse_messages(prepared, h, x)
         return self._dense_messages(prepared, h, x)
 
@@ -201,10 +218,10 @@ class Interaction(nnx.Module):
         raise NotImplementedError
 
     def _sparse_messages(self, prepared, h, x):
-        return aggregate(self.lists, x, prepared["w"])
+        return aggregate(self.lists, x, prepared.w)
 
     def _dense_messages(self, prepared, h, x):
-        w = prepared["w"]  # [N_send, N_recv, 1, 1 | d]
+        w = prepared.w  # [N_send, N_recv, 1, 1 | d]
         if w.shape[-1] == 1:  # one [N, N] x [N, B*d] matmul
             return (w[..., 0, 0].T @ x.reshape(x.shape[0], -1)).reshape(x.shape)
         return jnp.einsum("jic,jbc->ibc", w[..., 0, :], x)
@@ -257,12 +274,12 @@ class LowRankInteraction(Interaction):
         v = self.sender_embedding[...][self.graph.senders]
         return (jnp.sum(u * v, -1) / math.sqrt(self.rank))[:, None, None]
 
-    def prepare(self, path: str | None = None) -> dict[str, Any]:
+    def prepare(self, path: str | None = None) -> PreparedWeights:
         path = path or self.path
         if path == "dense" and self.gate is None:  # no scatter: mask the outer product
             u, v = self.receiver_embedding[...], self.sender_embedding[...]
             w = (v @ u.T) / math.sqrt(self.rank) * self.graph.adjacency()
-            return {"path": "dense", "w": w[:, :, None, None]}
+            return PreparedWeights(w[:, :, None, None], "dense")
         return super().prepare(path)
 
 
@@ -292,13 +309,13 @@ class PlasticInteraction(Interaction):
     def _sparse_messages(self, prepared, h, x):
         q, k = self._qk(h)
         logits = slot_dot(self.lists, q, k, (h.shape[1], 1))  # [K, N, B, 1]
-        w = prepared["w"] * jax.nn.sigmoid(logits + self.bias[...])
+        w = prepared.w * jax.nn.sigmoid(logits + self.bias[...])
         return aggregate(self.lists, x, w)
 
     def _dense_messages(self, prepared, h, x):
         q, k = self._qk(h)
         logits = jnp.einsum("ibr,jbr->jib", q, k)  # [N_send, N_recv, B]
-        w = prepared["w"][..., 0, 0][..., None] * jax.nn.sigmoid(logits + self.bias[...])
+        w = prepared.w[..., 0, 0][..., None] * jax.nn.sigmoid(logits + self.bias[...])
         return jnp.einsum("jib,jbc->ibc", w, x)
 
 

@@ -1,7 +1,9 @@
-"""Behavior cloning: loss, optimizer, train step, checkpoints, the train loop, the pipeline.
+"""Behavior cloning: loss, optimizer, train step, checkpoints, the train loop, run configs.
 
-    from tnd.training import ExperimentSpec, run_experiment
-    summary = run_experiment(ExperimentSpec(), "runs/lstm")      # what tnd-train does
+    from tnd.training import TrainSpec, train
+    result = train(model, windows, TrainSpec(steps=100), seed=0, class_weights=w, run_dir="runs/x")
+
+The whole experiment (data, model, training, evaluation, summary) is `tnd.app`.
 """
 
 from tnd.training.checkpoint import CheckpointError, Checkpointer
@@ -9,11 +11,9 @@ from tnd.training.config import (
     DataSpec, EnvSpec, EvalSpec, ExperimentSpec, GraphSpec, ModelSpec, TrainSpec,
 )
 from tnd.training.loop import NonFiniteLossError, TrainingInterrupted, TrainResult, TrainSpecError, train
-from tnd.training.pipeline import ExperimentError, evaluate_checkpoint, restore_model, run_experiment
 
 __all__ = [
-    "CheckpointError", "Checkpointer", "DataSpec", "EnvSpec", "EvalSpec", "ExperimentError", "ExperimentSpec",
-    "GraphSpec", "ModelSpec", "NonFiniteLossError", "TrainingInterrupted", "TrainResult", "TrainSpec",
-    "TrainSpecError",
-    "evaluate_checkpoint", "restore_model", "run_experiment", "train",
+    "CheckpointError", "Checkpointer", "DataSpec", "EnvSpec", "EvalSpec", "ExperimentSpec", "GraphSpec",
+    "ModelSpec", "NonFiniteLossError", "TrainResult", "TrainSpec", "TrainSpecError", "TrainingInterrupted",
+    "train",
 ]

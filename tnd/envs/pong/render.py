@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tnd.envs.pong import PongParams, PongState
+from tnd.envs.pong.env import PongParams, PongState
 
 WALL = 0.04  # wall thickness, court units
 PADDLE_WIDTH = 0.04

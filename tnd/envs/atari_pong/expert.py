@@ -28,8 +28,7 @@ import itertools
 
 import numpy as np
 
-from tnd.envs.actions import DOWN, STAY, UP
-from tnd.envs.atari_pong import NO_BALL_X, RAM_AGENT_Y, RAM_BALL_X, RAM_BALL_Y
+from tnd.envs.atari_pong.env import DOWN, NO_BALL_X, RAM_AGENT_Y, RAM_BALL_X, RAM_BALL_Y, STAY, UP
 
 PADDLE_LINE_X = 188.0  # ball x where it meets the agent's paddle
 OPPONENT_LINE_X = 68.0  # ... and the opponent's

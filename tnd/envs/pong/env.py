@@ -21,7 +21,7 @@ the ball; the agent's paddle moves along the fourth side, the paddle line ``x = 
   DOWN, 0 for STAY), so it coasts after a key is released (about ``v (1 - f) / f``) and
   control needs prediction. It stops dead at the walls (centre clipped to
   ``[h, 1 - h]``).
-* **Actions** (`tnd.envs.actions`): STAY=0, UP=1 (decreases ``y``: toward the top wall),
+* **Actions** (`NUM_ACTIONS` = 3): STAY=0, UP=1 (decreases ``y``: toward the top wall),
   DOWN=2 (increases ``y``).
 * **Observation** (Atari Pong's ``objects`` contract): float32 ``[5]`` in ``[0, 1]`` =
   (ball x, ball y, agent paddle y (centre), opponent paddle y, no-ball flag). Positions
@@ -57,8 +57,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from tnd.envs.actions import DOWN, NUM_ACTIONS, UP
+from tnd.envs.spaces import Box, Dict, Discrete
 
+STAY, UP, DOWN = 0, 1, 2
+NUM_ACTIONS = 3
 OBS_DIM = 5
 OPPONENT_Y = 0.5  # constant stand-in for the absent opponent paddle (objects-mode slot 3)
 
@@ -226,48 +228,6 @@ def game_seeds(seed: int, num_games: int, stream: int = EVAL_STREAM) -> np.ndarr
         raise PongConfigError(f"num_games={num_games} must be >= 1.")
     state = np.random.SeedSequence([int(seed), int(stream)]).generate_state(int(num_games), np.uint32)
     return (state >> 1).astype(np.int64)
-
-
-def step_key(game_key: jax.Array, t: jax.Array) -> jax.Array:
-    """The key of step ``t`` of a game (``fold_in``: no key carried through the scan)."""
-    return jax.random.fold_in(game_key, t)
-
-
-# ------------------------------------------------------------------ spaces (gymnax-like)
-class Discrete:
-    """``{0, ..., n - 1}`` (gymnax ``spaces.Discrete``)."""
-
-    def __init__(self, num_categories: int):
-        self.n = int(num_categories)
-        self.shape: tuple[int, ...] = ()
-        self.dtype = jnp.int32
-
-    def sample(self, rng: jax.Array) -> jax.Array:
-        return jax.random.randint(rng, self.shape, 0, self.n).astype(self.dtype)
-
-    def contains(self, x: jax.Array) -> jax.Array:
-        return jnp.logical_and(x >= 0, x < self.n)
-
-
-class Box:
-    """A box ``[low, high]^shape`` (gymnax ``spaces.Box``)."""
-
-    def __init__(self, low, high, shape: tuple[int, ...], dtype=jnp.float32):
-        self.low, self.high, self.shape, self.dtype = low, high, tuple(shape), dtype
-
-    def sample(self, rng: jax.Array) -> jax.Array:
-        return jax.random.uniform(rng, self.shape, minval=self.low, maxval=self.high).astype(self.dtype)
-
-    def contains(self, x: jax.Array) -> jax.Array:
-        return jnp.logical_and(jnp.all(x >= self.low), jnp.all(x <= self.high))
-
-
-class Dict:
-    """A dictionary of spaces (gymnax ``spaces.Dict``)."""
-
-    def __init__(self, spaces: dict):
-        self.spaces = spaces
-        self.num_spaces = len(spaces)
 
 
 # ------------------------------------------------------------------ physics helpers

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tnd.data.demonstrations import Demonstrations
-from tnd.envs.actions import NUM_ACTIONS
-from tnd.envs.atari_expert import ScriptedExpert
-from tnd.envs.atari_pong import ENV_ID, AtariPongConfig, game_seed
-from tnd.evaluation.atari_rollout import play_games
-from tnd.evaluation.metrics import summarize
+from tnd.envs.atari_pong.env import ENV_ID, NUM_ACTIONS, AtariPongConfig, PongBatch, game_seed
+from tnd.envs.atari_pong.expert import ScriptedExpert
+from tnd.envs.atari_pong.play import host_rollout
+from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
 
 
 def collect_demonstrations(
@@ -26,7 +24,7 @@ def collect_demonstrations(
     epsilon: float = 0.0,
     num_envs: int = 8,
     progress: bool = True,
-    batch=None,
+    batch: PongBatch | None = None,
 ) -> Demonstrations:
     """Plays ``num_episodes`` expert games and returns them as `Demonstrations` (game order)."""
     if not 0.0 <= epsilon <= 1.0:
@@ -47,30 +45,17 @@ def collect_demonstrations(
         expert.executed(taken)
         return labels, taken
 
-    tally, episodes = play_games(
+    tally, episodes = host_rollout(
         config, act, num_games=num_episodes, seed=seed, num_envs=num_envs, record=True,
         progress=progress, desc="collect", batch=batch,
     )
-    lengths = np.array([len(e["actions"]) for e in episodes], np.int64)
-    cat = {k: np.concatenate([e[k] for e in episodes]) for k in
-           ("observations", "actions", "taken_actions", "rewards", "catches", "misses")}
-    return Demonstrations(
-        observations=cat["observations"],
-        actions=cat["actions"],
-        taken_actions=cat["taken_actions"],
-        rewards=cat["rewards"],
-        catches=cat["catches"],
-        misses=cat["misses"],
-        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
-        seeds=np.array([e["seed"] for e in episodes], np.int64),
-        metadata={
-            "env": ENV_ID,
-            "obs_mode": config.obs_mode,
-            "env_config": config.to_dict(),
-            "expert": "tnd.envs.atari_expert.ScriptedExpert",
-            "epsilon": float(epsilon),
-            "seed": int(seed),
-            "num_episodes": int(num_episodes),
-            "expert_summary": summarize(tally),
-        },
-    )
+    return demonstrations_from_games(episodes, [game_seed(seed, g) for g in range(num_episodes)], metadata={
+        "env": ENV_ID,
+        "obs_mode": config.obs_mode,
+        "env_config": config.to_dict(),
+        "expert": "tnd.envs.atari_pong.expert.ScriptedExpert",
+        "epsilon": float(epsilon),
+        "seed": int(seed),
+        "num_episodes": int(num_episodes),
+        "expert_summary": tally.summary(),
+    })

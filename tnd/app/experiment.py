@@ -1,4 +1,7 @@
-"""One behavior-cloning experiment end to end, from plain dataclasses (no Hydra here).
+"""The application: one behavior-cloning experiment end to end, from plain dataclasses (no Hydra).
+
+It sits above the library's layers (envs, data, models, training, evaluation) and is the
+only module that joins them; the entry points in ``experiments/`` call it.
 
     summary = run_experiment(spec, run_dir)          # what tnd-train does
     metrics = evaluate_checkpoint(run_dir, eval_spec) # what tnd-eval does
@@ -21,18 +24,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import nnx
 
-from tnd.envs.actions import NUM_ACTIONS
-from tnd.envs.registry import EnvSpec as EnvFunctions
-from tnd.envs.registry import get_env
+from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
+from tnd.data.windows import label_frequencies, make_windows
+from tnd.envs import EnvDefinition, get_env
+from tnd.evaluation.metrics import summarize
+from tnd.graph import topology_names
+from tnd.models import build_model, effective_param_count, graph_mode, model_option_names, width_option
+from tnd.models.budget import width_for_budget
 from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, run_folder_lock, write_json
+from tnd.training.checkpoint import Checkpointer, CheckpointError, DamagedCheckpointError
+from tnd.training.config import (
+    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, from_dict, to_dict,
+)
+from tnd.training.loop import train, validate_train_spec
+from tnd.training.loss import class_weights
 from tnd.training.plugins import import_plugins, import_run_plugins, plugin_origins
-from tnd.training.config import NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
-
 
 
 class ExperimentError(ValueError):
@@ -59,7 +71,6 @@ def _positive(name: str, value: Any) -> None:
 
 def validate_sizes(spec: ExperimentSpec) -> None:
     """Every count and size in the spec is positive (one readable error otherwise)."""
-    from tnd.training.loop import validate_train_spec
 
     validate_train_spec(spec.train)
     _positive("data.num_episodes", spec.data.num_episodes)
@@ -92,8 +103,6 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     points clear it when ``graph=`` is given on the command line). Unknown options fail
     with the valid ones.
     """
-    from tnd.graph import topology_names
-    from tnd.models import graph_mode, model_option_names
 
     mode = graph_mode(spec.model.name)
     valid = model_option_names(spec.model.name)
@@ -134,16 +143,15 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def build_agent(
-    spec: ExperimentSpec, obs_shape: tuple[int, ...], num_actions: int = NUM_ACTIONS
+    spec: ExperimentSpec, obs_shape: tuple[int, ...], num_actions: int
 ) -> tuple[nnx.Module, dict[str, Any], int]:
-    """Builds the model; returns ``(model, resolved_options, num_params)``.
+    """Builds the model for the env's ``obs_shape`` and ``num_actions``; returns
+    ``(model, resolved_options, num_params)``.
 
     With ``spec.param_budget`` the width option is chosen by `tnd.models.budget`
     (`width_for_budget`, the search `build_for_budget` runs) and recorded in the resolved
     options, so a checkpoint can be rebuilt exactly without searching again.
     """
-    from tnd.models import build_model, effective_param_count, width_option
-    from tnd.models.budget import width_for_budget
 
     options = model_options(spec)
     if spec.param_budget is not None:
@@ -158,16 +166,17 @@ def build_agent(
     return model, options, effective_param_count(model)
 
 
-def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_params: int) -> dict[str, Any]:
+def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_actions: int,
+                num_params: int) -> dict[str, Any]:
     """What identifies the model architecture of a checkpoint."""
     return {
         "model": spec.model.name, "options": options, "obs_shape": list(obs_shape),
-        "num_actions": NUM_ACTIONS, "num_params": int(num_params), "env": spec.env.name,
+        "num_actions": int(num_actions), "num_params": int(num_params), "env": spec.env.name,
     }
 
 
 # ------------------------------------------------------------------------- data
-def dataset_config(data: DataSpec, env: EnvFunctions, env_config) -> dict[str, Any]:
+def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, Any]:
     """The dict that addresses the dataset in the cache (`tnd.data.storage.dataset_path`)."""
     return {
         "env": env.name, "env_config": env.config_dict(env_config),
@@ -175,16 +184,17 @@ def dataset_config(data: DataSpec, env: EnvFunctions, env_config) -> dict[str, A
     }
 
 
-def load_dataset(data: DataSpec, env: EnvFunctions, env_config, *, progress: bool = True):
+def load_dataset(data: DataSpec, env: EnvDefinition, env_config, *, progress: bool = True):
     """Loads ``data.path`` or the cached dataset of this config (collecting and storing it).
 
-    The dataset's metadata must match the env config, epsilon and seed (`DatasetError`).
+    The dataset's metadata must match the env config, epsilon and seed, and its labels the
+    env's actions (`DatasetError`).
     """
-    from tnd.data.storage import load_demonstrations, load_or_collect
 
     expected = env.expected_metadata(env_config, epsilon=data.epsilon, seed=data.seed)
+    num_actions = env.num_actions(env_config)
     if data.path:
-        return load_demonstrations(Path(data.path), expected_metadata=expected)
+        return load_demonstrations(Path(data.path), num_actions=num_actions, expected_metadata=expected)
 
     def collect():
         return env.collect(
@@ -194,14 +204,12 @@ def load_dataset(data: DataSpec, env: EnvFunctions, env_config, *, progress: boo
 
     return load_or_collect(
         Path(data.root), dataset_config(data, env, env_config), collect,
-        expected_metadata=expected, progress=progress,
+        num_actions=num_actions, expected_metadata=expected, progress=progress,
     )
 
 
 def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True) -> dict[str, Any]:
     """What tnd-collect does: load or collect the dataset; returns where and how big."""
-    from tnd.data.storage import dataset_path
-    from tnd.data.windows import label_frequencies
 
     _positive("data.num_episodes", data.num_episodes)
     _positive("data.num_envs", data.num_envs)
@@ -213,20 +221,19 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
     return {
         "path": str(path), "reused": existed, "env": env.name, "episodes": demos.num_episodes,
         "steps": demos.num_steps, "obs_shape": list(demos.obs_shape),
-        "label_frequencies": [float(f) for f in label_frequencies(demos.actions, NUM_ACTIONS)],
+        "label_frequencies": [float(f) for f in label_frequencies(demos.actions, env.num_actions(env_config))],
     }
 
 
 # ------------------------------------------------------------------------- evaluation
-def eval_env_config(env: EnvFunctions, env_options: dict[str, Any], eval_spec: EvalSpec):
+def eval_env_config(env: EnvDefinition, env_options: dict[str, Any], eval_spec: EvalSpec):
     """The env config for evaluation: the training env's options with ``env_overrides``."""
     return env.make_config({**dict(env_options), **dict(eval_spec.env_overrides)})
 
 
-def evaluate(model: nnx.Module, env: EnvFunctions, config, *, num_games: int, seed: int,
+def evaluate(model: nnx.Module, env: EnvDefinition, config, *, num_games: int, seed: int,
              num_envs: int, progress: bool = False) -> dict[str, Any]:
-    """Closed-loop greedy games -> the pooled catch metrics (`summarize`)."""
-    from tnd.evaluation.metrics import summarize
+    """Closed-loop greedy games -> the env's tally pooled into its metrics (`summarize`)."""
 
     model.eval()  # nnx: deterministic mode (dropout off) wherever a submodule has one
     tally = env.evaluate(model, config, num_games=int(num_games), seed=int(seed), num_envs=int(num_envs),
@@ -237,12 +244,13 @@ def evaluate(model: nnx.Module, env: EnvFunctions, config, *, num_games: int, se
 # ------------------------------------------------------------------------- experiment
 @dataclasses.dataclass
 class Prepared:
-    """What `prepare` resolved: env functions, configs, model, options, sizes."""
+    """What `prepare` resolved: env definition, configs, model, options, sizes."""
 
-    env: EnvFunctions
+    env: EnvDefinition
     env_config: Any
     eval_config: Any
     obs_shape: tuple[int, ...]
+    num_actions: int
     model: nnx.Module
     options: dict[str, Any]
     num_params: int
@@ -256,8 +264,9 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     env_config = env.make_config(spec.env.options)
     eval_config = eval_env_config(env, spec.env.options, spec.eval)
     obs_shape = env.obs_shape(env_config)
-    model, options, num_params = build_agent(spec, obs_shape)
-    return Prepared(env, env_config, eval_config, obs_shape, model, options, num_params)
+    num_actions = env.num_actions(env_config)
+    model, options, num_params = build_agent(spec, obs_shape, num_actions)
+    return Prepared(env, env_config, eval_config, obs_shape, num_actions, model, options, num_params)
 
 
 def run_experiment(
@@ -277,9 +286,6 @@ def run_experiment(
 
 def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
     """`run_experiment` while holding the run folder's lock."""
-    from tnd.data.windows import make_windows
-    from tnd.training.loop import train
-    from tnd.training.loss import class_weights
 
     p = prepare(spec)
     if spec.plugins:
@@ -292,8 +298,8 @@ def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
             f"The dataset's observations have shape {demos.obs_shape}, but env '{spec.env.name}' with these "
             f"options gives {p.obs_shape}. Collect a dataset for this env config (tnd-collect)."
         )
-    windows = make_windows(demos, spec.train.window, num_actions=NUM_ACTIONS, class_balance=spec.train.class_balance)
-    weights = class_weights(demos.actions, NUM_ACTIONS, spec.train.class_balance)
+    windows = make_windows(demos, spec.train.window, num_actions=p.num_actions, class_balance=spec.train.class_balance)
+    weights = class_weights(demos.actions, p.num_actions, spec.train.class_balance)
 
     def periodic_eval(model, step):
         metrics = evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games,
@@ -304,7 +310,7 @@ def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
 
     result = train(
         p.model, windows, spec.train, seed=int(spec.seed), class_weights=weights, run_dir=run_dir,
-        fingerprint=fingerprint(spec, p.options, p.obs_shape, p.num_params), config=to_dict(spec),
+        fingerprint=fingerprint(spec, p.options, p.obs_shape, p.num_actions, p.num_params), config=to_dict(spec),
         evaluate=periodic_eval,
     )
     t0 = time.perf_counter()
@@ -342,7 +348,6 @@ def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
 
 def params_digest(model: nnx.Module) -> str:
     """SHA-256 over the trained parameters' bytes: equal digests = bit-identical parameters."""
-    import jax
 
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
@@ -371,9 +376,6 @@ def restore_model(
     A run trained with plugin modules needs them again; they are imported only when named in
     ``plugins`` (the caller's consent: code named by a run folder is not run on its own).
     """
-    from tnd.models import build_model
-    from tnd.training.checkpoint import Checkpointer, CheckpointError, DamagedCheckpointError
-    from tnd.training.config import from_dict
 
     ckdir = Path(run_dir) / "checkpoints"
     if not ckdir.is_dir():

@@ -1,10 +1,12 @@
 """Atari Pong (gymnasium + ale-py ``ALE/Pong-v5``) with the agent on the right paddle.
 
 What this module does: builds one configured Pong environment (`make_env`), a batch of
-them that steps only the games still in play (`PongBatch`), and turns emulator RAM or the
-screen into the model's observation (`objects_from_ram`, `FrameResizer`).
+them that steps only the games still in play (`PongBatch`), turns emulator RAM or the
+screen into the model's observation (`objects_from_ram`, `FrameResizer`), and describes
+the configured game as ``tnd.envs.make("atari_pong")`` returns it (`AtariPong`: spaces and
+action count; gymnasium and ALE load only when emulators are built).
 
-* Actions are reduced to {0 stay, 1 up, 2 down} (`tnd.envs.actions`) and mapped to the
+* Actions are reduced to {0 stay, 1 up, 2 down} (`NUM_ACTIONS` = 3) and mapped to the
   minimal ALE action indices NOOP (0), RIGHT (2: paddle **up**), LEFT (3: paddle down).
   Pong serves by itself after every point, so FIRE is never needed.
 * Observation modes (`AtariPongConfig.obs_mode`):
@@ -29,10 +31,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import TYPE_CHECKING
 
-import gymnasium
 import numpy as np
 
+from tnd.envs.spaces import Box, Discrete
+
+if TYPE_CHECKING:
+    import gymnasium
+
+STAY, UP, DOWN = 0, 1, 2
+NUM_ACTIONS = 3
 ENV_ID = "ALE/Pong-v5"
 
 # RAM addresses (docs/design.md).
@@ -151,9 +160,39 @@ def _resizer(frame_size: tuple[int, int]) -> FrameResizer:
 
 
 # ------------------------------------------------------------------------ environments
+class AtariPong:
+    """The configured game as ``tnd.envs.make("atari_pong")`` returns it (its params: the config).
+
+    Host-side: the games are played by `PongBatch` emulators (`tnd.envs.atari_pong.play`);
+    this object gives the gymnax-style description a trainer needs.
+    """
+
+    def __init__(self, config: AtariPongConfig | None = None):
+        self.config = AtariPongConfig() if config is None else config
+
+    @property
+    def default_params(self) -> AtariPongConfig:
+        return self.config
+
+    @property
+    def name(self) -> str:
+        return ENV_ID
+
+    @property
+    def num_actions(self) -> int:
+        return NUM_ACTIONS
+
+    def action_space(self, params: AtariPongConfig | None = None) -> Discrete:
+        return Discrete(NUM_ACTIONS)
+
+    def observation_space(self, params: AtariPongConfig | None = None) -> Box:
+        return Box(0.0, 1.0, obs_shape(self.config if params is None else params))
+
+
 def register() -> None:
     """Registers the ALE environments with gymnasium (idempotent)."""
     import ale_py
+    import gymnasium
 
     gymnasium.register_envs(ale_py)
 
@@ -162,6 +201,8 @@ def make_env(config: AtariPongConfig) -> gymnasium.Env:
     """One ``ALE/Pong-v5`` env with RAM observations, the configured frameskip, stickiness
     and step limit, and the minimal action set (the reduced action mapping is done by
     `PongBatch`, or by indexing `ALE_ACTIONS`)."""
+    import gymnasium
+
     register()
     return gymnasium.make(
         ENV_ID,

@@ -1,16 +1,21 @@
-"""The in-memory form of a demonstration dataset, shared by every environment.
+"""The in-memory form of a demonstration dataset: what every environment's ``collect`` returns.
 
 All episodes are concatenated along one step axis; ``episode_starts`` gives the offsets.
 Episode ``e`` spans steps ``[episode_starts[e], episode_starts[e + 1])`` (the last one
-runs to ``num_steps``). Storage on disk lives in `tnd.data.storage`.
+runs to ``num_steps``). `demonstrations_from_games` builds one from the per-game
+`tnd.envs.rollout.Trajectory` records of a rollout; storage on disk lives in
+`tnd.data.storage`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from tnd.envs.rollout import Trajectory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,10 +24,10 @@ class Demonstrations:
 
     Attributes:
       observations: ``[S, *obs_shape]`` float32 (``objects``: ``[S, 5]``; ``pixels``: ``[S, H, W]``).
-      actions: ``[S]`` int32 expert labels in {0 stay, 1 up, 2 down}.
+      actions: ``[S]`` int32 expert labels in ``[0, num_actions)`` of the env.
       taken_actions: ``[S]`` int32 actions actually executed (differs under perturbations).
       rewards: ``[S]`` float32.
-      catches, misses: ``[S]`` bool events observed after the step.
+      catches, misses: ``[S]`` bool events observed after the step (the env names which).
       episode_starts: ``[E]`` int64 offsets of each episode.
       seeds: ``[E]`` int64 environment seed of each episode.
       metadata: JSON-able dict: env name, obs mode, and the config that produced the data.
@@ -54,6 +59,34 @@ class Demonstrations:
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observations.shape[1:])
+
+
+def demonstrations_from_games(
+    games: Sequence[Trajectory], seeds: Sequence[int], metadata: dict[str, Any], *,
+    catch_event: str = "catches", miss_event: str = "misses",
+) -> Demonstrations:
+    """Recorded games (one `Trajectory` with leaves ``[T_g, ...]`` per game, in order) ->
+    `Demonstrations` with the games one after another.
+
+    The dataset's ``catches`` / ``misses`` are the games' ``events[catch_event]`` /
+    ``events[miss_event]`` (non-zero = true); ``seeds[g]`` is game ``g``'s env seed.
+    """
+    lengths = np.array([len(game.labels) for game in games], np.int64)
+
+    def joined(pick) -> np.ndarray:
+        return np.concatenate([np.asarray(pick(game)) for game in games])
+
+    return Demonstrations(
+        observations=joined(lambda g: g.observations).astype(np.float32),
+        actions=joined(lambda g: g.labels).astype(np.int32),
+        taken_actions=joined(lambda g: g.actions).astype(np.int32),
+        rewards=joined(lambda g: g.rewards).astype(np.float32),
+        catches=joined(lambda g: g.events[catch_event]).astype(bool),
+        misses=joined(lambda g: g.events[miss_event]).astype(bool),
+        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        seeds=np.asarray(seeds, np.int64).reshape(-1),
+        metadata=metadata,
+    )
 
 
 # The dtype kind each stored array must have: f float, i signed/unsigned integer, b bool.

@@ -1,0 +1,71 @@
+"""Atari Pong (ALE ``Pong-v5``, right paddle), registered as env ``atari_pong``.
+
+    env, config = tnd.envs.make("atari_pong", obs_mode="pixels")   # AtariPong, AtariPongConfig
+
+Everything of this env lives here: the emulators and observations (`env`: `PongBatch`,
+`AtariPongConfig`, 3 reduced actions), the scripted RAM expert (`expert`), the catch /
+miss / round events read from RAM (`events`: the `CatchTally` shared with single-player
+Pong), the host rollout that plays games side by side (`play`), expert demonstrations
+(`collect`) and greedy evaluation (`evaluate`). gymnasium and ALE load only when games
+are played.
+"""
+
+from __future__ import annotations
+
+from tnd.envs.atari_pong.collect import collect_demonstrations
+from tnd.envs.atari_pong.env import (
+    ALE_ACTIONS,
+    DOWN,
+    ENV_ID,
+    NO_BALL_X,
+    NUM_ACTIONS,
+    RAM_AGENT_SCORE,
+    RAM_AGENT_Y,
+    RAM_BALL_DX,
+    RAM_BALL_DY,
+    RAM_BALL_X,
+    RAM_BALL_Y,
+    RAM_OPPONENT_SCORE,
+    RAM_OPPONENT_Y,
+    STAY,
+    UP,
+    AtariConfigError,
+    AtariPong,
+    AtariPongConfig,
+    FrameResizer,
+    PongBatch,
+    game_seed,
+    make_env,
+    objects_from_ram,
+    obs_shape,
+)
+from tnd.envs.atari_pong.evaluate import evaluate_model, evaluate_policy
+from tnd.envs.atari_pong.play import host_rollout
+from tnd.envs.catch_tally import CatchTally
+from tnd.envs.registry import EnvDefinition, register_env
+
+
+def env_and_params(config: AtariPongConfig) -> tuple[AtariPong, AtariPongConfig]:
+    """The env description for ``config``; its params are the config itself (host emulators)."""
+    return AtariPong(config), config
+
+
+DEFINITION = register_env(EnvDefinition(
+    name="atari_pong",
+    config=AtariPongConfig,
+    make=env_and_params,
+    collect_demonstrations=collect_demonstrations,
+    evaluate_model=evaluate_model,
+    tally=CatchTally,
+    takes_num_envs=True,
+    dataset_env=ENV_ID,
+    dataset_config_key="env_config",
+))
+
+__all__ = [
+    "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
+    "RAM_BALL_DX", "RAM_BALL_DY", "RAM_BALL_X", "RAM_BALL_Y", "RAM_OPPONENT_SCORE", "RAM_OPPONENT_Y", "STAY", "UP",
+    "AtariConfigError", "AtariPong", "AtariPongConfig", "FrameResizer", "PongBatch", "collect_demonstrations",
+    "env_and_params", "evaluate_model", "evaluate_policy", "game_seed", "host_rollout", "make_env",
+    "objects_from_ram", "obs_shape",
+]

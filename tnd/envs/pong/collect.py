@@ -1,0 +1,68 @@
+"""Demonstrations of the analytic expert on single-player Pong, collected inside ``jit``.
+
+The games are played by `tnd.envs.rollout.rollout` (``vmap`` over games, one ``lax.scan``
+over ``config.max_steps`` steps; `tnd.envs.jax_play.collect_expert_games` runs it in
+batches). Each game is one episode of exactly ``max_steps`` steps (the step cap is the
+only end), so every episode has the same length.
+
+Per step ``t`` the record holds the observation seen *before* acting, the expert's label
+for it, the action actually taken (with probability ``epsilon`` a uniformly random
+action, which may equal the label: the clone sees recoveries while the label stays the
+expert's), and the reward / catch / miss that the step produced.
+
+Game ``e`` is seeded by ``seeds[e]`` from `tnd.envs.pong.env.game_seeds` (collection
+stream), so it can be replayed alone and never coincides with an evaluation game of the
+same run seed.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
+from tnd.envs.jax_play import collect_expert_games
+from tnd.envs.pong.env import COLLECT_STREAM, PongConfig, PongConfigError, SinglePlayerPong, game_seeds, to_params
+from tnd.envs.pong.events import step_events
+from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND, expert_action
+
+_ENV = SinglePlayerPong()  # stateless: everything that varies lives in the params pytree
+DEFAULT_BATCH = 1024  # games per jitted call: bounds host memory ([B, T, 5] float32 per call)
+
+
+def collect_demonstrations(
+    config: PongConfig,
+    *,
+    num_episodes: int,
+    seed: int,
+    epsilon: float = 0.0,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    aim: float = DEFAULT_AIM,
+    deadband: float = DEFAULT_DEADBAND,
+) -> Demonstrations:
+    """Expert demonstrations: ``num_episodes`` games of ``config.max_steps`` steps each.
+
+    Returns `Demonstrations` with ``S = num_episodes * max_steps`` steps: observations
+    ``[S, 5]`` float32, expert labels and taken actions ``[S]`` int32, rewards ``[S]``
+    float32, catches/misses ``[S]`` bool, ``episode_starts`` ``[E]`` and per-game
+    ``seeds`` ``[E]`` int64. ``metadata`` holds env="pong", obs_mode="objects", the
+    config, the expert settings, ``epsilon`` and ``seed``. Deterministic per ``seed``.
+    """
+    if not 0.0 <= float(epsilon) <= 1.0:
+        raise PongConfigError(f"epsilon={epsilon} must lie in [0, 1] (probability of a random action).")
+    if int(batch_size) < 1:
+        raise PongConfigError(f"batch_size={batch_size} must be >= 1.")
+    seeds = game_seeds(seed, num_episodes, COLLECT_STREAM)
+    games = collect_expert_games(
+        _ENV, to_params(config), seeds, steps=int(config.max_steps), expert=expert_action,
+        expert_args=(jnp.float32(aim), jnp.float32(deadband)), epsilon=epsilon, events=step_events,
+        batch_size=int(batch_size), progress=progress, desc="pong demos",
+    )
+    return demonstrations_from_games(games, seeds, metadata={
+        "env": "pong",
+        "obs_mode": "objects",
+        "config": config.to_dict(),
+        "expert": {"name": "analytic", "aim": float(aim), "deadband": float(deadband)},
+        "epsilon": float(epsilon),
+        "seed": int(seed),
+    })
