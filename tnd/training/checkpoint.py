@@ -260,7 +260,7 @@ def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any] | None, 
 # Config keys that may change between the run that saved a checkpoint and the one resuming
 # it: they change no result (where files go, what is printed, how often, the final evaluation).
 RESUMABLE_CHANGES = (
-    "train.progress", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.max_to_keep",
+    "train.progress", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.max_to_keep", "train.devices",
     "train.resume_with_changes", "train.param_limit", "data.root", "data.path", "data.num_envs", "eval",
 )
 

@@ -75,13 +75,14 @@ class TrainSpec:
     checkpoint_every: int = 200
     max_to_keep: int = 2
     progress: bool = True
+    devices: int = 0  # data parallel over this many local devices (0: all); results equal up to float order
     # Guards (they never change a valid run, so they are not part of the config hash):
     param_limit: float = 1.0e6  # an update that makes any |parameter| exceed this stops the run as diverged
     resume_with_changes: bool = False  # resume a folder whose checkpoint was saved under another config
 
 
 # TrainSpec fields that change no result of a valid run (left out of the config hash).
-NON_RESULT_TRAIN_FIELDS = ("progress", "param_limit", "resume_with_changes")
+NON_RESULT_TRAIN_FIELDS = ("progress", "param_limit", "resume_with_changes", "devices")
 
 
 @dataclasses.dataclass

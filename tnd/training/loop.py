@@ -34,6 +34,7 @@ from tnd.training.checkpoint import Checkpointer, check_config
 from tnd.training.config import TrainSpec
 from tnd.training.logging import MetricsLogger
 from tnd.training.optimizer import make_optimizer
+from tnd.training.parallel import batch_sharding, data_mesh, replicate
 from tnd.training.step import make_train_step
 
 
@@ -155,9 +156,11 @@ def train(
     last_saved = start if start else None
     logger = MetricsLogger(run_dir, resume_step=start, tensorboard=tensorboard) if run_dir is not None else None
 
+    mesh = data_mesh(spec.devices, int(spec.batch_size))
+    params, rest, opt_state = replicate((params, rest, opt_state), mesh)
     step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length,
-                              param_limit=float(spec.param_limit))
-    arrays = windows.arrays()
+                              param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh))
+    arrays = replicate(windows.arrays(), mesh)
     weights = jnp.asarray(class_weights, jnp.float32)
     data_key = jax.random.key(int(seed))
     timesteps_per_step = spec.batch_size * windows.length

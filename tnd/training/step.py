@@ -46,6 +46,7 @@ def make_train_step(
     batch_size: int,
     window: int,
     param_limit: float = 1.0e6,
+    batch_sharding: Any = None,
     donate: bool | None = None,
 ) -> Callable[..., Any]:
     """Returns ``step_fn(params, rest, opt_state, arrays, weights, data_key, step)``.
@@ -53,7 +54,8 @@ def make_train_step(
     -> ``(params, rest, opt_state, metrics)`` with scalar metrics ``loss, ce,
     regularization, accuracy, grad_norm, lr, ok, params_ok, param_max``. ``arrays`` is `Windows.arrays()`,
     ``weights`` the ``[A]`` class weights, ``step`` an int32 scalar (the batch index).
-    Buffers are donated off-CPU (XLA's CPU backend cannot use donations).
+    Buffers are donated off-CPU (XLA's CPU backend cannot use donations). With
+    ``batch_sharding`` (`tnd.training.parallel`) the batch is split over its devices.
     """
     if donate is None:
         donate = jax.default_backend() != "cpu"
@@ -62,6 +64,8 @@ def make_train_step(
         key = jax.random.fold_in(data_key, step)
         starts = sample_starts(arrays, key, batch_size)
         x, labels, resets = gather_windows(arrays, starts, window)
+        if batch_sharding is not None:  # data parallel: each device takes its share of the batch
+            x, labels, resets = jax.lax.with_sharding_constraint((x, labels, resets), batch_sharding)
 
         # nnx.value_and_grad (not jax's) so that RNG streams (dropout) may advance inside
         # the differentiated function without a trace-context error (FIELD_NOTES).
