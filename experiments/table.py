@@ -318,6 +318,7 @@ class SweepProgress:
 
         self.sweep_dir, self.jobs, self.keys, self.interval = sweep_dir, jobs, keys, interval
         self._stop = threading.Event()
+        self._shown: tuple[int, str] | None = None
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self.bar = tqdm(total=len(jobs), initial=self._done()[0], desc="[tnd-table] jobs", unit="job",
                         dynamic_ncols=True, mininterval=interval)
@@ -339,8 +340,12 @@ class SweepProgress:
 
     def refresh(self) -> None:
         done, running = self._done()
+        postfix = ("running: " + "; ".join(running)) if running else ""
+        if (done, postfix) == self._shown:
+            return  # nothing changed: no new line in a log file
+        self._shown = (done, postfix)
         self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(("running: " + "; ".join(running)) if running else "", refresh=True)
+        self.bar.set_postfix_str(postfix, refresh=True)
 
     def __enter__(self) -> SweepProgress:
         self._thread.start()
