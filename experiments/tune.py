@@ -3,6 +3,7 @@
     tnd-tune model=tnd                         # conf/tune/tnd.yaml; resumes the study if it exists
     tnd-tune model=lstm                        # same trials, sampler and pruner for every model
     tnd-tune model=tnd study.storage=/nfs/tnd/studies.db   # several workers/machines, one study
+    tnd-tune -m model=tnd worker=0,1 hydra/launcher=local_parallel   # two workers on this machine, one study
     tnd-tune model=tnd write_tuned=false       # search only; keep conf/tuned/ as it is
     tnd-tune summarize_only=true               # every study's trials and best value (results/tuning/studies.md)
 
@@ -72,7 +73,7 @@ def write_results(cfg: DictConfig, study, settings, space) -> dict[str, Any]:
     from tnd.tuning import study_summary, tuned_config
 
     summary = study_summary(study, settings)
-    values, groups = tuned_config(study, space)
+    values, groups = tuned_config(study, space, settings.n_trials)
     header = (
         f"# @package _global_\n# Tuned by `tnd-tune model={cfg.model.name}` on {dt.date.today().isoformat()}: study "
         f"'{summary['study']}', {summary['finished']} finished trials\n# ({summary['trials']['complete']} complete, "
@@ -164,7 +165,7 @@ def main(cfg: DictConfig) -> dict | None:
             attrs = {k: summary[k] for k in ("catches_per_round", "num_params", "train_seconds", "config_hash")}
             return float(summary["catch_rate"]), {**attrs, "validation_seed": spec.eval.seed, "test_seed_avoided": test_seed}
 
-        study = open_study(settings)
+        study = open_study(settings, worker=int(cfg.worker))
         run_study(study, settings, space, run_trial,
                   log=lambda line: print(f"tnd-tune: {line}", file=sys.stderr, flush=True))
         if not cfg.write_tuned:

@@ -1,17 +1,19 @@
 """tnd-tune: search spaces, a tiny study that runs, resumes after a crash, and writes a config that trains."""
 
 import json
+import subprocess
+import sys
 import time
 
 import optuna
 import pytest
 import yaml
+from train_helpers import TINY, call_main, data_root  # noqa: F401  (fixture)
 
 from experiments import train as train_cli
 from experiments import tune as tune_cli
-from train_helpers import TINY, call_main, data_root  # noqa: F401  (fixture)
-from tnd.tuning import SearchSpace, SearchSpaceError, StudySettings, open_study
-from tnd.tuning.study import TuneError
+from tnd.tuning import SearchSpace, SearchSpaceError, StudySettings, open_study, study_summary
+from tnd.tuning.study import TuneError, counted_trials, finished_trials
 
 SPACE = {
     "train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
@@ -166,3 +168,35 @@ def test_a_searched_topology_is_written_as_the_models_own(tmp_path, monkeypatch)
     assert tuned["model"]["options"]["topology_options"] == {"k": 4, "p": 0.1}  # conf/graph/small_world.yaml
     assert "graph" not in tuned
     assert "pong_table-tnd" in tune_cli.studies_markdown(tmp_path / "results")
+
+
+WORKER = """
+import sys, time
+from tnd.tuning import SearchSpace, StudySettings, open_study, run_study
+settings = StudySettings(name="shared", storage=sys.argv[1], n_trials=6, n_startup_trials=2)
+space = SearchSpace.from_dict({"train.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}})
+def run_trial(overrides, number, report):
+    time.sleep(0.3)  # a trial takes a while: the other worker runs meanwhile
+    return float(overrides[0].partition("=")[2]), {}
+run_study(open_study(settings, worker=int(sys.argv[2])), settings, space, run_trial, log=lambda line: None)
+"""
+
+
+def test_two_workers_share_one_study(tmp_path):
+    """`tnd-tune -m worker=0,1`: two processes start together on one storage, split the trials,
+    propose different first trials, and the winner comes from the first n_trials to finish."""
+    storage = str(tmp_path / "studies.db")
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, storage, str(k)], stderr=subprocess.PIPE, text=True)
+               for k in (0, 1)]
+    for proc in workers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    settings = StudySettings(name="shared", storage=storage, n_trials=6, n_startup_trials=2)
+    study = open_study(settings)
+    finished = finished_trials(study)
+    assert 6 <= len(finished) <= 7  # a trial still running when the 6th finished may finish too
+    assert len({t.params["train.lr"] for t in finished}) == len(finished)  # no trial proposed twice
+    summary = study_summary(study, settings)
+    assert summary["finished"] == 6 and summary["finished_not_counted"] == len(finished) - 6
+    counted = {t.number for t in counted_trials(study, 6)}
+    assert summary["best_trial"] in counted

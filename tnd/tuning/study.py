@@ -14,11 +14,13 @@ re-queued with the same parameters after ``grace_seconds``; rerunning the comman
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +78,48 @@ def _storage(settings: StudySettings):
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def open_study(settings: StudySettings) -> optuna.Study:
-    """The study ``settings.name`` in ``settings.storage`` (created, or loaded to resume)."""
+@contextlib.contextmanager
+def _creation_lock(storage: str) -> Iterator[None]:
+    """Serialises creating the storage and the study among workers on this machine: two
+    workers starting together would both create Optuna's tables (an IntegrityError)."""
+    path = Path(storage).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks until the other worker has created it
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_study(settings: StudySettings, worker: int = 0) -> optuna.Study:
+    """The study ``settings.name`` in ``settings.storage`` (created, or loaded to resume).
+
+    Several workers may open it at once (``tnd-tune -m worker=0,1``); they share its trials.
+    Worker ``k`` samples with seed ``sampler_seed + k`` (workers would otherwise propose the
+    same first trials); worker 0 alone is the single-worker study.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # tnd-tune prints its own line per trial
-    return optuna.create_study(
-        study_name=settings.name, storage=_storage(settings), direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=int(settings.sampler_seed), n_startup_trials=int(settings.n_startup_trials)),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(settings.n_startup_trials),
-                                           n_warmup_steps=int(settings.n_warmup_steps)),
-    )
+    with _creation_lock(settings.storage):
+        return optuna.create_study(
+            study_name=settings.name, storage=_storage(settings), direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=int(settings.sampler_seed) + int(worker),
+                                               n_startup_trials=int(settings.n_startup_trials)),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=int(settings.n_startup_trials),
+                                               n_warmup_steps=int(settings.n_warmup_steps)),
+        )
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def counted_trials(study: optuna.Study, n_trials: int) -> list[optuna.trial.FrozenTrial]:
+    """The first ``n_trials`` trials to finish: the study's equal-effort budget. With several
+    workers, trials still running when the budget is reached may finish too; they are kept
+    in the study but not counted, so every model's winner comes from the same number."""
+    done = sorted(finished_trials(study), key=lambda t: (t.datetime_complete, t.number))
+    return done[:int(n_trials)]
 
 
 def run_study(
@@ -150,31 +181,42 @@ class _FailureLimit:
                 study.stop()
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+def _best(study: optuna.Study, n_trials: int | None = None) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial (among the `counted_trials` when ``n_trials`` is given)."""
+    pool = study.get_trials(deepcopy=False) if n_trials is None else counted_trials(study, n_trials)
+    complete = [t for t in pool if t.state == TrialState.COMPLETE]
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
 
 
 def study_summary(study: optuna.Study, settings: StudySettings) -> dict[str, Any]:
     """Counts by state, the best trial's value, parameters and recorded attributes."""
+    counted = {t.number for t in counted_trials(study, settings.n_trials)}
     counts = {state.name.lower(): 0 for state in TrialState}
+    extra = 0
     for trial in study.get_trials(deepcopy=False):
+        if trial.state in FINISHED and trial.number not in counted:
+            extra += 1  # finished after the budget was reached (another worker's last trial)
+            continue
         counts[trial.state.name.lower()] += 1
-    best = _best(study)
+    best = _best(study, settings.n_trials)
     if best is None:
         raise TuneError(f"Study '{study.study_name}' has no complete trial yet: run tnd-tune first.")
     return {
         "study": study.study_name, "n_trials_target": int(settings.n_trials), "trials": counts,
-        "finished": counts["complete"] + counts["pruned"], "sampler": f"TPE(seed={settings.sampler_seed})",
+        "finished": counts["complete"] + counts["pruned"], "finished_not_counted": extra,
+        "sampler": f"TPE(seed={settings.sampler_seed})",
         "pruner": f"Median(n_startup_trials={settings.n_startup_trials}, n_warmup_steps={settings.n_warmup_steps})",
         "best_trial": best.number, "best_value": best.value, "best_params": dict(best.params),
         "best_attrs": dict(best.user_attrs),
     }
 
 
-def tuned_config(study: optuna.Study, space: SearchSpace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The best trial as ``(values, group_choices)``: nested config values and group picks."""
-    best = _best(study)
+def tuned_config(
+    study: optuna.Study, space: SearchSpace, n_trials: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The best trial (of the first ``n_trials`` to finish, when given) as ``(values,
+    group_choices)``: nested config values and group picks."""
+    best = _best(study, n_trials)
     if best is None:
         raise TuneError(f"Study '{study.study_name}' has no complete trial yet.")
     values: dict[str, Any] = {}
