@@ -1,4 +1,4 @@
-"""The catch metrics follow DESIGN.md's definitions exactly (`CatchTally`, both Pong games)."""
+"""The catch metrics follow docs/design.md's definitions exactly (`CatchTally`, both Pong games)."""
 
 import math
 

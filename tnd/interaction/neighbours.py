@@ -1,7 +1,7 @@
 """Fixed fan-in neighbour lists and the three gather kernels of the sparse path.
 
 Why not ``segment_sum``: on CPU a scatter-add over an edge list runs ~25x slower per
-operation than a dense matmul (FIELD_NOTES), and materialising a gathered ``[N, K, ...]``
+operation than a dense matmul (measured with `tnd-bench --suite core`), and materialising a gathered ``[N, K, ...]``
 tensor is memory-bound. Here every neuron's in-neighbours are padded to a static
 ``K`` slots (pad slots point at an extra all-zero row ``N`` and carry weight 0), the slots
 are processed in a ``lax.scan`` over chunks of ``chunk`` slots whose gathers fuse with the

@@ -10,7 +10,7 @@ compare the two on an identical topology and isolate neuron-wise dynamics from s
 * readout: the action head reads the *motor* neurons ``h_t[:, motor]`` only.
 
 Parameter counts. ``W_h`` is stored dense ``[N, N]`` (a dense masked matmul beats a
-scatter-add at every density >= 5%, FIELD_NOTES), so the *nominal* count (`count_params`,
+scatter-add at every density >= 5% on CPU, `tnd-bench --suite core`), so the *nominal* count (`count_params`,
 every ``nnx.Param`` scalar) includes the ``N*N - E`` masked entries, which get zero gradient
 and never influence the output. The *effective* count (`effective_param_count`: trainable
 and used) leaves them out; budget sizing and the table use the effective count.

@@ -1,7 +1,7 @@
 """The jit-compiled behavior-cloning train step on ``nnx.split`` state.
 
 The model is split once into ``(graphdef, params, rest)`` with ``nnx.Param`` first
-(FIELD_NOTES: RNG state holds uint32 arrays that must not be differentiated). One step:
+(RNG state holds uint32 key arrays, which must not be differentiated). One step:
 
 1. draws the batch's window starts from ``fold_in(data_key, step)`` (pure in (seed, step)),
 2. gathers the windows from the device-resident dataset (no host input pipeline),
@@ -68,7 +68,7 @@ def make_train_step(
             x, labels, resets = jax.lax.with_sharding_constraint((x, labels, resets), batch_sharding)
 
         # nnx.value_and_grad (not jax's) so that RNG streams (dropout) may advance inside
-        # the differentiated function without a trace-context error (FIELD_NOTES).
+        # the differentiated function without a trace-context error (jax.grad would reject the RNG update).
         model = nnx.merge(graphdef, params, rest)
 
         def loss_fn(m):
