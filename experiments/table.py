@@ -330,7 +330,7 @@ class SweepProgress:
             record = best.get(_job_id(job, self.keys))
             if record is not None and record.status in ("ok", "failed"):
                 done += 1
-            elif record is not None and record.path is not None and time.time() - _mtime(record.path) < 600:
+            elif record is not None and record.path is not None and time.time() - _last_activity(record.path) < 600:
                 running.append(f"{record.path.name} ({_job_activity(record)})")
         return done, running
 
@@ -358,7 +358,7 @@ class SweepProgress:
         self.bar.close()
 
 
-def _mtime(folder: Path) -> float:
+def _last_activity(folder: Path) -> float:
     """Newest modification time of a run folder's own files (its activity)."""
     times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
     return max(times, default=folder.stat().st_mtime if folder.exists() else 0.0)

@@ -274,11 +274,12 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The dotted keys whose values differ between two configs, except `RESUMABLE_CHANGES`."""
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, current value)`` for every key whose value differs
+    between two configs, sorted by key, except `RESUMABLE_CHANGES`."""
     a, b = _flatten(_canonical(saved)), _flatten(_canonical(current))
     free = lambda key: any(key == p or key.startswith(p + ".") for p in RESUMABLE_CHANGES)  # noqa: E731
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not free(k))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not free(k)]
 
 
 def check_config(saved: dict[str, Any], current: dict[str, Any], where: Path, *, allow: bool = False) -> None:
@@ -288,8 +289,7 @@ def check_config(saved: dict[str, Any], current: dict[str, Any], where: Path, *,
         return
     changed = config_changes(saved, current)
     if changed:
-        a, b = _flatten(_canonical(saved)), _flatten(_canonical(current))
-        listed = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:8])
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changed[:8])
         more = f" (+{len(changed) - 8} more)" if len(changed) > 8 else ""
         raise CheckpointError(
             f"The checkpoints in {where} were saved under another config ({listed}{more}). Resuming would mix "
