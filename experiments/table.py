@@ -512,10 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> Path | None:
-    """The expert's reference row: the analytic expert on the runs' own held-out eval games.
+    """The expert's reference row: the env's expert on the runs' own held-out eval games.
 
-    Written once to ``<sweep_dir>/expert_summary.json`` for single-player Pong sweeps (the
-    env config and eval games are read from a finished run's ``.hydra/config.yaml``).
+    Written once to ``<sweep_dir>/expert_summary.json`` when the env has an expert to play
+    (`EnvDefinition.play_expert`); the env config and eval games are read from a finished
+    run's ``.hydra/config.yaml``.
     """
     target = sweep_dir / tbl.EXPERT_FILE
     finished = [r for r in records if r.status == "ok" and r.path is not None]
@@ -523,18 +524,23 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
         return None
     from omegaconf import OmegaConf
 
-    config = OmegaConf.to_container(OmegaConf.load(Path(finished[0].path) / ".hydra" / "config.yaml"))
-    if config.get("env", {}).get("name") != "pong":
-        return None
-    from tnd.envs.pong import PongConfig
+    from tnd.envs import UnknownEnvError, get_env
     from tnd.evaluation.metrics import summarize
-    from tnd.envs.pong.evaluate import evaluate_expert
 
-    eval_cfg = config["eval"]
-    tally = evaluate_expert(PongConfig.from_dict(config["env"]["options"]),
-                            num_games=int(eval_cfg["num_games"]), seed=int(eval_cfg["seed"]))
-    summary = {"model": "expert", "env": "pong", **summarize(tally)}
-    return write_json(target, summary)
+    config = OmegaConf.to_container(OmegaConf.load(Path(finished[0].path) / ".hydra" / "config.yaml"))
+    env_name, eval_cfg = (config.get("env") or {}).get("name"), config.get("eval")
+    try:
+        env = get_env(env_name)
+    except UnknownEnvError:  # no env recorded, or a plugin env not imported here: no reference row
+        return None
+    if eval_cfg is None:
+        return None
+    env_config = env.make_config({**config["env"]["options"], **dict(eval_cfg.get("env_overrides") or {})})
+    tally = env.play_expert(env_config, num_games=int(eval_cfg["num_games"]), seed=int(eval_cfg["seed"]),
+                            num_envs=int(eval_cfg.get("num_envs", 8)), progress=True)
+    if tally is None:
+        return None
+    return write_json(target, {"model": "expert", "env": env_name, **summarize(tally)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

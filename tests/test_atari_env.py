@@ -7,7 +7,7 @@ from tnd.envs.atari_pong import (
     DOWN, RAM_AGENT_Y, STAY, UP, AtariConfigError, AtariPongConfig, FrameResizer, PongBatch, evaluate_policy,
     host_rollout, objects_from_ram, obs_shape,
 )
-from tnd.envs.atari_pong.expert import ScriptedExpert, fold
+from tnd.envs.atari_pong.expert import SHOT_OFFSETS, ScriptedExpert, ShotSelector, fold
 
 
 def test_config_validation_and_shapes():
@@ -77,6 +77,51 @@ def test_expert_beats_builtin_opponent(sticky):
     tally, _ = host_rollout(config, act, num_games=2, seed=0, num_envs=2, progress=False)
     assert tally.points_won.sum() > tally.points_lost.sum()
     assert tally.catches.sum() > 10
+
+
+def _expert_game(config, seed, *, lookahead):
+    """One game of the expert (with or without lookahead shot selection) -> (tally, planned steps)."""
+    with PongBatch(config, 1) as batch:
+        shots = ShotSelector(batch) if lookahead else None
+        expert = ScriptedExpert(1, aim_offsets=(SHOT_OFFSETS[0],), shots=shots)
+
+        def act(obs, ram, reset, active, games):
+            a = expert.act(ram, reset)
+            return a, a
+
+        tally, _ = host_rollout(config, act, num_games=1, seed=seed, num_envs=1, progress=False, batch=batch)
+    return tally, (shots.planned_steps if shots else 0)
+
+
+def test_shot_selection_wins_the_deterministic_game():
+    """Stickiness 0: the catch-safe aim alone rallies without scoring; choosing each shot by
+    lookahead wins points and loses none on the same segment (a seed no other test uses)."""
+    config = AtariPongConfig(repeat_action_probability=0.0, max_steps=800)
+    plain, _ = _expert_game(config, 4242, lookahead=False)
+    chosen, planned = _expert_game(config, 4242, lookahead=True)
+    assert plain.points_lost.sum() == 0 and plain.points_won.sum() <= 1
+    assert chosen.points_lost.sum() == 0 and chosen.points_won.sum() >= 3
+    assert chosen.catches.sum() > 0 and planned > 0
+
+
+def test_shot_selection_only_reads_the_future():
+    """Planning plays candidates on a snapshot and restores it: the game then goes on exactly
+    as in an emulator that never planned."""
+    config = AtariPongConfig(repeat_action_probability=0.25, noop_max=0)
+    actions = np.random.default_rng(3).integers(0, 3, 120)
+    traces = []
+    for plan in (False, True):
+        with PongBatch(config, 1) as batch:
+            batch.reset_row(0, 77)
+            expert, trace = ScriptedExpert(1), []
+            for k, a in enumerate(actions):
+                if plan and k % 10 == 0:
+                    ShotSelector(batch, horizon=30).choose(0, expert)
+                expert.act(batch.ram, np.array([k == 0]))
+                batch.step(np.array([a]))
+                trace.append(batch.ram[0].copy())
+        traces.append(np.array(trace))
+    np.testing.assert_array_equal(traces[0], traces[1])
 
 
 class _Scripted:

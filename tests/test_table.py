@@ -562,3 +562,30 @@ def test_a_new_metric_is_one_declaration(sweep, tmp_path, monkeypatch):
     with tbl.write_csv(table, tmp_path / "t.csv").open() as f:
         assert {"eval_seconds_mean", "eval_seconds_ci95"} <= set(next(csv.reader(f)))
     assert tbl.plot_table(table, tmp_path / "t.png").stat().st_size > 0
+
+
+def _compose(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from experiments import schema  # noqa: F401  (structured configs)
+    from experiments.common import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="tnd_train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_table_switches_env_with_its_own_scale():
+    """`tnd-table env=atari_pong` gets conf/table/pong_table-atari_pong.yaml (sticky actions,
+    no-op starts, its data, steps, games and seeds) after the experiment and before scale=..."""
+    pong = _compose("experiment=pong_table")
+    atari = _compose("experiment=pong_table", "env=atari_pong")
+    smoke = _compose("experiment=pong_table", "env=atari_pong", "scale=smoke")
+    plain = _compose("env=atari_pong")  # no experiment: nothing of the table
+    assert (pong.env.name, pong.data.num_episodes, pong.train.steps, pong.eval.num_games) == ("pong", 32, 3000, 64)
+    assert pong.hydra.sweeper.params.seed == "0,1,2,3,4"
+    assert (atari.env.name, atari.data.num_episodes, atari.train.steps, atari.eval.num_games) == ("atari_pong", 12, 1000, 16)
+    assert atari.env.options.repeat_action_probability == 0.25 and atari.env.options.noop_max == 30
+    assert atari.hydra.sweeper.params.seed == "0,1,2" and atari.eval.seed == pong.eval.seed != atari.data.seed
+    assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
+    assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
+    assert (plain.data.num_episodes, plain.train.steps) == (_compose().data.num_episodes, _compose().train.steps)

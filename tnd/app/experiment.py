@@ -181,6 +181,7 @@ def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, 
     return {
         "env": env.name, "env_config": env.config_dict(env_config),
         "num_episodes": int(data.num_episodes), "epsilon": float(data.epsilon), "seed": int(data.seed),
+        **({"expert": env.expert} if env.expert else {}),
     }
 
 
@@ -220,6 +221,7 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
     demos = load_dataset(data, env, env_config, progress=progress)
     return {
         "path": str(path), "reused": existed, "env": env.name, "episodes": demos.num_episodes,
+        "expert": demos.metadata.get("expert_summary"),
         "steps": demos.num_steps, "obs_shape": list(demos.obs_shape),
         "label_frequencies": [float(f) for f in label_frequencies(demos.actions, env.num_actions(env_config))],
     }

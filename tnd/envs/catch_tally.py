@@ -12,6 +12,7 @@ and `CatchTally.summary` pools them over games:
 * catch_rate         = catches / (catches + misses)
 * catches_per_round  = catches in completed rounds / completed rounds
 * score              = (points won - points lost) / games
+* games_won          = games with more points won than lost (two-player Atari Pong)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class CatchTally(Tally):
             "points_won": float(won / games) if games else float("nan"),
             "points_lost": float(lost / games) if games else float("nan"),
             "score": float((won - lost) / games) if games else float("nan"),
+            "games_won": int((t["points_won"] > t["points_lost"]).sum()),
             "steps": int(t["steps"].sum()),
         }
 

@@ -39,10 +39,15 @@ class EnvDefinition:
       -> `Demonstrations` (expert labels, ``epsilon`` random executed actions).
     * ``evaluate_model(model, config, *, num_games, seed, progress[, num_envs])`` -> ``tally``:
       greedy closed-loop play of a harness model.
+    * ``evaluate_expert(config, *, num_games, seed, progress[, num_envs])`` -> ``tally``
+      (optional): the expert on the same games, the tables' reference row.
     * ``tally``: the `Tally` subclass ``evaluate`` returns (its summary is the run's metrics).
     * ``takes_num_envs``: collect/evaluate take ``num_envs`` (games side by side in host emulators).
     * ``dataset_env`` / ``dataset_config_key``: the ``env`` its datasets' metadata names
       (default: ``name``) and the key holding the env config there.
+    * ``expert``: names the expert ``collect_demonstrations`` plays (empty: not named). A named
+      expert is part of every dataset's address and metadata, so demonstrations of another
+      expert (an earlier version) are never reused.
     """
 
     name: str
@@ -54,6 +59,8 @@ class EnvDefinition:
     takes_num_envs: bool = False
     dataset_env: str | None = None
     dataset_config_key: str = "env_config"
+    expert: str = ""
+    evaluate_expert: Callable[..., Tally] | None = None
 
     def __post_init__(self):  # a malformed definition is a plugin bug: say which part
         if not isinstance(self.name, str) or not self.name.strip():
@@ -92,6 +99,7 @@ class EnvDefinition:
             self.dataset_config_key: self.config_dict(config),
             "epsilon": float(epsilon),
             "seed": int(seed),
+            **({"expert": self.expert} if self.expert else {}),
         }
 
     def obs_shape(self, config) -> tuple[int, ...]:
@@ -115,17 +123,27 @@ class EnvDefinition:
         expected = self.expected_metadata(config, epsilon=epsilon, seed=seed)
         return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 
-    def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False) -> Tally:
-        """Greedy closed-loop play of ``model`` (`evaluate_model`): the env's `tally`, one entry per game."""
+    def _play_kwargs(self, num_games: int, seed: int, num_envs: int, progress: bool) -> dict[str, Any]:
         kwargs = dict(num_games=num_games, seed=seed, progress=progress)
         if self.takes_num_envs:
             kwargs["num_envs"] = num_envs
-        tally = self.evaluate_model(model, config, **kwargs)
+        return kwargs
+
+    def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False) -> Tally:
+        """Greedy closed-loop play of ``model`` (`evaluate_model`): the env's `tally`, one entry per game."""
+        tally = self.evaluate_model(model, config, **self._play_kwargs(num_games, seed, num_envs, progress))
         if not isinstance(tally, self.tally):
             raise TypeError(
                 f"Env '{self.name}' evaluated to a {type(tally).__name__}, not its declared {self.tally.__name__}."
             )
         return tally
+
+    def play_expert(self, config, *, num_games: int, seed: int, num_envs: int = 8,
+                    progress: bool = False) -> Tally | None:
+        """The expert on the games `evaluate` plays for ``seed`` (None: the env has no `evaluate_expert`)."""
+        if self.evaluate_expert is None:
+            return None
+        return self.evaluate_expert(config, **self._play_kwargs(num_games, seed, num_envs, progress))
 
 
 _ENVS: dict[str, EnvDefinition] = {}

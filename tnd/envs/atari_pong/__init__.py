@@ -12,7 +12,7 @@ are played.
 
 from __future__ import annotations
 
-from tnd.envs.atari_pong.collect import collect_demonstrations
+from tnd.envs.atari_pong.collect import EXPERT, collect_demonstrations
 from tnd.envs.atari_pong.env import (
     ALE_ACTIONS,
     DOWN,
@@ -39,7 +39,7 @@ from tnd.envs.atari_pong.env import (
     objects_from_ram,
     obs_shape,
 )
-from tnd.envs.atari_pong.evaluate import evaluate_model, evaluate_policy
+from tnd.envs.atari_pong.evaluate import evaluate_expert, evaluate_model, evaluate_policy
 from tnd.envs.atari_pong.play import host_rollout
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.registry import EnvDefinition, register_env
@@ -56,16 +56,18 @@ DEFINITION = register_env(EnvDefinition(
     make=env_and_params,
     collect_demonstrations=collect_demonstrations,
     evaluate_model=evaluate_model,
+    evaluate_expert=evaluate_expert,
     tally=CatchTally,
     takes_num_envs=True,
     dataset_env=ENV_ID,
     dataset_config_key="env_config",
+    expert=EXPERT,
 ))
 
 __all__ = [
     "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
     "RAM_BALL_DX", "RAM_BALL_DY", "RAM_BALL_X", "RAM_BALL_Y", "RAM_OPPONENT_SCORE", "RAM_OPPONENT_Y", "STAY", "UP",
     "AtariConfigError", "AtariPong", "AtariPongConfig", "FrameResizer", "PongBatch", "collect_demonstrations",
-    "env_and_params", "evaluate_model", "evaluate_policy", "game_seed", "host_rollout", "make_env",
+    "env_and_params", "evaluate_expert", "evaluate_model", "evaluate_policy", "game_seed", "host_rollout", "make_env",
     "objects_from_ram", "obs_shape",
 ]

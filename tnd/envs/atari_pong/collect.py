@@ -3,7 +3,9 @@
 With probability ``epsilon`` per step a uniformly random action is executed instead of
 the expert's, while the label stays the expert's action (``taken_actions`` records what
 was done): the clone then sees recoveries. The perturbation draws come from a generator
-seeded by each game's seed, so the data do not depend on ``num_envs``.
+seeded by each game's seed, so the data do not depend on ``num_envs``. The expert chooses its
+shots by lookahead on the games' own emulators (`ShotSelector`); `EXPERT` names it in the
+dataset's address and metadata, so demonstrations of an earlier expert are never reused.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from tnd.envs.atari_pong.env import ENV_ID, NUM_ACTIONS, AtariPongConfig, PongBatch, game_seed
-from tnd.envs.atari_pong.expert import ScriptedExpert
+from tnd.envs.atari_pong.expert import ScriptedExpert, ShotSelector
 from tnd.envs.atari_pong.play import host_rollout
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
+
+EXPERT = "tnd.envs.atari_pong.expert.ScriptedExpert+ShotSelector"
 
 
 def collect_demonstrations(
@@ -30,7 +34,9 @@ def collect_demonstrations(
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}.")
     rows = min(num_envs, num_episodes)
-    expert = ScriptedExpert(rows, frameskip=config.frameskip)
+    owned = batch is None
+    batch = PongBatch(config, rows) if owned else batch
+    expert = ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
     rngs = [np.random.default_rng(0) for _ in range(rows)]
 
     def act(obs, ram, reset, active, games):
@@ -45,15 +51,19 @@ def collect_demonstrations(
         expert.executed(taken)
         return labels, taken
 
-    tally, episodes = host_rollout(
-        config, act, num_games=num_episodes, seed=seed, num_envs=num_envs, record=True,
-        progress=progress, desc="collect", batch=batch,
-    )
+    try:
+        tally, episodes = host_rollout(
+            config, act, num_games=num_episodes, seed=seed, num_envs=rows if owned else num_envs, record=True,
+            progress=progress, desc="collect", batch=batch,
+        )
+    finally:
+        if owned:
+            batch.close()
     return demonstrations_from_games(episodes, [game_seed(seed, g) for g in range(num_episodes)], metadata={
         "env": ENV_ID,
         "obs_mode": config.obs_mode,
         "env_config": config.to_dict(),
-        "expert": "tnd.envs.atari_pong.expert.ScriptedExpert",
+        "expert": EXPERT,
         "epsilon": float(epsilon),
         "seed": int(seed),
         "num_episodes": int(num_episodes),

@@ -306,6 +306,26 @@ class PongBatch:
         done[rows] |= self._steps[rows] >= self.config.max_steps
         return reward, done
 
+    # -------------------------------------------------------------- planning on a row
+    def snapshot(self, i: int):
+        """The emulator state of row ``i`` (``ale.cloneState``), for `restore` after planning."""
+        return self._ales[i].cloneState()
+
+    def restore(self, i: int, state) -> None:
+        """Puts row ``i``'s emulator back to a `snapshot` (the row's RAM view is unchanged)."""
+        self._ales[i].restoreState(state)
+
+    def plan_step(self, i: int, action: int, ram: np.ndarray) -> int:
+        """One agent step of row ``i`` for planning: ``frameskip`` frames of ``action`` with
+        no sticky draw and no step count; writes the new RAM into ``ram`` ``[128]`` and
+        returns the reward. Only between `snapshot` and `restore`."""
+        ale, enum = self._ales[i], self._ale_actions[int(action)]
+        reward = 0
+        for _ in range(self.config.frameskip):
+            reward += ale.act(enum)
+        ale.getRAM(ram)
+        return reward
+
     def observations(self) -> np.ndarray:
         """``[B, *obs_shape]`` float32 in [0, 1] for the current state of every row."""
         if self._pixels:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tnd.envs.atari_pong.env import AtariPongConfig, PongBatch
+from tnd.envs.atari_pong.expert import ScriptedExpert, ShotSelector
 from tnd.envs.atari_pong.play import StepHook, host_rollout
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.policies import GreedyModelPolicy
@@ -45,3 +46,21 @@ def evaluate_model(
         GreedyModelPolicy(model), config, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress,
         batch=batch, on_step=on_step,
     )
+
+
+def evaluate_expert(
+    config: AtariPongConfig, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = True,
+) -> CatchTally:
+    """The scripted expert with lookahead shot selection, unperturbed, on the games
+    `evaluate_model` plays for ``seed`` (the table's reference row, the expert's win figures)."""
+    rows = min(num_envs, num_games)
+    with PongBatch(config, rows) as batch:
+        expert = ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
+
+        def act(obs, ram, reset, active, games):
+            actions = expert.act(ram, reset)
+            return actions, actions
+
+        tally, _ = host_rollout(config, act, num_games=num_games, seed=seed, num_envs=rows, progress=progress,
+                                desc="expert", batch=batch)
+    return tally

@@ -16,10 +16,24 @@ A greedy chaser overshoots and oscillates. So the expert
    the predicted paddle and the aim point when the ball arrives, and plays the first
    action of the best sequence (receding horizon).
 
-It aims so that the ball meets the paddle's lower part (``aim_offsets``, cycled per return so that
-deterministic games do not lock into one rally): the steep return
-that gives is hard for the opponent; aiming at the centre gives endless identical rallies.
-Everything is vectorised over the batch of games (NumPy, no per-row Python).
+Where the ball meets the paddle sets the return: the contact offset (``aim_y = crossing y -
+offset``) decides the ball's new vertical speed. Offsets from about -4 to 10 px catch
+reliably but give returns the built-in opponent always meets (endless rallies: on the
+deterministic game, stickiness 0, the expert would win no point); offsets of 12-14 px give
+steep returns that often beat the opponent but sometimes miss. Two ways to choose it:
+
+* ``shots=None``: the ``aim_offsets`` are cycled per return (RAM only; what tests use).
+* ``shots=ShotSelector(batch)`` (what `collect_demonstrations` uses): shot selection by
+  lookahead. When a ball starts toward the agent, `ShotSelector` plays each candidate offset
+  out on a snapshot of that game's emulator with a one-row copy of this expert, until the
+  point ends or the opponent returns the ball, and takes the first candidate (safest first)
+  whose return wins the point, else the first that returns it. The emulator is then restored:
+  the selection reads the future of the real game, it does not change it. The plan assumes
+  its actions execute (no sticky draws), so with sticky actions a chosen winner can still
+  fail; it remains a plan that wins on the game as it stands.
+
+The planning and the paddle model are vectorised over the batch of games (NumPy, no per-row
+Python); only the lookahead plays row by row.
 """
 
 from __future__ import annotations
@@ -28,7 +42,9 @@ import itertools
 
 import numpy as np
 
-from tnd.envs.atari_pong.env import DOWN, NO_BALL_X, RAM_AGENT_Y, RAM_BALL_X, RAM_BALL_Y, STAY, UP
+from tnd.envs.atari_pong.env import (
+    DOWN, NO_BALL_X, RAM_AGENT_Y, RAM_BALL_DX, RAM_BALL_X, RAM_BALL_Y, STAY, UP, PongBatch,
+)
 
 PADDLE_LINE_X = 188.0  # ball x where it meets the agent's paddle
 OPPONENT_LINE_X = 68.0  # ... and the opponent's
@@ -41,6 +57,12 @@ REST_Y = 120.0  # ball y aimed at while no ball is in play
 _PLANS = np.array(list(itertools.product((STAY, UP, DOWN), repeat=3)), np.int64)  # [27, 3]
 _DIRECTION = np.array([0.0, -1.0, 1.0])  # stay, up (y decreases), down
 _EFFORT = 0.01 * (_PLANS != STAY).sum(-1)  # [27] tie-break: fewer key presses
+
+# Candidate contact offsets of the lookahead, safest first (measured on both stickiness
+# levels: 8 and 10 catch every ball, 12 and 14 miss more often under sticky actions).
+SHOT_OFFSETS = (8.0, 10.0, 4.0, 0.0, 12.0, 14.0)
+SHOT_HORIZON = 160  # agent steps a candidate is played out at most
+TOWARD_AGENT, AWAY_FROM_AGENT = 255, 1  # RAM_BALL_DX values
 
 
 def fold(y: np.ndarray, lo: float = WALL_TOP, hi: float = WALL_BOTTOM) -> np.ndarray:
@@ -81,7 +103,9 @@ class ScriptedExpert:
 
     ``reset[b]`` marks the first step of a new game in row ``b`` (clears its memory). If
     the executed actions differ from the returned labels (perturbations), pass them to
-    `executed` before the next `act` so the paddle observer stays right.
+    `executed` before the next `act` so the paddle observer stays right. ``shots``: a
+    `ShotSelector` on the `PongBatch` whose rows this expert plays (lookahead shot
+    selection); without one the ``aim_offsets`` are cycled per return.
     """
 
     def __init__(
@@ -91,8 +115,10 @@ class ScriptedExpert:
         aim_offsets: tuple[float, ...] = (12.0, 14.0),
         tracking_weight: float = 0.3,
         frameskip: int = 4,
+        shots: ShotSelector | None = None,
     ):
         self.num_envs = num_envs
+        self.shots = shots
         self.tracking_weight = tracking_weight
         self.aim_offsets = np.asarray(aim_offsets, np.float64)
         self._returns = np.zeros(num_envs, np.int64)
@@ -104,6 +130,18 @@ class ScriptedExpert:
         self._last_action = np.zeros(num_envs, np.int64)
         self._fresh = np.ones(num_envs, bool)
         self._prev_dx = np.zeros(num_envs)
+        self._aim = np.full(num_envs, self.aim_offsets[0])  # offset chosen for each row's incoming ball
+
+    _STATE = ("_prev_ball", "_prev_valid", "_prev_paddle", "_target", "_last_action", "_fresh", "_prev_dx")
+
+    def row_copy(self, row: int, aim_offset: float) -> ScriptedExpert:
+        """A one-row expert in row ``row``'s current state that always aims at ``aim_offset``
+        (the lookahead plays it on a snapshot of that row's game)."""
+        copy = ScriptedExpert(1, aim_offsets=(float(aim_offset),), tracking_weight=self.tracking_weight,
+                              frameskip=self.frameskip)
+        for name in self._STATE:
+            getattr(copy, name)[...] = getattr(self, name)[row:row + 1]
+        return copy
 
     def executed(self, actions: np.ndarray) -> None:
         """The actions actually executed after the last `act` (default: its labels)."""
@@ -113,6 +151,8 @@ class ScriptedExpert:
         ram = np.asarray(ram)
         if reset is not None:
             self._fresh |= np.asarray(reset, bool)
+        self._returns[self._fresh] = 0  # a new game starts from the first aim (rows are independent)
+        self._aim[self._fresh] = self.aim_offsets[0]
         paddle = ram[:, RAM_AGENT_Y].astype(np.float64)
         ball = ram[:, [RAM_BALL_X, RAM_BALL_Y]].astype(np.float64)
         in_play = ram[:, RAM_BALL_X] < NO_BALL_X
@@ -128,9 +168,14 @@ class ScriptedExpert:
         valid = in_play & self._prev_valid & ~self._fresh
         d = ball - self._prev_ball
         steps, cross_y = predict_crossing(ball[:, 0], ball[:, 1], d[:, 0], d[:, 1])
-        self._returns += valid & (d[:, 0] < 0) & (self._prev_dx > 0)  # a return: cycle the aim
+        if self.shots is None:  # cycle the aim at every return
+            self._returns += valid & (d[:, 0] < 0) & (self._prev_dx > 0)
+            self._aim = self.aim_offsets[self._returns % len(self.aim_offsets)]
+        else:  # a ball starting toward the agent: choose its contact offset by lookahead
+            for i in np.flatnonzero(valid & (d[:, 0] > 0) & (self._prev_dx <= 0)):
+                self._aim[i] = self.shots.choose(i, self)
         self._prev_dx = np.where(valid, d[:, 0], 0.0)
-        offset = self.aim_offsets[self._returns % len(self.aim_offsets)]
+        offset = self._aim
         aim_y = np.where(valid, cross_y, np.where(in_play, ball[:, 1], REST_Y)) - offset
         steps = np.where(valid, steps, 8.0)
 
@@ -157,3 +202,54 @@ class ScriptedExpert:
         self._last_action = actions.copy()
         self._fresh[:] = False
         return actions
+
+
+class ShotSelector:
+    """Lookahead shot selection for `ScriptedExpert` on the games of one `PongBatch`.
+
+    ``choose(row, expert)`` is called when a ball starts toward the agent in ``row``, before
+    the expert updates its memory from that step's RAM. Each offset of ``candidates`` (in
+    order, safest first) is played out from a snapshot of the row's emulator by
+    ``expert.row_copy(row, offset)`` for at most ``horizon`` steps, without sticky draws. A
+    play-out scores 2 when the agent wins the point, 1 when the opponent returns the ball
+    (or time runs out after a catch) and 0 when the agent loses it; the first candidate
+    with the best score is returned, and the search stops at the first win. The emulator
+    is restored afterwards. ``planned_steps`` counts the emulated agent steps (its cost).
+    """
+
+    def __init__(self, batch: PongBatch, candidates: tuple[float, ...] = SHOT_OFFSETS, horizon: int = SHOT_HORIZON):
+        if not candidates or horizon < 1:
+            raise ValueError(f"ShotSelector needs candidates and horizon >= 1, got {candidates!r}, {horizon}.")
+        self.batch = batch
+        self.candidates = tuple(float(c) for c in candidates)
+        self.horizon = int(horizon)
+        self.planned_steps = 0
+
+    def _play_out(self, row: int, expert: ScriptedExpert) -> float:
+        ram = self.batch.ram[row:row + 1].copy()
+        caught = False
+        for _ in range(self.horizon):
+            before = ram[0, RAM_BALL_DX]
+            reward = self.batch.plan_step(row, int(expert.act(ram)[0]), ram[0])
+            self.planned_steps += 1
+            if reward:
+                return 2.0 if reward > 0 else 0.0
+            after = ram[0, RAM_BALL_DX]
+            if before == TOWARD_AGENT and after == AWAY_FROM_AGENT:
+                caught = True
+            elif caught and before == AWAY_FROM_AGENT and after == TOWARD_AGENT:
+                return 1.0  # the opponent returned it
+        return 1.0 if caught else 0.0
+
+    def choose(self, row: int, expert: ScriptedExpert) -> float:
+        state = self.batch.snapshot(row)
+        scores = []
+        try:
+            for offset in self.candidates:
+                scores.append(self._play_out(row, expert.row_copy(row, offset)))
+                self.batch.restore(row, state)
+                if scores[-1] == 2.0:
+                    break
+        finally:
+            self.batch.restore(row, state)
+        return self.candidates[int(np.argmax(scores))]

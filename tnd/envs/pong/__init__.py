@@ -50,6 +50,7 @@ DEFINITION = register_env(EnvDefinition(
     make=env_and_params,
     collect_demonstrations=collect_demonstrations,
     evaluate_model=evaluate_model,
+    evaluate_expert=evaluate_expert,
     tally=CatchTally,
     dataset_env="pong",
     dataset_config_key="config",
