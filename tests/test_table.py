@@ -589,3 +589,21 @@ def test_the_table_switches_env_with_its_own_scale():
     assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
     assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
     assert (plain.data.num_episodes, plain.train.steps) == (_compose().data.num_episodes, _compose().train.steps)
+
+
+def test_paper_figures_name_their_protocol_beside_atari_runs(tmp_path):
+    root = tmp_path / "multirun" / "pong_table" / "atari_pong" / "default"
+    for env, seed in (("atari_pong", 0), ("atari_pong", 1)):
+        _run_folder(root, "tnd", seed, summary={**_summary(0.5, 1.0, -2.0), "env": env})
+    markdown = tbl.render_markdown(tbl.aggregate(tbl.collect_runs(root)))
+    header = markdown.splitlines()[0]
+    assert "Paper, single-player Pong (another protocol): catches / round †" in header
+    assert "not the paper's single-player Pong protocol" in markdown
+    pong = tbl.render_markdown(tbl.aggregate(tbl.collect_runs(_sweep_of_pong(tmp_path))))
+    assert "| Paper: catches / round † |" in pong.splitlines()[0]
+
+
+def _sweep_of_pong(tmp_path) -> Path:
+    root = tmp_path / "pong"
+    _run_folder(root, "tnd", 0, summary=_summary(0.5, 1.0, -2.0))
+    return root

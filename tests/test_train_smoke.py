@@ -1,6 +1,7 @@
 """experiment=smoke end to end for every model (pong), once on Atari Pong, and a joblib multirun."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,10 +42,18 @@ def test_same_config_and_seed_give_the_same_summary(tmp_path, data_root):  # noq
     assert a == b
 
 
-def test_smoke_on_atari_pong(tmp_path, data_root):  # noqa: F811
+@pytest.mark.parametrize("obs_mode", ["objects", "pixels"])
+def test_smoke_on_atari_pong(obs_mode, tmp_path, data_root):  # noqa: F811
+    """Both observation modes train end to end; pixels go through the conv encoder."""
     summary = smoke(tmp_path, data_root, "env=atari_pong", "model=lstm", "env.options.max_steps=60",
-                    "eval.num_envs=1", "data.num_envs=2")
+                    f"env.options.obs_mode={obs_mode}", "eval.num_envs=1", "data.num_envs=2")
     assert summary["env"] == "atari_pong" and summary["games"] == 1
+    assert summary["dataset_steps"] > 0 and math.isfinite(summary["final_loss"])
+    from tnd.app.experiment import restore_model
+    from tnd.models.encoders import ConvEncoder, MLPEncoder
+
+    model, _, _ = restore_model(tmp_path)
+    assert isinstance(model.encoder, ConvEncoder if obs_mode == "pixels" else MLPEncoder)
 
 
 def test_multirun_with_the_joblib_launcher(tmp_path, data_root):  # noqa: F811

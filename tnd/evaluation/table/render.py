@@ -81,6 +81,13 @@ def _env_note(table: Table) -> str:
     return f"Our runs' environment: {envs}; the paper's protocol is {protocol}."
 
 
+def _paper_heading(table: Table) -> str:
+    """"Paper", or, when our runs play another env, which protocol the paper's figures belong to."""
+    if all(e in SINGLE_PLAYER_ENVS for e in table.envs):
+        return "Paper"
+    return f"Paper, {(table.paper or PAPER).protocol} (another protocol)"
+
+
 def _variant_text(record: RunRecord, keys: Sequence[str]) -> str:
     """``model=tnd, graph=ring`` for notes about single runs of a variant table."""
     return ", ".join(f"{k}={run_value(record, k)}" for k in keys)
@@ -94,7 +101,7 @@ def render_markdown(table: Table) -> str:
     """
     paper = table.paper
     first = "Variant" if table.is_variant_table else "Model"
-    paper_cols = [f"Paper: {_label(paper.metric).lower()} †"] if paper is not None else []
+    paper_cols = [f"{_paper_heading(table)}: {_label(paper.metric).lower()} †"] if paper is not None else []
     header = [first, "Seeds (ok / expected)"] + [_label(m) for m in table.metrics] + paper_cols + ["Failed / unfinished / missing"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
     for row in table.rows:
