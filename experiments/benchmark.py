@@ -16,7 +16,7 @@ import importlib
 import json
 import sys
 
-SUITES = ("core", "models", "atari", "pong")
+SUITES = ("core", "models", "atari", "pong", "devices")
 
 
 def _load(name: str):

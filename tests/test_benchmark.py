@@ -50,5 +50,15 @@ def test_help_lists_every_suites_options(capsys):
         benchmark.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games"):
+    for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games", "--devices-batch"):
         assert option in out, option
+
+
+@pytest.mark.slow
+def test_devices_suite_prints_one_and_two_device_rows(capsys):
+    """On a one-device machine the suite forces two host devices in a child process."""
+    benchmark.main(["--suite", "devices", "--json", "--repeats", "1", "--devices-batch", "4",
+                    "--devices-seq-len", "4", "--devices-models", "lstm"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["model"], r["devices"]) for r in rows] == [("lstm@table", 1), ("lstm@table", 2)]
+    assert rows[0]["speedup_vs_1"] == 1 and rows[1]["train_timesteps_per_s"] > 0
