@@ -50,7 +50,8 @@ def test_help_lists_every_suites_options(capsys):
         benchmark.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games", "--devices-batch"):
+    for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games", "--devices-batch",
+                   "--profile-calls"):
         assert option in out, option
 
 
@@ -62,3 +63,17 @@ def test_devices_suite_prints_one_and_two_device_rows(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(r["model"], r["devices"]) for r in rows] == [("lstm@table", 1), ("lstm@table", 2)]
     assert rows[0]["speedup_vs_1"] == 1 and rows[1]["train_timesteps_per_s"] > 0
+
+
+def test_profile_suite_sums_the_traced_ops_by_kind(capsys):
+    from experiments.bench.profile import op_kind
+
+    assert [op_kind(n) for n in ("dot.14", "ynn_fusion.3", "transpose_copy_fusion", "add_tanh_fusion")] == [
+        "matmul", "matmul", "transpose", "other"]
+    benchmark.main(["--suite", "profile", "--json", "--profile-models", "lstm", "--profile-calls", "1",
+                    "--profile-batch", "4", "--profile-seq-len", "8", "--profile-top", "2"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    summary, top = rows[0], rows[1:]
+    assert summary["model"] == "lstm@table" and summary["ops_per_timestep"] > 1
+    assert summary["step_ms"] == pytest.approx(sum(summary[f"{k}_ms"] for k in ("matmul", "transpose", "other")))
+    assert len(top) == 2 and top[0]["ms_per_step"] >= top[1]["ms_per_step"]
