@@ -589,6 +589,16 @@ def test_the_table_switches_env_with_its_own_scale():
     assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
     assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
     assert (plain.data.num_episodes, plain.train.steps) == (_compose().data.num_episodes, _compose().train.steps)
+    from tnd.envs.atari_pong import game_seed
+
+    def games(seed, count):
+        return {game_seed(seed, g) for g in range(count)}
+
+    train_games = games(atari.data.seed, atari.data.num_episodes)
+    test_games = games(atari.eval.seed, atari.eval.num_games)
+    validation_games = games(atari.eval.validation_seed, atari.eval.num_games)
+    assert len(train_games) == 12 and len(test_games) == 16  # every game its own seed
+    assert not train_games & test_games and not validation_games & test_games and not train_games & validation_games
 
 
 def test_paper_figures_name_their_protocol_beside_atari_runs(tmp_path):
