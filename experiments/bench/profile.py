@@ -59,7 +59,8 @@ def _op_times(call, calls: int) -> dict[str, tuple[float, int]]:
         with jax.profiler.trace(folder, create_perfetto_trace=True):
             for _ in range(calls):
                 jax.block_until_ready(call())
-        trace = json.load(gzip.open(glob.glob(f"{folder}/**/perfetto_trace.json.gz", recursive=True)[-1]))
+        with gzip.open(glob.glob(f"{folder}/**/perfetto_trace.json.gz", recursive=True)[-1]) as f:
+            trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     totals: dict[str, list] = collections.defaultdict(lambda: [0.0, 0])
     for event in events:

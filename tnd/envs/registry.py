@@ -124,7 +124,7 @@ class EnvDefinition:
         return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 
     def _play_kwargs(self, num_games: int, seed: int, num_envs: int, progress: bool) -> dict[str, Any]:
-        kwargs = dict(num_games=num_games, seed=seed, progress=progress)
+        kwargs = {"num_games": num_games, "seed": seed, "progress": progress}
         if self.takes_num_envs:
             kwargs["num_envs"] = num_envs
         return kwargs
