@@ -16,7 +16,7 @@ import importlib
 import json
 import sys
 
-SUITES = ("core", "models", "atari", "pong", "devices", "profile")
+SUITES = ("core", "models", "atari", "pong", "devices", "profile", "seeds")
 
 
 def _load(name: str):

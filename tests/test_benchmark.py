@@ -51,7 +51,7 @@ def test_help_lists_every_suites_options(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     for option in ("--suite", "--core-full", "--models-budgets", "--atari-envs", "--pong-games", "--devices-batch",
-                   "--profile-calls"):
+                   "--profile-calls", "--seeds-counts"):
         assert option in out, option
 
 
@@ -77,3 +77,11 @@ def test_profile_suite_sums_the_traced_ops_by_kind(capsys):
     assert summary["model"] == "lstm@table" and summary["ops_per_timestep"] > 1
     assert summary["step_ms"] == pytest.approx(sum(summary[f"{k}_ms"] for k in ("matmul", "transpose", "other")))
     assert len(top) == 2 and top[0]["ms_per_step"] >= top[1]["ms_per_step"]
+
+
+def test_seeds_suite_compares_separate_and_stacked_steps(capsys):
+    benchmark.main(["--suite", "seeds", "--json", "--repeats", "1", "--seeds-counts", "2", "--seeds-models", "rnn",
+                    "--seeds-batch", "2", "--seeds-seq-len", "4"])
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert (row["model"], row["seeds"], row["one_graph"]) == ("rnn@table", 2, False)
+    assert row["speedup"] == pytest.approx(row["separate_ms"] / row["stacked_ms"])
