@@ -617,3 +617,23 @@ def _sweep_of_pong(tmp_path) -> Path:
     root = tmp_path / "pong"
     _run_folder(root, "tnd", 0, summary=_summary(0.5, 1.0, -2.0))
     return root
+
+
+def test_the_plot_draws_the_papers_bars_only_beside_its_protocol(tmp_path, monkeypatch):
+    drawn = []
+    from matplotlib.axes import Axes
+
+    original = Axes.bar
+
+    def bar(self, *args, **kwargs):
+        drawn.append(kwargs.get("label", ""))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", bar)
+    atari = tmp_path / "atari"
+    _run_folder(atari, "tnd", 0, summary={**_summary(0.5, 1.0, -2.0), "env": "atari_pong"})
+    tbl.plot_table(tbl.aggregate(tbl.collect_runs(atari)), tmp_path / "a.png")
+    assert drawn and not any(label.startswith("paper") for label in drawn)
+    drawn.clear()
+    tbl.plot_table(tbl.aggregate(tbl.collect_runs(_sweep_of_pong(tmp_path))), tmp_path / "p.png")
+    assert any(label.startswith("paper") for label in drawn)

@@ -239,7 +239,8 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
     """Bar chart with 95% CI error bars, one panel per metric (Agg; no pyplot state).
 
     The catches-per-round panel shows the paper's published figures as hatched bars beside
-    ours, labelled as the paper's; the expert is a dashed reference line where given.
+    ours, labelled as the paper's, when our runs play the paper's protocol (another env: the
+    figures stay in the Markdown only); the expert is a dashed reference line where given.
     A variant table (an ablation) is drawn by ``plot_variants`` instead.
     """
     if table.is_variant_table:
@@ -249,7 +250,8 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = table.rows
-    paper_metric = table.paper.metric if table.paper is not None else None
+    paper_protocol = all(e in SINGLE_PLAYER_ENVS for e in table.envs)  # the paper's bars only beside its protocol
+    paper_metric = table.paper.metric if table.paper is not None and paper_protocol else None
     x = np.arange(len(rows))
     ncols, nrows = 3, -(-(len(table.metrics) + 1) // 3)  # one panel per metric, one for the notes
     fig = Figure(figsize=(4.2 * ncols, 3.6 * nrows), layout="constrained")
@@ -292,10 +294,13 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
     if spare is not None:
         text = (f"95% Student-t CI over seeds,\n{CLIP_NOTE.replace(' (', chr(10) + '(')}.\nEnv: {', '.join(table.envs) or 'unknown'}.\n"
                 f"Runs not counted: {table.n_problems}.")
-        if table.paper is not None:
+        if table.paper is not None and paper_protocol:
             text += f"\nPaper figures (hatched): Cai & Zhao,\narXiv 2606.21295, {table.paper.protocol}."
+        elif table.paper is not None:
+            text += (f"\nThe paper's figures ({table.paper.protocol},\nanother protocol) are not drawn:"
+                     "\nsee the Markdown table.")
         spare.text(0.0, 1.0, text, va="top", ha="left", fontsize=9, transform=spare.transAxes)
-    fig.suptitle("Pong: behavior-cloned agents, mean and 95% CI over seeds")
+    fig.suptitle(f"{', '.join(table.envs) or 'Pong'}: behavior-cloned agents, mean and 95% CI over seeds")
     fig.savefig(path, dpi=110)
     return path
 
