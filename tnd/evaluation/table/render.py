@@ -70,9 +70,14 @@ def _paper_cell(model: str, paper: PublishedFigures = PAPER) -> str:
 SINGLE_PLAYER_ENVS: tuple[str, ...] = ("pong", "single_pong", "single_player_pong")
 
 
+def _plays_paper_protocol(table: Table) -> bool:
+    """Whether every run of ``table`` played the paper's protocol (single-player Pong)."""
+    return all(e in SINGLE_PLAYER_ENVS for e in table.envs)
+
+
 def _env_note(table: Table) -> str:
     envs, protocol = ", ".join(table.envs), (table.paper or PAPER).protocol
-    if all(e in SINGLE_PLAYER_ENVS for e in table.envs):
+    if _plays_paper_protocol(table):
         return f"Our runs' environment: {envs} (single-player Pong, the paper's protocol)."
     if any("atari" in e.lower() or "ale" in e.lower() for e in table.envs):
         return (f"Our runs' environment: {envs}: Atari Pong against the built-in opponent, not the paper's "
@@ -83,7 +88,7 @@ def _env_note(table: Table) -> str:
 
 def _paper_heading(table: Table) -> str:
     """"Paper", or, when our runs play another env, which protocol the paper's figures belong to."""
-    if all(e in SINGLE_PLAYER_ENVS for e in table.envs):
+    if _plays_paper_protocol(table):
         return "Paper"
     return f"Paper, {(table.paper or PAPER).protocol} (another protocol)"
 
@@ -250,7 +255,7 @@ def plot_table(table: Table, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = table.rows
-    paper_protocol = all(e in SINGLE_PLAYER_ENVS for e in table.envs)  # the paper's bars only beside its protocol
+    paper_protocol = _plays_paper_protocol(table)  # the paper's bars only beside its protocol
     paper_metric = table.paper.metric if table.paper is not None and paper_protocol else None
     x = np.arange(len(rows))
     ncols, nrows = 3, -(-(len(table.metrics) + 1) // 3)  # one panel per metric, one for the notes
