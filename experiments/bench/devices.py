@@ -41,11 +41,10 @@ def measure(options: dict) -> Iterator[dict]:
     """Rows for the local devices (run where ``jax.local_devices()`` has at least two)."""
     import jax
     import jax.numpy as jnp
-    import optax
     from flax import nnx
 
-    from experiments.bench.models import table_model
-    from experiments.bench.timing import median_seconds
+    from experiments.bench.models import NUM_ACTIONS, table_model
+    from experiments.bench.timing import cross_entropy_grads, median_seconds
     from tnd.training.parallel import batch_sharding, data_mesh, replicate
 
     batch, seq_len, kind = int(options["batch"]), int(options["seq_len"]), jax.local_devices()[0].platform
@@ -54,24 +53,17 @@ def measure(options: dict) -> Iterator[dict]:
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         kx, kl = jax.random.split(jax.random.key(0))
         x = jax.random.normal(kx, (batch, seq_len) + tuple(obs_shape))
-        labels = jax.random.randint(kl, (batch, seq_len), 0, 3)
+        labels = jax.random.randint(kl, (batch, seq_len), 0, NUM_ACTIONS)
         resets = jnp.zeros((batch, seq_len), bool)
 
-        def grads(params, rest, x, resets, labels, graphdef=graphdef):
-            def loss_fn(p):
-                _, logits = nnx.merge(graphdef, p, rest)(x, resets)
-                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-            return jax.value_and_grad(loss_fn)(params)
-
+        step = jax.jit(cross_entropy_grads(graphdef))  # compiled once per sharding of its inputs
         calls = {}
         for devices in (1, 2):
             mesh = data_mesh(devices, batch)
             split = batch_sharding(mesh)
             args = replicate((params, rest), mesh) + tuple(
                 a if split is None else jax.device_put(a, split) for a in (x, resets, labels))
-            step = jax.jit(grads)
-            calls[devices] = (lambda step=step, args=args: step(*args))
+            calls[devices] = (lambda args=args: step(*args))
         seconds = median_seconds(calls, int(options["repeats"]), warmup=2)
         for devices, s in seconds.items():
             yield {"model": f"{name.strip()}@table", "parameters": count, "devices": devices, "platform": kind,

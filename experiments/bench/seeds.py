@@ -35,11 +35,10 @@ def add_arguments(group) -> None:
 def run(args) -> Iterator[dict]:
     import jax
     import jax.numpy as jnp
-    import optax
     from flax import nnx
 
     from experiments.bench.models import NUM_ACTIONS, table_model
-    from experiments.bench.timing import median_seconds
+    from experiments.bench.timing import cross_entropy_grads, median_seconds
 
     overrides = getattr(args, "models_table_overrides", "experiment=pong_table").split()
     batch, seq_len = args.seeds_batch, args.seeds_seq_len
@@ -60,13 +59,7 @@ def run(args) -> Iterator[dict]:
             labels = jax.vmap(lambda k: jax.random.randint(k, (batch, seq_len), 0, NUM_ACTIONS))(keys)
             resets = jnp.zeros((count, batch, seq_len), bool)
 
-            def grads(params, rest, x, resets, labels, graphdef=graphdef):
-                def loss_fn(p):
-                    _, logits = nnx.merge(graphdef, p, rest)(x, resets)
-                    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-                return jax.value_and_grad(loss_fn)(params)
-
+            grads = cross_entropy_grads(graphdef)
             single, stacked = jax.jit(grads), jax.jit(jax.vmap(grads))
             stack = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[(p, r) for _, p, r in splits])
 

@@ -43,12 +43,19 @@ def training_call(
     labels = jax.random.randint(kl, (batch, seq_len), 0, num_actions)
     resets = jax.random.bernoulli(kr, reset_probability, (batch, seq_len))
 
-    @jax.jit
-    def train_grads(params, rest, x, resets, labels):
+    train_grads = jax.jit(cross_entropy_grads(graphdef))
+    return lambda: train_grads(params, rest, x, resets, labels)
+
+
+def cross_entropy_grads(graphdef: nnx.GraphDef) -> Callable[..., object]:
+    """``grads(params, rest, x, resets, labels) -> (loss, d loss / d params)``: the
+    cross-entropy of a split model over ``[B, T]`` windows (the step every suite times)."""
+
+    def grads(params, rest, x, resets, labels):
         def loss_fn(p):
             _, logits = nnx.merge(graphdef, p, rest)(x, resets)
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         return jax.value_and_grad(loss_fn)(params)
 
-    return lambda: train_grads(params, rest, x, resets, labels)
+    return grads

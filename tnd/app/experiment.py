@@ -181,7 +181,7 @@ def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, 
     return {
         "env": env.name, "env_config": env.config_dict(env_config),
         "num_episodes": int(data.num_episodes), "epsilon": float(data.epsilon), "seed": int(data.seed),
-        **({"expert": env.expert} if env.expert else {}),
+        **env.expert_fields(),
     }
 
 

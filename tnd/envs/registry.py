@@ -99,8 +99,12 @@ class EnvDefinition:
             self.dataset_config_key: self.config_dict(config),
             "epsilon": float(epsilon),
             "seed": int(seed),
-            **({"expert": self.expert} if self.expert else {}),
+            **self.expert_fields(),
         }
+
+    def expert_fields(self) -> dict[str, str]:
+        """``{"expert": name}`` for a named expert, else {}: part of a dataset's address and metadata."""
+        return {"expert": self.expert} if self.expert else {}
 
     def obs_shape(self, config) -> tuple[int, ...]:
         """Shape of one observation (``env.observation_space(params).shape``)."""

@@ -278,8 +278,7 @@ class PongBatch:
                 reward += ale.act(previous)
         else:
             previous = action
-            for _ in range(self.config.frameskip):
-                reward += ale.act(action)
+            reward = self._play_frames(ale, action)
         self._previous[i] = previous
         return reward, ale.game_over()
 
@@ -319,12 +318,14 @@ class PongBatch:
         """One agent step of row ``i`` for planning: ``frameskip`` frames of ``action`` with
         no sticky draw and no step count; writes the new RAM into ``ram`` ``[128]`` and
         returns the reward. Only between `snapshot` and `restore`."""
-        ale, enum = self._ales[i], self._ale_actions[int(action)]
-        reward = 0
-        for _ in range(self.config.frameskip):
-            reward += ale.act(enum)
+        ale = self._ales[i]
+        reward = self._play_frames(ale, self._ale_actions[int(action)])
         ale.getRAM(ram)
         return reward
+
+    def _play_frames(self, ale, action) -> int:
+        """``frameskip`` emulator frames of one ALE action; their summed reward."""
+        return sum(ale.act(action) for _ in range(self.config.frameskip))
 
     def observations(self) -> np.ndarray:
         """``[B, *obs_shape]`` float32 in [0, 1] for the current state of every row."""
