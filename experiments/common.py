@@ -18,6 +18,7 @@ import shlex
 import sys
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,13 @@ def _write_error(folder: Path, message: str, identity: dict[str, Any], tb: str |
 
 
 @contextlib.contextmanager
-def report_errors(folder: Path, identity: dict[str, Any], prog: str):
-    """Bad input -> one line on stderr + ``error.json`` + exit 1 (multirun: job failed, sweep goes on)."""
+def report_errors(folder: Path, identity: dict[str, Any], prog: str,
+                  also: Sequence[tuple[Path, dict[str, Any]]] = ()):
+    """Bad input -> one line on stderr + ``error.json`` + exit 1 (multirun: job failed, sweep goes on).
+
+    ``also``: more ``(folder, identity)`` pairs that get the same ``error.json`` (the seed
+    folders of a ``seeds=[...]`` job, so the table sees each of them failed).
+    """
     from tnd.training.loop import TrainingInterrupted
 
     quiet_libraries()
@@ -154,7 +160,8 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str):
     except ValueError as exc:
         message = str(exc) or type(exc).__name__
         log.error(message)
-        _write_error(folder, message, {**identity, "type": type(exc).__name__}, None)
+        for where, who in ((folder, identity), *also):
+            _write_error(where, message, {**who, "type": type(exc).__name__}, None)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
@@ -164,5 +171,6 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str):
         sys.exit(1)
     except Exception as exc:  # a bug: keep the traceback, but leave a record for the table
         log.exception("unexpected error")
-        _write_error(folder, f"{type(exc).__name__}: {exc}", identity, traceback.format_exc())
+        for where, who in ((folder, identity), *also):
+            _write_error(where, f"{type(exc).__name__}: {exc}", who, traceback.format_exc())
         raise

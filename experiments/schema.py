@@ -23,6 +23,18 @@ from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec
 
 
 @dataclasses.dataclass
+class TrainJobConfig(ExperimentSpec):
+    """tnd-train: one experiment, or with ``seeds=[0,1,2]`` those seeds of it trained as one
+    jitted program (each into ``<run folder>/seed=<k>/``; `tnd.app.run_seeds`)."""
+
+    seeds: Optional[list[int]] = None
+
+    def experiment(self) -> ExperimentSpec:
+        """The plain `ExperimentSpec` (what checkpoints, hashes and summaries record)."""
+        return ExperimentSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ExperimentSpec)})
+
+
+@dataclasses.dataclass
 class EvalConfig:
     """tnd-eval: a run folder, eval settings, optional env options for the evaluation env."""
 
@@ -71,7 +83,7 @@ def group_options(*, _root_) -> str:
 def register() -> None:
     """Stores the schemas and the help resolvers (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=ExperimentSpec)
+    cs.store(name="train_schema", node=TrainJobConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="collect_schema", node=CollectConfig)
     OmegaConf.register_new_resolver("tnd_usage", usage_text, replace=True)

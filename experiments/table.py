@@ -9,6 +9,7 @@
     tnd-table hydra/launcher=joblib hydra.launcher.n_jobs=2
     tnd-table hydra/launcher=submitit_slurm hydra.launcher.partition=gpu
     tnd-table model=tnd,lstm seed=0 train.steps=20   # any trainer override passes through
+    tnd-table --stack-seeds                     # each baseline's 5 seeds as one vmapped program (tnd-train seeds=[...])
     tnd-table --aggregate-only                  # no training: tables from the existing run folders
     tnd-table --aggregate-only --sweep-dir multirun/2026-11-23/10-00-00
 
@@ -379,6 +380,35 @@ def _call(cmd: list[str], grace_seconds: float = 60.0) -> int:
         raise
 
 
+def stacks_seeds(job: list[str]) -> bool:
+    """Whether this job's seeds can train as one program: its model's structure does not
+    depend on the seed. TND and the sparse RNN (and a wired CfC) draw their graph per seed,
+    unless ``graph.seed`` fixes it."""
+    from tnd.models import graph_mode
+
+    values = _values(job)
+    if "graph.seed" in values and values["graph.seed"] not in ("null", ""):
+        return True
+    mode = graph_mode(values[MODEL_KEY])
+    wired = any(k.endswith("options.wired") and v.lower() == "true" for k, v in values.items())
+    return mode is None or (mode == "optional" and not wired)
+
+
+def _launches(pending: list[list[str]], keys: Sequence[str], stack_seeds: bool) -> list[tuple[list[str], bool]]:
+    """``(multirun overrides, stacked)`` covering ``pending``. With ``stack_seeds`` the jobs of a
+    model whose seeds can share one program (`stacks_seeds`) become one job per model,
+    ``seeds=[...]``, that trains them together (``tnd-train seeds=[...]``; each seed's run
+    folder is ``<job folder>/seed=<k>``)."""
+    stacked = [j for j in pending if stack_seeds and stacks_seeds(j)]
+    alone = [j for j in pending if j not in stacked]
+    out = [(group, False) for group in (_group_jobs(alone, keys) if alone else [])]
+    for group in _group_jobs(stacked, keys) if stacked else []:
+        *rest, seed_line = group  # the seed is the last swept key
+        seed_key, _, seeds = seed_line.partition("=")
+        out.append(([*rest, f"{seed_key}={seeds.split(',')[0]}", f"{tbl.STACKED_SEEDS_KEY}=[{seeds}]"], True))
+    return out
+
+
 def run_sweep(
     *,
     train_command: list[str],
@@ -387,21 +417,26 @@ def run_sweep(
     sweep_dir: Path,
     retry_failed: bool = True,
     keys: Sequence[str] = SWEPT_KEYS,
+    stack_seeds: bool = False,
 ) -> None:
     """Launches multiruns until every job finished or was tried once in this invocation.
 
     ``keys`` (``swept_keys``) name the run folders: every other override is excluded from
-    Hydra's override_dirname, so a job lands in ``<sweep_dir>/<key>=<value>,...``.
+    Hydra's override_dirname, so a job lands in ``<sweep_dir>/<key>=<value>,...``. With
+    ``stack_seeds`` (`_launches`) a stacked job lands in ``<sweep_dir>/<keys but the
+    seed>/`` and its seeds in ``seed=<k>/`` below it.
     """
     constant = [k for k in dict.fromkeys(_key(o) for o in jobs[0]) if k not in keys]
-    exclude = "[" + ",".join(f"'{k}'" for k in constant) + "]"
     if "'" in str(sweep_dir):
         raise SweepError(f"The sweep folder '{sweep_dir}' contains a quote; pick a --sweep-dir without one.")
-    placement = [
-        f"hydra.sweep.dir='{sweep_dir}'",
-        "hydra.sweep.subdir=${hydra.job.override_dirname}",
-        f"hydra.job.config.override_dirname.exclude_keys={exclude}",
-    ]
+
+    def placement(stacked: bool) -> list[str]:
+        excluded = [*constant, SEED_KEY, tbl.STACKED_SEEDS_KEY] if stacked else constant
+        return [
+            f"hydra.sweep.dir='{sweep_dir}'",
+            "hydra.sweep.subdir=${hydra.job.override_dirname}",
+            "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in excluded) + "]",
+        ]
     tried: set[tuple] = set()
     for _ in range(len(jobs) + 1):
         best = _best_by_job(sweep_dir, keys)
@@ -419,9 +454,9 @@ def run_sweep(
         finished = sum(1 for job in jobs if getattr(best.get(_job_id(job, keys)), "status", None) == "ok")
         print(f"[tnd-table] {len(jobs)} jobs: {finished} finished, launching {len(pending)}", flush=True)
         progress = False
-        for group in _group_jobs(pending, keys):
+        for group, stacked in _launches(pending, keys, stack_seeds):
             before = {_job_id(j, keys): _stamp(best.get(_job_id(j, keys))) for j in pending}
-            cmd = [*train_command, "-m", *group, *hydra_overrides, *placement]
+            cmd = [*train_command, "-m", *group, *hydra_overrides, *placement(stacked)]
             print("[tnd-table] $ " + shlex.join(cmd), flush=True)
             with SweepProgress(sweep_dir, jobs, keys):
                 rc = _call(cmd)
@@ -505,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expert-summary", type=Path, help="expert metrics JSON for the reference row (default: <sweep-dir>/expert_summary.json)")
     parser.add_argument("--models", help="aggregate-only: comma-separated expected models (default: from sweep.json, else those found)")
     parser.add_argument("--seeds", help="aggregate-only: comma-separated expected seeds (default: from sweep.json, else those found)")
+    parser.add_argument("--stack-seeds", action="store_true",
+                        help="train each model's seeds as one jitted program (one job per model; models whose graph is "
+                             "drawn per seed, TND and the sparse RNN, stay one job per seed unless graph.seed is set)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
     parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
                         help="command that runs the Hydra trainer app (default: python -m experiments.train)")
@@ -564,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_not_stale(jobs, _best_by_job(sweep_dir, keys), keys)
             _write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs, keys)
             run_sweep(train_command=train_command, jobs=jobs, hydra_overrides=hydra_,
-                      sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys)
+                      sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys, stack_seeds=args.stack_seeds)
         expected = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)
         if composed is None and env is None:  # aggregate-only of a given folder: the runs' own env

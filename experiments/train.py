@@ -4,6 +4,7 @@
     tnd-train model=tnd graph=small_world seed=1
     tnd-train experiment=smoke model=cfc env=atari_pong
     tnd-train -m model=tnd,lstm seed=0,1 [hydra/launcher=local_parallel]
+    tnd-train model=lstm seeds=[0,1,2]               # three seeds as one jitted program: <run>/seed=<k>/
     python -m experiments.train ...
 
 Writes to the Hydra run folder: summary.json, metrics.jsonl, train.log (the same rows as
@@ -11,12 +12,19 @@ readable lines, checkpoints, evaluations, errors), tensorboard/, checkpoints/ (a
 on failure), and prints one short result line. Rerunning with the same ``hydra.run.dir=...``
 resumes from the latest checkpoint and ends with the same parameters as an uninterrupted
 run; Ctrl-C stops with one line naming the step reached, the last checkpoint and that command.
+With ``seeds=[...]`` the seeds train as one program (parameters stacked on a seed axis, one
+vmapped step) and each writes its own run folder ``seed=<k>/`` inside the job's folder; TND
+and the sparse RNN then need one graph for every seed (``graph.seed=0``).
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
 from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
@@ -34,20 +42,48 @@ def result_line(summary: dict, folder) -> str:
     )
 
 
+def write_seed_record(cfg: DictConfig, seed_folder: Path) -> None:
+    """``<seed_folder>/.hydra/``: what Hydra records for a job, as if this seed had run alone
+    (``seed=<k>``, no ``seeds``), so every reader of run folders (tnd-table, tnd-curves,
+    tnd-eval) treats a seed of a ``seeds=[...]`` job like a separate run."""
+    seed = int(seed_folder.name.partition("=")[2])
+    record = seed_folder / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    job_record = run_dir() / ".hydra"
+    if (job_record / "hydra.yaml").is_file():
+        shutil.copyfile(job_record / "hydra.yaml", record / "hydra.yaml")
+    config = OmegaConf.to_container(cfg, resolve=False)
+    config.update(seed=seed, seeds=None)
+    OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
+    task = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0].lstrip("+~") not in ("seed", "seeds")]
+    OmegaConf.save(OmegaConf.create([*task, f"seed={seed}"]), record / "overrides.yaml")
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
-def main(cfg: DictConfig) -> dict | None:
+def main(cfg: DictConfig) -> dict | list[dict] | None:
     folder = run_dir()
     identity = {"model": cfg.model.name, "seed": int(cfg.seed), "env": cfg.env.name}
-    with report_errors(folder, identity, "tnd-train"):
-        from tnd.app.experiment import run_experiment
+    seeds = None if cfg.get("seeds") is None else [int(s) for s in cfg.seeds]
+    seed_folders = [(folder / f"seed={s}", {**identity, "seed": s}) for s in dict.fromkeys(seeds or ())]
+    with report_errors(folder, identity, "tnd-train", also=seed_folders):
+        from tnd.app.experiment import ExperimentError, run_experiment, run_seeds
 
-        spec = to_object(cfg)
+        spec = to_object(cfg).experiment()
         use_command_line_graph(spec)
         spec.data.root = absolute(spec.data.root)
         spec.data.path = absolute(spec.data.path) if spec.data.path else None
-        summary = run_experiment(spec, folder)
-        print(result_line(summary, folder), flush=True)
-        return summary
+        if seeds is None:
+            summary = run_experiment(spec, folder)
+            print(result_line(summary, folder), flush=True)
+            return summary
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ExperimentError(f"seeds must list different seeds, e.g. seeds=[0,1,2]; got {seeds}.")
+        for where, _ in seed_folders:
+            write_seed_record(cfg, where)
+        summaries = run_seeds(spec, seeds, [where for where, _ in seed_folders])
+        for summary, (where, _) in zip(summaries, seed_folders):
+            print(result_line(summary, where), flush=True)
+        return summaries
     return None
 
 

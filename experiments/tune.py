@@ -57,7 +57,10 @@ def trial_spec(cfg: DictConfig, extra: list[str]):
 
     base = [f"model={cfg.model.name}", f"experiment={cfg.trial.experiment}", f"scale={cfg.trial.scale}",
             "tuned=none", *cfg.trial.overrides, *extra]
-    spec = to_object(compose(config_name="tnd_train", overrides=base))
+    job = to_object(compose(config_name="tnd_train", overrides=base))
+    if job.seeds:
+        raise TuneError("A trial trains one seed: drop seeds=[...] from the trial's overrides.")
+    spec = job.experiment()
     test_seed, validation = int(spec.eval.seed), int(spec.eval.validation_seed)
     if test_seed in (validation, validation + 1):
         raise TuneError(f"eval.validation_seed={validation} collides with the test games (eval.seed={test_seed}).")

@@ -14,6 +14,7 @@ def _rows(capsys, argv):
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_core_suite_times_every_path_and_compares_them(capsys):
     rows = _rows(capsys, ["--suite", "core", "--core-neurons", "64", "--core-densities", "0.1",
                           "--core-batch", "2", "--core-seq-len", "3"])
@@ -79,9 +80,15 @@ def test_profile_suite_sums_the_traced_ops_by_kind(capsys):
     assert len(top) == 2 and top[0]["ms_per_step"] >= top[1]["ms_per_step"]
 
 
-def test_seeds_suite_compares_separate_and_stacked_steps(capsys):
+@pytest.mark.slow
+def test_seeds_suite_compares_separate_and_stacked_steps_and_trainers(capsys):
     benchmark.main(["--suite", "seeds", "--json", "--repeats", "1", "--seeds-counts", "2", "--seeds-models", "rnn",
-                    "--seeds-batch", "2", "--seeds-seq-len", "4"])
-    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert (row["model"], row["seeds"], row["one_graph"]) == ("rnn@table", 2, False)
-    assert row["speedup"] == pytest.approx(row["separate_ms"] / row["stacked_ms"])
+                    "--seeds-batch", "2", "--seeds-seq-len", "4", "--seeds-train-steps", "3", "--seeds-table-steps", "10"])
+    step, trainer = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert (step["model"], step["kind"], step["seeds"], step["one_graph"]) == ("rnn@table", "step", 2, False)
+    assert step["speedup"] == pytest.approx(step["separate_ms"] / step["stacked_ms"])
+    assert (trainer["kind"], trainer["seeds"]) == ("trainer", 2)
+    assert trainer["compile_separate_s"] > 0 and trainer["compile_stacked_s"] > 0 and trainer["step_stacked_ms"] > 0
+    projected = ((trainer["compile_separate_s"] + 10 * trainer["step_separate_ms"] / 1e3)
+                 / (trainer["compile_stacked_s"] + 10 * trainer["step_stacked_ms"] / 1e3))
+    assert trainer["table_speedup"] == pytest.approx(projected)

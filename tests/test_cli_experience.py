@@ -41,6 +41,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
     monkeypatch.setattr(loop, "make_train_step", make)
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_one_line_whose_command_resumes(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
     folder = tmp_path / "model=lstm,seed=0"  # a multirun-style name: the printed command must quote it
     argv = [*TINY, "train.steps=6", f"data.root={data_root}", f"hydra.run.dir={hydra_value(str(folder))}"]

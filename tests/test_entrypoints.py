@@ -31,6 +31,7 @@ def test_every_registered_name_has_a_config_file():
     assert set(GROUP_FILES["env"]) == set(env_names())
 
 
+@pytest.mark.slow
 def test_every_model_graph_env_combination_composes():
     from hydra import compose, initialize_config_dir
 
@@ -229,6 +230,7 @@ def plugin_ring(n, *, rng, seed, num_sensory, num_motor):
 """
 
 
+@pytest.mark.slow
 def test_a_plugin_topology_trains_from_the_terminal_and_evaluates_later(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
     from tnd.graph import topologies
 

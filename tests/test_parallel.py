@@ -1,4 +1,5 @@
-"""Data parallel training over two (forced) CPU devices matches one device within float tolerance."""
+"""Data parallel training over two (forced) CPU devices matches one device within float tolerance
+(one seed, and seeds stacked in one program)."""
 
 from __future__ import annotations
 
@@ -23,18 +24,21 @@ SCRIPT = textwrap.dedent("""
     from test_training import Tiny, memory_task, spec
     from tnd.data.windows import make_windows
     from tnd.training.logging import read_metrics
-    from tnd.training.loop import train
+    from tnd.training.loop import Member, train, train_seeds
 
     assert len(jax.local_devices()) == 2
     w = make_windows(memory_task(), 8, num_actions=3)
+    params = lambda model: [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
     out = {{}}
     for devices in (1, 2):
         run = {root!r} + f"/d{{devices}}"
         model = Tiny(nnx.Rngs(0))
         train(model, w, spec(steps=12, log_every=1, devices=devices), seed=3, class_weights=np.ones(3),
               run_dir=run, tensorboard=False)
-        out[devices] = {{"loss": [r["loss"] for r in read_metrics(run)],
-                         "params": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(nnx.state(model, nnx.Param))]}}
+        stack = [Member(Tiny(nnx.Rngs(s)), s) for s in (3, 4)]  # seeds in one program, its batch split too
+        train_seeds(stack, w, spec(steps=12, devices=devices), class_weights=np.ones(3), tensorboard=False)
+        out[devices] = {{"loss": [r["loss"] for r in read_metrics(run)], "params": params(model),
+                         "stack": [params(m.model) for m in stack]}}
     print(json.dumps(out))
 """)
 
@@ -52,6 +56,9 @@ def test_two_devices_follow_the_same_loss_curve_as_one(tmp_path):
     assert one["loss"] == pytest.approx(two["loss"], rel=1e-5, abs=1e-6)
     for a, b in zip(one["params"], two["params"], strict=True):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+    for seed_one, seed_two in zip(one["stack"], two["stack"], strict=True):
+        for a, b in zip(seed_one, seed_two, strict=True):
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
 
 
 def test_a_batch_that_does_not_split_is_one_error():

@@ -637,3 +637,54 @@ def test_the_plot_draws_the_papers_bars_only_beside_its_protocol(tmp_path, monke
     drawn.clear()
     tbl.plot_table(tbl.aggregate(tbl.collect_runs(_sweep_of_pong(tmp_path))), tmp_path / "p.png")
     assert any(label.startswith("paper") for label in drawn)
+
+
+# --------------------------------------------------------------------------- seeds in one program
+
+
+def test_stacked_launches_keep_graph_models_one_job_per_seed():
+    jobs = driver.plan_jobs({"model": "tnd,lstm,rnn", "seed": "0,1,2"}, "x", [])
+    launches = driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=True)
+    alone = [g for g, stacked in launches if not stacked]
+    together = [g for g, stacked in launches if stacked]
+    assert alone == [["experiment=x", "model=tnd", "seed=0,1,2"]]  # TND draws its graph per seed
+    assert together == [["experiment=x", "model=lstm,rnn", "seed=0", "seeds=[0,1,2]"]]
+    fixed_graph = driver.plan_jobs({"model": "tnd", "seed": "0,1"}, "x", ["graph.seed=7"])
+    assert [s for _, s in driver._launches(fixed_graph, driver.SWEPT_KEYS, stack_seeds=True)] == [True]
+    assert all(not s for _, s in driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=False))
+
+
+def test_collect_runs_reads_each_seed_of_a_stacked_job(tmp_path):
+    job = tmp_path / "model=lstm"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=lstm", "seed=0", "seeds=[0,1]"]))
+    for seed in (0, 1):
+        run = job / f"seed={seed}"
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=lstm", f"seed={seed}"]))
+    (job / "seed=0" / "summary.json").write_text(json.dumps({"model": "lstm", "seed": 0, "catch_rate": 0.5}))
+    records = tbl.collect_runs(tmp_path)
+    assert [(r.model, r.seed, r.status, r.path.name) for r in records] == [
+        ("lstm", 0, "ok", "seed=0"), ("lstm", 1, "unfinished", "seed=1")]
+
+
+@pytest.mark.slow
+@needs_files("experiments/train.py", "conf/experiment/pong_table.yaml", "conf/scale/smoke.yaml")
+def test_smoke_sweep_with_stacked_seeds(tmp_path, monkeypatch):
+    """tnd-table --stack-seeds: the LSTM's seeds train as one job, TND's one job per seed; the
+    table reads both layouts, and a rerun launches nothing."""
+    monkeypatch.chdir(REPO)
+    sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
+    argv = ["scale=smoke", "model=tnd,lstm", "seed=0,1", "--stack-seeds", "--sweep-dir", str(sweep_dir),
+            "--results-dir", str(results)]
+    assert driver.main(argv) == 0
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["model=lstm", "model=tnd,seed=0", "model=tnd,seed=1"]
+    for seed in (0, 1):
+        summary = json.loads((sweep_dir / "model=lstm" / f"seed={seed}" / "summary.json").read_text())
+        assert (summary["model"], summary["seed"]) == ("lstm", seed)
+    with (results / "pong_table-pong-smoke.csv").open() as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    assert rows["lstm"]["n_seeds"] == "2" and rows["tnd"]["n_seeds"] == "2"
+    stamp = (sweep_dir / "model=lstm" / "seed=1" / "summary.json").stat().st_mtime_ns
+    assert driver.main(argv) == 0
+    assert (sweep_dir / "model=lstm" / "seed=1" / "summary.json").stat().st_mtime_ns == stamp

@@ -42,7 +42,7 @@ def test_same_config_and_seed_give_the_same_summary(tmp_path, data_root):  # noq
     assert a == b
 
 
-@pytest.mark.parametrize("obs_mode", ["objects", "pixels"])
+@pytest.mark.parametrize("obs_mode", ["objects", pytest.param("pixels", marks=pytest.mark.slow)])
 def test_smoke_on_atari_pong(obs_mode, tmp_path, data_root):  # noqa: F811
     """Both observation modes train end to end; pixels go through the conv encoder."""
     summary = smoke(tmp_path, data_root, "env=atari_pong", "model=lstm", "env.options.max_steps=60",
@@ -56,6 +56,7 @@ def test_smoke_on_atari_pong(obs_mode, tmp_path, data_root):  # noqa: F811
     assert isinstance(model.encoder, ConvEncoder if obs_mode == "pixels" else MLPEncoder)
 
 
+@pytest.mark.slow
 def test_multirun_with_the_joblib_launcher(tmp_path, data_root):  # noqa: F811
     env = {**os.environ, "PYTHONPATH": str(Path(CONF).parent)}
     proc = subprocess.run(

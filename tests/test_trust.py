@@ -102,6 +102,7 @@ def test_no_intact_checkpoint_is_one_error(tmp_path):
         _train(tmp_path, steps=6)
 
 
+@pytest.mark.slow
 def test_a_missing_manifest_is_one_line(tmp_path):
     _train(tmp_path, steps=2)
     for manifest in (tmp_path / "checkpoints" / "2").rglob("manifest.ocdbt"):

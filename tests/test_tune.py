@@ -129,6 +129,7 @@ def test_the_committed_tuned_configs_compose_for_every_model():
             assert cfg.model.name == name
 
 
+@pytest.mark.slow
 def test_a_models_own_topology_and_the_command_line_graph(tmp_path, data_root, monkeypatch):  # noqa: F811
     """A tuned ``model.options.topology`` replaces the graph group, unless graph= is on the command line."""
     from train_helpers import compose_cfg

@@ -12,7 +12,16 @@ backward of the cross-entropy over ``[B, T]``, each seed its own batch) either
 and ``speedup = separate / stacked``. Seeds can share one program only when their models
 have the same structure: TND's and the sparse RNN's graphs are drawn per seed by default,
 so for them the suite builds every seed on one graph (``graph.seed=0``) and says so
-(``one_graph``). The trainer does not stack seeds yet; these rows measure what it would gain.
+(``one_graph``).
+
+Then the trainer itself (``kind=trainer``, ``--seeds-train-steps`` updates on a synthetic
+dataset, no run folder): S calls of `tnd.training.train`, each compiling its own step as a
+separate run does, against one `tnd.training.train_seeds` of the S seeds (what
+``tnd-train seeds=[...]`` runs). Each side reports its compile time (wall time of the
+first step) and its time per step after that; ``table_speedup`` projects both to
+``--seeds-table-steps`` updates (the table's 3,000): ``S·(compile + steps·step)`` over
+``compile_stacked + steps·step_stacked``. Process start-up, data loading and the final
+evaluation, which a stack also pays once instead of S times, are not counted.
 
     tnd-bench --suite seeds --seeds-counts 3,5
 """
@@ -30,6 +39,9 @@ def add_arguments(group) -> None:
                        help="comma-separated models, built as the table builds them")
     group.add_argument("--seeds-batch", type=int, default=32, help="training batch B per seed")
     group.add_argument("--seeds-seq-len", type=int, default=64, help="training window T")
+    group.add_argument("--seeds-train-steps", type=int, default=40,
+                       help="updates per trainer measurement (0 skips the trainer rows)")
+    group.add_argument("--seeds-table-steps", type=int, default=3000, help="updates the projection assumes")
 
 
 def run(args) -> Iterator[dict]:
@@ -71,6 +83,52 @@ def run(args) -> Iterator[dict]:
                 "stacked": lambda stacked=stacked, stack=stack, xs=xs, resets=resets, labels=labels:
                     stacked(*stack, xs, resets, labels),
             }, args.repeats, warmup=2)
-            yield {"model": f"{name}@table", "seeds": count, "one_graph": one_graph,
+            yield {"model": f"{name}@table", "kind": "step", "seeds": count, "one_graph": one_graph,
                    "separate_ms": 1e3 * seconds["separate"], "stacked_ms": 1e3 * seconds["stacked"],
                    "speedup": seconds["separate"] / seconds["stacked"]}
+            if args.seeds_train_steps > 0:
+                yield _trainer_row(name, count, one_graph, [(m, s) for s, (m, *_) in enumerate(models)],
+                                   [table_model(overrides + [f"model={name}", f"seed={s}", *extra])[0]
+                                    for s in range(count)], obs_shape, args)
+
+
+def _trainer_row(name: str, count: int, one_graph: bool, separate_models, stacked_models, obs_shape, args) -> dict:
+    """S separate `train` calls against one `train_seeds` of the same S fresh models."""
+    import numpy as np
+
+    from experiments.bench.models import NUM_ACTIONS
+    from tnd.data.windows import make_windows
+    from tnd.envs.demonstrations import Demonstrations
+    from tnd.training import Member, TrainSpec, train, train_seeds
+
+    steps, length = 4096, args.seeds_seq_len
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, NUM_ACTIONS, steps).astype(np.int32)
+    zeros = np.zeros(steps)
+    demos = Demonstrations(rng.normal(size=(steps, *obs_shape)).astype(np.float32), actions, actions,
+                           zeros.astype(np.float32), zeros.astype(bool), zeros.astype(bool),
+                           np.arange(0, steps, steps // 8), np.arange(8), {})
+    windows = make_windows(demos, length, num_actions=NUM_ACTIONS)
+    spec = TrainSpec(steps=args.seeds_train_steps, batch_size=args.seeds_batch, window=length, warmup_steps=0,
+                     log_every=0, checkpoint_every=0, progress=False)
+    weights = np.ones(NUM_ACTIONS, np.float32)
+
+    def compile_and_step(result, seeds: int = 1) -> tuple[float, float]:
+        """(seconds to the end of the first update, seconds per update after it) of one call."""
+        step = args.seeds_batch * length / result.timesteps_per_s  # a stack's timesteps/s are per seed
+        wall = result.train_seconds * seeds  # a stack's train_seconds are its wall time shared over its seeds
+        return wall - (spec.steps - 1) * step, step
+
+    alone = [compile_and_step(train(m, windows, spec, seed=s, class_weights=weights)) for m, s in separate_models]
+    results = train_seeds([Member(m, s) for s, m in enumerate(stacked_models)], windows, spec, class_weights=weights)
+    compile_stacked, step_stacked = compile_and_step(results[0], count)
+    compile_separate = sum(c for c, _ in alone)
+    step_separate = sum(t for _, t in alone)
+    table = args.seeds_table_steps
+    return {
+        "model": f"{name}@table", "kind": "trainer", "seeds": count, "one_graph": one_graph,
+        "compile_separate_s": compile_separate, "compile_stacked_s": compile_stacked,
+        "step_separate_ms": 1e3 * step_separate, "step_stacked_ms": 1e3 * step_stacked,
+        "step_speedup": step_separate / step_stacked,
+        "table_speedup": (compile_separate + table * step_separate) / (compile_stacked + table * step_stacked),
+    }

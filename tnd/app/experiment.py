@@ -4,6 +4,7 @@ It sits above the library's layers (envs, data, models, training, evaluation) an
 only module that joins them; the entry points in ``experiments/`` call it.
 
     summary = run_experiment(spec, run_dir)          # what tnd-train does
+    summaries = run_seeds(spec, seeds, run_dirs)      # tnd-train seeds=[...]: the seeds as one program
     metrics = evaluate_checkpoint(run_dir, eval_spec) # what tnd-eval does
 
 Data flow: env config -> dataset (loaded or collected, cached by config) -> windows on
@@ -15,6 +16,7 @@ collected or any model is compiled.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,7 +42,7 @@ from tnd.training.checkpoint import Checkpointer, CheckpointError, DamagedCheckp
 from tnd.training.config import (
     NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, from_dict, to_dict,
 )
-from tnd.training.loop import train, validate_train_spec
+from tnd.training.loop import Member, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
 from tnd.training.plugins import import_plugins, import_run_plugins, plugin_origins
 
@@ -283,17 +285,40 @@ def run_experiment(
     """
     run_dir = Path(run_dir)
     with run_folder_lock(run_dir):
-        return _run_locked(spec, run_dir, on_eval)
+        return _run_locked([spec], [run_dir], on_eval)[0]
 
 
-def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
-    """`run_experiment` while holding the run folder's lock."""
+def run_seeds(spec: ExperimentSpec, seeds: list[int], run_dirs: list[str | Path]) -> list[dict[str, Any]]:
+    """``spec`` for each of ``seeds``, trained as one jitted program (`tnd.training.loop.train_seeds`).
 
-    p = prepare(spec)
-    if spec.plugins:
-        write_json(run_dir / PLUGINS_FILE, plugin_origins(spec.plugins))
-    log.info("run %s: model=%s (%d parameters, options %s) env=%s seed=%d, %d steps",
-             run_dir, spec.model.name, p.num_params, p.options, spec.env.name, spec.seed, spec.train.steps)
+    Seed ``seeds[i]`` writes the run folder ``run_dirs[i]`` exactly as `run_experiment` would
+    (checkpoints, metrics, summary; a rerun resumes every seed) and its results equal a
+    separate run's up to float summation order. The seeds' models must share their structure:
+    TND and the sparse RNN need one graph for all (``graph.seed``). Returns the summaries.
+    """
+    if len(seeds) != len(run_dirs) or not seeds:
+        raise ExperimentError(f"run_seeds needs one run folder per seed, got {len(seeds)} seeds and {len(run_dirs)} folders.")
+    specs = [dataclasses.replace(spec, seed=int(seed)) for seed in seeds]
+    folders = [Path(d) for d in run_dirs]
+    with contextlib.ExitStack() as held:
+        for folder in folders:
+            held.enter_context(run_folder_lock(folder))
+        return _run_locked(specs, folders, None)
+
+
+def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> list[dict[str, Any]]:
+    """`run_experiment` (one spec) or `run_seeds` while holding the run folders' locks.
+
+    The specs differ at most in seed, so they share the dataset, windows and class weights.
+    """
+    prepared = [prepare(spec) for spec in specs]
+    spec, p = specs[0], prepared[0]
+    for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs):
+        if run_spec.plugins:
+            write_json(run_dir / PLUGINS_FILE, plugin_origins(run_spec.plugins))
+        log.info("run %s: model=%s (%d parameters, options %s) env=%s seed=%d, %d steps", run_dir,
+                 run_spec.model.name, run_p.num_params, run_p.options, run_spec.env.name, run_spec.seed,
+                 run_spec.train.steps)
     demos = load_dataset(spec.data, p.env, p.env_config, progress=spec.train.progress)
     if tuple(demos.obs_shape) != tuple(p.obs_shape):
         raise ExperimentError(
@@ -310,11 +335,19 @@ def _run_locked(spec: ExperimentSpec, run_dir: Path, on_eval) -> dict[str, Any]:
             on_eval(step, metrics)
         return metrics
 
-    result = train(
-        p.model, windows, spec.train, seed=int(spec.seed), class_weights=weights, run_dir=run_dir,
-        fingerprint=fingerprint(spec, p.options, p.obs_shape, p.num_actions, p.num_params), config=to_dict(spec),
-        evaluate=periodic_eval,
-    )
+    members = [
+        Member(run_p.model, int(run_spec.seed), run_dir,
+               fingerprint(run_spec, run_p.options, run_p.obs_shape, run_p.num_actions, run_p.num_params),
+               to_dict(run_spec), periodic_eval)
+        for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs)
+    ]
+    results = train_seeds(members, windows, spec.train, class_weights=weights)
+    return [_finish(run_spec, run_p, result, demos, run_dir)
+            for run_spec, run_p, result, run_dir in zip(specs, prepared, results, run_dirs)]
+
+
+def _finish(spec: ExperimentSpec, p: Prepared, result: TrainResult, demos, run_dir: Path) -> dict[str, Any]:
+    """The final evaluation on the test games and ``summary.json`` of one trained run."""
     t0 = time.perf_counter()
     final = evaluate(p.model, p.env, p.eval_config, num_games=spec.eval.num_games, seed=spec.eval.seed,
                      num_envs=spec.eval.num_envs, progress=spec.eval.progress)

@@ -17,6 +17,7 @@ step; everything else in the loop body (sampling bookkeeping, logging, progress 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -109,6 +110,19 @@ def _every(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
+@dataclasses.dataclass
+class Member:
+    """One seed of a stack trained by `train_seeds`: its model (trained in place), seed and
+    run folder. ``fingerprint``, ``config`` and ``evaluate`` are as in `train`."""
+
+    model: nnx.Module
+    seed: int
+    run_dir: str | Path | None = None
+    fingerprint: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    evaluate: Callable[[nnx.Module, int], dict[str, float]] | None = None
+
+
 def train(
     model: nnx.Module,
     windows: Windows,
@@ -129,71 +143,134 @@ def train(
     different one is refused; ``config`` is stored with each checkpoint.
     Raises `NonFiniteLossError` naming the step when the loss turns non-finite.
     """
+    member = Member(model, int(seed), run_dir, fingerprint, config, evaluate)
+    return train_seeds([member], windows, spec, class_weights=class_weights, tensorboard=tensorboard)[0]
+
+
+def _stack(trees: list[Any]) -> Any:
+    """Trees of equal structure -> one tree whose leaves have a leading seed axis ``[S]``."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _unstack(tree: Any, count: int) -> list[Any]:
+    return [jax.tree.map(lambda leaf, i=i: leaf[i], tree) for i in range(count)]
+
+
+def train_seeds(
+    members: list[Member],
+    windows: Windows,
+    spec: TrainSpec,
+    *,
+    class_weights: np.ndarray,
+    tensorboard: bool = True,
+) -> list[TrainResult]:
+    """Trains seeds that differ only in seed as one jitted program (PureJaxRL's pattern).
+
+    Parameters, optimizer states and data keys are stacked on a leading seed axis and one
+    step, ``jax.vmap``-ed over it, updates every seed (`make_train_step` with ``stacked``).
+    Each member keeps its own run folder: checkpoints, metrics, TensorBoard log, periodic
+    evaluations. Its batches are drawn from ``fold_in(key(seed), step)`` exactly as a
+    separate run draws them, so a seed trained in a stack ends equal to the same seed trained
+    alone up to float summation order (``tests/test_seed_stack.py`` states the tolerance).
+    A resumed stack resumes every seed from its own latest checkpoint; they must hold the
+    same step. One member is the unchanged single-seed program (no vmap).
+    Each `TrainResult`'s ``train_seconds`` is the stack's wall time divided by its size.
+    """
     validate_train_spec(spec)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    count = len(members)
+    if count == 0:
+        raise TrainSpecError("train_seeds needs at least one member.")
+    seeds = [int(m.seed) for m in members]
+    if len(set(seeds)) != count:
+        raise TrainSpecError(f"The seeds of one stack must differ, got {seeds}.")
+    splits = [nnx.split(m.model, nnx.Param, ...) for m in members]
+    graphdef = splits[0][0]
+    if any(g != graphdef for g, _, _ in splits[1:]):
+        raise TrainSpecError(
+            "Seeds trained as one program must have models of the same structure, but these differ "
+            "(TND and the sparse RNN draw their graph per seed: fix it with graph.seed=<k>, or train the seeds "
+            "as separate runs)."
+        )
     tx, schedule = make_optimizer(
         lr=spec.lr, steps=spec.steps, warmup_steps=spec.warmup_steps, min_lr_ratio=spec.min_lr_ratio,
         weight_decay=spec.weight_decay, clip_norm=spec.clip_norm,
     )
-    opt_state = tx.init(params)
-    sampler = WindowSampler(seed=int(seed), batch_size=int(spec.batch_size))
+    params_each = [p for _, p, _ in splits]
+    rest_each = [r for _, _, r in splits]
+    opt_each = [tx.init(p) for p in params_each]
+    samplers = [WindowSampler(seed=seed, batch_size=int(spec.batch_size)) for seed in seeds]
 
-    ckpt = None
-    start = 0
-    prior_seconds = 0.0  # training wall time of earlier (interrupted) sessions
-    last: dict[str, float] = {}  # the latest step's metrics (restored with a checkpoint)
-    if run_dir is not None:
-        ckpt = Checkpointer(Path(run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
+    ckpts: list[Checkpointer | None] = [None] * count
+    starts = [0] * count
+    prior_seconds = [0.0] * count  # training wall time of earlier (interrupted) sessions
+    last: list[dict[str, float]] = [{} for _ in members]  # the latest step's metrics (restored with a checkpoint)
+    for i, m in enumerate(members):
+        if m.run_dir is None:
+            continue
+        ckpt = ckpts[i] = Checkpointer(Path(m.run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
         if ckpt.latest_step() is not None:
-            _, (params, rest, opt_state, meta) = ckpt.restore_intact(lambda step: ckpt.restore(
-                step, params=params, rest=rest, opt_state=opt_state, fingerprint=fingerprint))
-            check_config(meta.get("config") or {}, config or {}, ckpt.directory, allow=spec.resume_with_changes)
-            sampler.load_state_dict(meta["data_iterator"])
-            start = int(meta["step"])
-            prior_seconds = float(meta.get("train_seconds", 0.0))
-            last = dict(meta.get("last_metrics") or {})
-            log.info("resumed from checkpoint %s", ckpt.directory / str(start))
-    last_saved = start if start else None
-    logger = MetricsLogger(run_dir, resume_step=start, tensorboard=tensorboard) if run_dir is not None else None
+            templates = dict(params=params_each[i], rest=rest_each[i], opt_state=opt_each[i], fingerprint=m.fingerprint)
+            _, restored = ckpt.restore_intact(functools.partial(ckpt.restore, **templates))
+            params_each[i], rest_each[i], opt_each[i], meta = restored
+            check_config(meta.get("config") or {}, m.config or {}, ckpt.directory, allow=spec.resume_with_changes)
+            samplers[i].load_state_dict(meta["data_iterator"])
+            starts[i] = int(meta["step"])
+            prior_seconds[i] = float(meta.get("train_seconds", 0.0))
+            last[i] = dict(meta.get("last_metrics") or {})
+            log.info("resumed from checkpoint %s", ckpt.directory / str(starts[i]))
+    if len(set(starts)) > 1:
+        where = ", ".join(f"seed {s}: step {k}" for s, k in zip(seeds, starts))
+        raise TrainSpecError(f"The stack's checkpoints are at different steps ({where}); resume these seeds as "
+                             "separate runs, or delete the folders of the seeds that are behind.")
+    start = starts[0]
+    last_saved = [start if start else None for _ in members]
+    loggers = [MetricsLogger(m.run_dir, resume_step=start, tensorboard=tensorboard) if m.run_dir is not None else None
+               for m in members]
 
+    stacked = count > 1
+    pack = _stack if stacked else (lambda trees: trees[0])
+    params, rest, opt_state = pack(params_each), pack(rest_each), pack(opt_each)
+    data_key = pack([jax.random.key(seed) for seed in seeds])
     mesh = data_mesh(spec.devices, int(spec.batch_size))
     params, rest, opt_state = replicate((params, rest, opt_state), mesh)
     step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length,
-                              param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh))
+                              param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh), stacked=stacked)
     arrays = replicate(windows.arrays(), mesh)
     weights = jnp.asarray(class_weights, jnp.float32)
-    data_key = jax.random.key(int(seed))
-    timesteps_per_step = spec.batch_size * windows.length
+    timesteps_per_step = spec.batch_size * windows.length * count
+
+    def each(tree: Any) -> list[Any]:
+        return _unstack(tree, count) if stacked else [tree]
+
+    def seconds_so_far(i: int) -> float:
+        return prior_seconds[i] + (time.perf_counter() - t_begin - eval_seconds) / count
 
     def save(step: int) -> None:
-        nonlocal last_saved
-        if ckpt is None:
-            return
-        sampler.position = step
-        meta = {
-            "step": step, "data_iterator": sampler.state_dict(), "seed": int(seed),
-            "rng": {"data_key": f"fold_in(key({int(seed)}), step)"},
-            "fingerprint": fingerprint or {}, "config": config or {},
-            "train_seconds": prior_seconds + time.perf_counter() - t_begin - eval_seconds,
-            "last_metrics": last,
-        }
-        ckpt.save(step, params=params, rest=rest, opt_state=opt_state, meta=meta)
-        last_saved = step
-        log.info("saved checkpoint %s", ckpt.directory / str(step))
-
-    def merged() -> nnx.Module:
-        return nnx.merge(graphdef, params, rest)
+        for i, (m, ckpt, p_i, r_i, o_i) in enumerate(zip(members, ckpts, each(params), each(rest), each(opt_state))):
+            if ckpt is None:
+                continue
+            samplers[i].position = step
+            meta = {
+                "step": step, "data_iterator": samplers[i].state_dict(), "seed": seeds[i],
+                "rng": {"data_key": f"fold_in(key({seeds[i]}), step)"},
+                "fingerprint": m.fingerprint or {}, "config": m.config or {},
+                "train_seconds": seconds_so_far(i), "last_metrics": last[i],
+            }
+            ckpt.save(step, params=p_i, rest=r_i, opt_state=o_i, meta=meta)
+            last_saved[i] = step
+            log.info("saved checkpoint %s", ckpt.directory / str(step))
 
     progress = None
     if spec.progress:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=spec.steps, initial=start, desc="train", dynamic_ncols=True)
+        progress = tqdm(total=spec.steps, initial=start, desc="train" if count == 1 else f"train {count} seeds",
+                        dynamic_ncols=True)
 
     inside = outside = 0.0  # seconds in / outside the jitted step (steps after the first)
     timed_steps = 0
     window_time, window_steps = 0.0, 0
-    eval_history: list[dict[str, Any]] = []
+    eval_history: list[list[dict[str, Any]]] = [[] for _ in members]
     eval_seconds = 0.0
     t_begin = time.perf_counter()
     done = start  # updates completed (what an interrupt reports)
@@ -203,11 +280,11 @@ def train(
         for k in range(start, spec.steps):
             step = k + 1  # number of updates done after this iteration
             t0 = time.perf_counter()
-            params, rest, opt_state, m = step_fn(
+            params, rest, opt_state, metrics = step_fn(
                 params, rest, opt_state, arrays, weights, data_key, jnp.asarray(k, jnp.int32)
             )
             done = step
-            m = jax.device_get(m)
+            metrics = jax.device_get(metrics)
             t1 = time.perf_counter()
             if k > start:  # the first step compiles
                 inside += t1 - t0
@@ -216,37 +293,37 @@ def train(
             window_time += t1 - t_prev - excluded
             window_steps += 1
             t_prev, excluded = t1, 0.0
-            if not bool(m["ok"]):
-                where = f"{ckpt.directory}/{last_saved}" if ckpt is not None and last_saved else "none saved"
-                loss_ok = np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])
-                what = (f"the loss became non-finite (loss={float(m['loss'])}, grad_norm={float(m['grad_norm'])})"
-                        if not loss_ok else
-                        f"the update would make the parameters {'non-finite' if not np.isfinite(m['param_max']) else 'diverge'} "
-                        f"(largest |parameter| {float(m['param_max']):.3g}, train.param_limit {spec.param_limit:g})")
-                raise NonFiniteLossError(
-                    f"Training stopped at step {step}: {what}; the update was not applied. "
-                    f"Last good checkpoint: {where}. Lower train.lr, set train.clip_norm, or check the data."
-                )
-            last = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
-            row = None
+            per_seed = each(metrics)
+            for i, m in enumerate(per_seed):
+                if not bool(m["ok"]):
+                    raise NonFiniteLossError(_stopped(step, m, spec, ckpts[i], last_saved[i],
+                                                      f" (seed {seeds[i]})" if stacked else ""))
+                last[i] = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
+            rows: list[dict[str, Any] | None] = [None] * count
             if _every(step, spec.log_every) or step == spec.steps:
                 tput = timesteps_per_step * window_steps / max(window_time, 1e-9)
                 host = outside / max(inside + outside, 1e-12) if timed_steps else float("nan")
-                row = {"step": step, **last, "timesteps_per_s": tput, "host_fraction": host}
+                rows = [{"step": step, **last[i], "timesteps_per_s": tput / count, "host_fraction": host}
+                        for i in range(count)]
                 window_time, window_steps = 0.0, 0
                 if progress is not None:
-                    progress.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['accuracy']:.3f}",
+                    progress.set_postfix(loss=f"{np.mean([x['loss'] for x in last]):.4f}",
+                                         acc=f"{np.mean([x['accuracy'] for x in last]):.3f}",
                                          tps=f"{tput:,.0f}", refresh=False)
-            if evaluate is not None and _every(step, spec.eval_every):  # the last step too: curves end there
+            if _every(step, spec.eval_every):  # the last step too: curves end there
                 te = time.perf_counter()
-                metrics = evaluate(merged(), step)
+                for i, (m, p_i, r_i) in enumerate(zip(members, each(params), each(rest))):
+                    if m.evaluate is None:
+                        continue
+                    scores = m.evaluate(nnx.merge(graphdef, p_i, r_i), step)
+                    eval_history[i].append({"step": step, **scores})
+                    rows[i] = {**(rows[i] or {"step": step}), **{f"eval_{key}": v for key, v in scores.items()}}
                 dt = time.perf_counter() - te
                 eval_seconds += dt
                 excluded += dt
-                eval_history.append({"step": step, **metrics})
-                row = {**(row or {"step": step}), **{f"eval_{key}": v for key, v in metrics.items()}}
-            if row is not None and logger is not None:
-                logger.log(row)
+            for logger, row in zip(loggers, rows):
+                if row is not None and logger is not None:
+                    logger.log(row)
             if _every(step, spec.checkpoint_every) or step == spec.steps:
                 ts = time.perf_counter()
                 save(step)
@@ -254,21 +331,39 @@ def train(
             if progress is not None:
                 progress.update(1)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(done, last_saved, ckpt.directory if ckpt is not None else None) from None
+        first = next((c for c in ckpts if c is not None), None)
+        raise TrainingInterrupted(done, last_saved[0], first.directory if first is not None else None) from None
     finally:
         if progress is not None:
             progress.close()
-        if ckpt is not None:
-            ckpt.wait()
-            ckpt.close()
-        if logger is not None:
-            logger.close()
-    train_seconds = prior_seconds + time.perf_counter() - t_begin - eval_seconds
+        for ckpt in ckpts:
+            if ckpt is not None:
+                ckpt.wait()
+                ckpt.close()
+        for logger in loggers:
+            if logger is not None:
+                logger.close()
 
-    nnx.update(model, params, rest)
     host_fraction = outside / (inside + outside) if timed_steps else float("nan")
-    tput = timesteps_per_step * timed_steps / (inside + outside) if timed_steps else float("nan")
-    return TrainResult(
-        step=spec.steps, resumed_from=start, train_seconds=train_seconds, host_fraction=host_fraction,
-        timesteps_per_s=tput, last_metrics=last, eval_history=eval_history,
-    )
+    tput = timesteps_per_step / count * timed_steps / (inside + outside) if timed_steps else float("nan")
+    results = []
+    for i, (m, p_i, r_i) in enumerate(zip(members, each(params), each(rest))):
+        nnx.update(m.model, p_i, r_i)
+        results.append(TrainResult(
+            step=spec.steps, resumed_from=start, train_seconds=seconds_so_far(i), host_fraction=host_fraction,
+            timesteps_per_s=tput, last_metrics=last[i], eval_history=eval_history[i],
+        ))
+    return results
+
+
+def _stopped(step: int, m: dict[str, Any], spec: TrainSpec, ckpt: Checkpointer | None, last_saved: int | None,
+             who: str) -> str:
+    """The message of a run stopped at ``step`` because its update was not applied (``m["ok"]`` false)."""
+    where = f"{ckpt.directory}/{last_saved}" if ckpt is not None and last_saved else "none saved"
+    loss_ok = np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])
+    what = (f"the loss became non-finite (loss={float(m['loss'])}, grad_norm={float(m['grad_norm'])})"
+            if not loss_ok else
+            f"the update would make the parameters {'non-finite' if not np.isfinite(m['param_max']) else 'diverge'} "
+            f"(largest |parameter| {float(m['param_max']):.3g}, train.param_limit {spec.param_limit:g})")
+    return (f"Training stopped at step {step}{who}: {what}; the update was not applied. "
+            f"Last good checkpoint: {where}. Lower train.lr, set train.clip_norm, or check the data.")

@@ -48,6 +48,7 @@ def make_train_step(
     param_limit: float = 1.0e6,
     batch_sharding: Any = None,
     donate: bool | None = None,
+    stacked: bool = False,
 ) -> Callable[..., Any]:
     """Returns ``step_fn(params, rest, opt_state, arrays, weights, data_key, step)``.
 
@@ -56,6 +57,11 @@ def make_train_step(
     ``weights`` the ``[A]`` class weights, ``step`` an int32 scalar (the batch index).
     Buffers are donated off-CPU (XLA's CPU backend cannot use donations). With
     ``batch_sharding`` (`tnd.training.parallel`) the batch is split over its devices.
+
+    ``stacked``: seeds in one program (PureJaxRL's pattern). ``params``, ``rest``,
+    ``opt_state`` and ``data_key`` carry a leading seed axis ``[S]`` and the step is
+    ``jax.vmap``-ed over it; the dataset, class weights and step index are shared. Every
+    metric then has shape ``[S]``, and each seed's ``ok`` guards only that seed's update.
     """
     if donate is None:
         donate = jax.default_backend() != "cpu"
@@ -88,4 +94,6 @@ def make_train_step(
                    "param_max": param_max, **parts}
         return keep(new_params, params), keep(new_rest, rest), keep(new_opt, opt_state), metrics
 
+    if stacked:
+        step_fn = jax.vmap(step_fn, in_axes=(0, 0, 0, None, None, 0, None))
     return jax.jit(step_fn, donate_argnums=(0, 1, 2) if donate else ())

@@ -2,7 +2,7 @@
 
 Data flow, one module per step::
 
-    runs.collect_runs(root)            every Hydra job folder under ``root`` -> RunRecord
+    runs.collect_runs(root)            every run folder under ``root`` -> RunRecord
     aggregation.aggregate(records)     RunRecords -> Table (one TableRow per model, or per variant),
                                        with statistics.student_t_interval over seeds
     render.write_markdown / write_csv / plot_table
@@ -57,14 +57,14 @@ from tnd.evaluation.table.render import (
     write_csv,
     write_markdown,
 )
-from tnd.evaluation.table.runs import RunRecord, collect_runs, infer_row_keys, load_expert_summary, read_run, run_value
+from tnd.evaluation.table.runs import STACKED_SEEDS_KEY, RunRecord, collect_runs, infer_row_keys, load_expert_summary, read_run, run_value
 from tnd.evaluation.table.statistics import Interval, TableError, student_t_interval, student_t_quantile
 from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
 
 __all__ = [
     "ERROR_FILE", "EXPERT_FILE", "KEY_LABELS", "METRIC", "METRICS", "METRIC_LABELS", "MODEL_KEY", "MODEL_LABELS",
     "PAPER", "SEED_KEY", "SUMMARY_FILE", "Interval", "Metric", "PublishedFigures", "RunRecord", "Table",
-    "TableError", "TableRow", "aggregate", "collect_runs", "error_bars", "format_interval", "infer_row_keys",
+    "STACKED_SEEDS_KEY", "TableError", "TableRow", "aggregate", "collect_runs", "error_bars", "format_interval", "infer_row_keys",
     "load_expert_summary", "model_order", "plot_table", "plot_variants", "read_run", "render_markdown", "run_value",
     "student_t_interval", "student_t_quantile", "variant_labels", "write_csv", "write_markdown",
 ]

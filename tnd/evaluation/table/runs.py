@@ -18,6 +18,8 @@ from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
 
 # --------------------------------------------------------------------------- run folders
 
+STACKED_SEEDS_KEY = "seeds"  # tnd-train seeds=[...]: several seeds of one job, each in <job>/seed=<k>/
+
 
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
@@ -111,11 +113,20 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
     return RunRecord(model, seed, "unfinished", run_dir, types.MappingProxyType({}), None, overrides)
 
 
+def _stacked_seed(name: str) -> int | None:
+    """``seed=3`` -> 3: the folder of one seed inside a ``seeds=[...]`` job; None otherwise."""
+    key, sep, value = name.partition("=")
+    return _as_seed(value) if sep and key == SEED_KEY else None
+
+
 def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
-    """Every Hydra job folder under ``root`` (itself included), sorted by path.
+    """Every run folder under ``root`` (itself included), sorted by path.
 
     A job folder is a directory with a ``.hydra/`` sub-folder; the walk does not descend
-    into job folders (checkpoints, event files). Raises TableError if ``root`` is absent.
+    into job folders (checkpoints, event files). A job that trained several seeds as one
+    program (``tnd-train seeds=[...]``) holds one run folder per seed, ``seed=<k>/``, each
+    with the ``.hydra/`` record of a separate run: those are the runs. Raises TableError if
+    ``root`` is absent.
     """
     root = Path(root)
     if not root.is_dir():
@@ -123,7 +134,12 @@ def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     records = []
     for current, dirs, _files in os.walk(root):
         if ".hydra" in dirs:
-            records.append(read_run(current))
+            stacked = sorted((d for d in dirs if _stacked_seed(d) is not None and (Path(current) / d / ".hydra").is_dir()),
+                             key=_stacked_seed)
+            if stacked:
+                records += [read_run(Path(current) / d) for d in stacked]
+            else:
+                records.append(read_run(current))
             dirs[:] = []
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
