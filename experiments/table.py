@@ -332,7 +332,7 @@ class SweepProgress:
             if record is not None and record.status in ("ok", "failed"):
                 done += 1
             elif record is not None and record.path is not None and time.time() - _last_activity(record.path) < 600:
-                running.append(f"{record.path.name} ({_job_activity(record)})")
+                running.append(f"{record.path.relative_to(self.sweep_dir)} ({_job_activity(record)})")  # model=lstm/seed=0 when stacked
         return done, running
 
     def _poll(self) -> None:

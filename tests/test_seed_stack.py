@@ -22,7 +22,7 @@ from tnd.training.logging import read_metrics
 from tnd.training.loop import Member, NonFiniteLossError, TrainSpecError, train, train_seeds
 from tnd.training.loss import class_weights
 
-SEEDS = (3, 4, 5)
+SEEDS = (3, 4)
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
@@ -43,8 +43,7 @@ def test_a_stack_equals_separate_runs_and_keeps_a_folder_per_seed(tmp_path, task
     members, results = _stack(tmp_path / "stack", windows, weights)
     for member, result in zip(members, results, strict=True):
         alone = Tiny(nnx.Rngs(member.seed))
-        single = train(alone, windows, spec(), seed=member.seed, class_weights=weights,
-                       run_dir=tmp_path / f"alone{member.seed}", tensorboard=False)
+        single = train(alone, windows, spec(), seed=member.seed, class_weights=weights, tensorboard=False)
         for a, b in zip(params_of(member.model), params_of(alone), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOLERANCE)
         assert result.last_metrics["loss"] == pytest.approx(single.last_metrics["loss"], rel=1e-5)
@@ -53,7 +52,7 @@ def test_a_stack_equals_separate_runs_and_keeps_a_folder_per_seed(tmp_path, task
         assert Checkpointer(folder / "checkpoints").latest_step() == 10
         assert [r["step"] for r in read_metrics(folder) if "loss" in r] == [2, 4, 6, 8, 10]
     # different seeds learned different parameters (the stack does not share one)
-    first, second = (np.concatenate([np.ravel(x) for x in params_of(m.model)]) for m in members[:2])
+    first, second = (np.concatenate([np.ravel(x) for x in params_of(m.model)]) for m in members)
     assert not np.allclose(first, second)
 
 
@@ -74,7 +73,7 @@ def test_a_resumed_stack_resumes_every_seed_to_the_uninterrupted_parameters(tmp_
         train_seeds(members, windows, spec(eval_every=7), class_weights=weights, tensorboard=False)
     members = [Member(Tiny(nnx.Rngs(s)), s, tmp_path / "b" / f"seed={s}") for s in SEEDS]
     results = train_seeds(members, windows, spec(eval_every=7), class_weights=weights, tensorboard=False)
-    assert [r.resumed_from for r in results] == [6, 6, 6]
+    assert [r.resumed_from for r in results] == [6, 6]
     for a_member, b_member in zip(straight, members, strict=True):
         for a, b in zip(params_of(a_member.model), params_of(b_member.model), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -106,6 +105,7 @@ def test_seeds_of_different_structure_or_steps_are_refused(tmp_path, task):
         train_seeds(members, windows, spec(steps=6), class_weights=weights, tensorboard=False)
 
 
+@pytest.mark.slow
 def test_a_stack_of_tnd_seeds_on_one_graph_follows_separate_runs(task):
     """TND with vector weights and per-seed parameters on a shared graph: the table's TND kind."""
     windows, weights = task

@@ -1,6 +1,8 @@
 """The behavior-cloning train loop: resumable, deterministic, NaN-guarded, logged.
 
-`train` runs ``spec.steps`` updates of a `SequenceModel` on device-resident `Windows`.
+`train` runs ``spec.steps`` updates of a `SequenceModel` on device-resident `Windows`;
+`train_seeds` runs several seeds of it as one jitted program (parameters stacked on a seed
+axis, one vmapped step), each seed with its own run folder.
 Everything that decides the result is a pure function of ``(seed, step)`` plus the saved
 state, so a run interrupted at any point and resumed from its latest checkpoint ends with
 bit-identical parameters to one never interrupted:
