@@ -73,6 +73,7 @@ def test_ctrl_c_before_training_says_rerun(tmp_path, monkeypatch, capsys, data_r
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_eval_opens_run_folders_with_equals_and_commas(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
     folder = tmp_path / "model=lstm,seed=0"
     argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={hydra_value(str(folder))}"]

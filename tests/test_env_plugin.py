@@ -159,6 +159,7 @@ def plugin_env(tmp_path, monkeypatch):
     sys.modules.pop(MODULE, None)
 
 
+@pytest.mark.slow
 def test_a_plugin_env_is_collected_trained_and_evaluated(plugin_env, monkeypatch, capsys):
     tmp_path = plugin_env
     run, data = tmp_path / "run", tmp_path / "data"

@@ -56,6 +56,7 @@ def test_a_stack_equals_separate_runs_and_keeps_a_folder_per_seed(tmp_path, task
     assert not np.allclose(first, second)
 
 
+@pytest.mark.slow
 def test_a_resumed_stack_resumes_every_seed_to_the_uninterrupted_parameters(tmp_path, task):
     windows, weights = task
     straight, _ = _stack(tmp_path / "a", windows, weights)
@@ -122,6 +123,7 @@ def test_a_stack_of_tnd_seeds_on_one_graph_follows_separate_runs(task):
     assert jax.tree.structure(nnx.state(members[0].model)) == jax.tree.structure(nnx.state(members[1].model))
 
 
+@pytest.mark.slow
 def test_tnd_train_seeds_writes_one_run_folder_per_seed(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
     argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={tmp_path}", "model=rnn", "seeds=[2,5]"]
     assert call_main(train_entry.main, argv, monkeypatch) == 0

@@ -52,7 +52,8 @@ def _first_step_sensitivity(model, steps: int) -> np.ndarray:
     return np.abs(np.asarray(jac)).sum(axis=(1, 2))
 
 
-@pytest.mark.parametrize("graph", [_chain(4), build_topology("layered_ncp", 24, seed=1)], ids=["chain4", "layered_ncp"])
+@pytest.mark.parametrize("graph", [pytest.param(_chain(4), marks=pytest.mark.slow), build_topology("layered_ncp", 24, seed=1)],
+                         ids=["chain4", "layered_ncp"])
 def test_auto_rounds_let_the_action_see_the_current_observation(graph):
     auto = _model(graph=graph, num_neurons=None)
     distance = graph.sensory_motor_hops

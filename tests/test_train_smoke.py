@@ -22,7 +22,7 @@ def smoke(tmp_path, data_root, *overrides):  # noqa: F811
     return run_experiment(spec, tmp_path)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [m if m != "transformer" else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
 def test_smoke_trains_evaluates_and_checkpoints_every_model(model, tmp_path, data_root):  # noqa: F811
     # the periodic evaluation (same code path for every model) is exercised once, with lstm
     periodic = "train.eval_every=2" if model == "lstm" else "train.eval_every=0"

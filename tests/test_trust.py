@@ -75,6 +75,7 @@ def _flip_bytes(step_dir, count=64):
     files[0].write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_flipped_bytes_are_detected_and_the_newest_intact_step_is_used(tmp_path):
     _train(tmp_path, steps=4)
     _flip_bytes(tmp_path / "checkpoints" / "4")
