@@ -19,7 +19,10 @@ and the sparse RNN then need one graph for every seed (``graph.seed=0``).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -40,6 +43,25 @@ def result_line(summary: dict, folder) -> str:
         f"tnd-train: {summary['model']} seed={summary['seed']} on {summary['env']}: {metrics}; "
         f"{summary['num_params']:,} params, trained in {summary['train_seconds']:.0f} s -> {folder}/summary.json"
     )
+
+
+@contextlib.contextmanager
+def seed_logs(seed_folders: list[Path]) -> Iterator[None]:
+    """While a stacked job trains, each seed folder's ``train.log`` also gets the job's log
+    lines (the stack's lines name every seed's folder), so a seed folder reads like a run's."""
+    logger = logging.getLogger("tnd")
+    job_file = next((h for h in logger.handlers if isinstance(h, logging.FileHandler)), None)
+    handlers = [logging.FileHandler(folder / "train.log") for folder in seed_folders]
+    for handler in handlers:
+        if job_file is not None:
+            handler.setFormatter(job_file.formatter)
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def write_seed_record(cfg: DictConfig, seed_folder: Path) -> None:
@@ -80,7 +102,9 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
             raise ExperimentError(f"seeds must list different seeds, e.g. seeds=[0,1,2]; got {seeds}.")
         for where, _ in seed_folders:
             write_seed_record(cfg, where)
-        summaries = run_seeds(spec, seeds, [where for where, _ in seed_folders])
+        folders = [where for where, _ in seed_folders]
+        with seed_logs(folders):
+            summaries = run_seeds(spec, seeds, folders)
         for summary, (where, _) in zip(summaries, seed_folders):
             print(result_line(summary, where), flush=True)
         return summaries
