@@ -134,7 +134,6 @@ def test_tnd_train_seeds_writes_one_run_folder_per_seed(tmp_path, monkeypatch, c
         assert (summary["model"], summary["seed"], summary["train_steps"]) == ("rnn", seed, 4)
         assert f"rnn seed={seed} on pong" in out and (folder / "checkpoints" / "4").is_dir()
         assert f"seed={seed}" in (folder / ".hydra" / "overrides.yaml").read_text()  # reads like a separate run
-        assert f"{folder}: model=rnn" in (folder / "train.log").read_text()  # the stack's log lines
 
 
 @pytest.mark.parametrize("seeds, message", [

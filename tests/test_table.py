@@ -680,8 +680,10 @@ def test_smoke_sweep_with_stacked_seeds(tmp_path, monkeypatch):
     assert driver.main(argv) == 0
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["model=lstm", "model=tnd,seed=0", "model=tnd,seed=1"]
     for seed in (0, 1):
-        summary = json.loads((sweep_dir / "model=lstm" / f"seed={seed}" / "summary.json").read_text())
+        folder = sweep_dir / "model=lstm" / f"seed={seed}"
+        summary = json.loads((folder / "summary.json").read_text())
         assert (summary["model"], summary["seed"]) == ("lstm", seed)
+        assert f"run {folder}: model=lstm" in (folder / "train.log").read_text()  # the stack's log lines
     with (results / "pong_table-pong-smoke.csv").open() as f:
         rows = {r["model"]: r for r in csv.DictReader(f)}
     assert rows["lstm"]["n_seeds"] == "2" and rows["tnd"]["n_seeds"] == "2"
