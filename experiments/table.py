@@ -239,6 +239,8 @@ def _products(ids: Sequence[tuple]) -> list[tuple[tuple, ...]]:
 
 def _group_jobs(jobs: list[list[str]], keys: Sequence[str] = SWEPT_KEYS) -> list[list[str]]:
     """Few multirun override lists (fixed ones + ``key=a,b`` per swept key) covering exactly ``jobs``."""
+    if not jobs:
+        return []
     fixed = [o for o in jobs[0] if _key(o) not in keys]
     raw_key = {_key(o): o.partition("=")[0] for o in jobs[0]}
     groups = []
@@ -399,10 +401,11 @@ def _launches(pending: list[list[str]], keys: Sequence[str], stack_seeds: bool) 
     model whose seeds can share one program (`stacks_seeds`) become one job per model,
     ``seeds=[...]``, that trains them together (``tnd-train seeds=[...]``; each seed's run
     folder is ``<job folder>/seed=<k>``)."""
-    stacked = [j for j in pending if stack_seeds and stacks_seeds(j)]
-    alone = [j for j in pending if j not in stacked]
-    out = [(group, False) for group in (_group_jobs(alone, keys) if alone else [])]
-    for group in _group_jobs(stacked, keys) if stacked else []:
+    together = [stack_seeds and stacks_seeds(j) for j in pending]
+    stacked = [j for j, t in zip(pending, together) if t]
+    alone = [j for j, t in zip(pending, together) if not t]
+    out = [(group, False) for group in _group_jobs(alone, keys)]
+    for group in _group_jobs(stacked, keys):
         *rest, seed_line = group  # the seed is the last swept key
         seed_key, _, seeds = seed_line.partition("=")
         out.append(([*rest, f"{seed_key}={seeds.split(',')[0]}", f"{tbl.STACKED_SEEDS_KEY}=[{seeds}]"], True))

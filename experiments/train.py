@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
 from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
+from tnd.run_folder import STACKED_SEEDS_KEY, seed_folder
 
 
 def result_line(summary: dict, folder) -> str:
@@ -64,12 +65,11 @@ def seed_logs(seed_folders: list[Path]) -> Iterator[None]:
             handler.close()
 
 
-def write_seed_record(cfg: DictConfig, seed_folder: Path) -> None:
-    """``<seed_folder>/.hydra/``: what Hydra records for a job, as if this seed had run alone
+def write_seed_record(cfg: DictConfig, seed: int, folder: Path) -> None:
+    """``<folder>/.hydra/``: what Hydra records for a job, as if ``seed`` had run alone
     (``seed=<k>``, no ``seeds``), so every reader of run folders (tnd-table, tnd-curves,
     tnd-eval) treats a seed of a ``seeds=[...]`` job like a separate run."""
-    seed = int(seed_folder.name.partition("=")[2])
-    record = seed_folder / ".hydra"
+    record = folder / ".hydra"
     record.mkdir(parents=True, exist_ok=True)
     job_record = run_dir() / ".hydra"
     if (job_record / "hydra.yaml").is_file():
@@ -77,7 +77,8 @@ def write_seed_record(cfg: DictConfig, seed_folder: Path) -> None:
     config = OmegaConf.to_container(cfg, resolve=False)
     config.update(seed=seed, seeds=None)
     OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
-    task = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0].lstrip("+~") not in ("seed", "seeds")]
+    task = [o for o in HydraConfig.get().overrides.task
+            if o.partition("=")[0].lstrip("+~") not in ("seed", STACKED_SEEDS_KEY)]
     OmegaConf.save(OmegaConf.create([*task, f"seed={seed}"]), record / "overrides.yaml")
 
 
@@ -85,9 +86,9 @@ def write_seed_record(cfg: DictConfig, seed_folder: Path) -> None:
 def main(cfg: DictConfig) -> dict | list[dict] | None:
     folder = run_dir()
     identity = {"model": cfg.model.name, "seed": int(cfg.seed), "env": cfg.env.name}
-    seeds = None if cfg.get("seeds") is None else [int(s) for s in cfg.seeds]
-    seed_folders = [(folder / f"seed={s}", {**identity, "seed": s}) for s in dict.fromkeys(seeds or ())]
-    with report_errors(folder, identity, "tnd-train", also=seed_folders):
+    seeds = None if cfg.get(STACKED_SEEDS_KEY) is None else [int(s) for s in cfg[STACKED_SEEDS_KEY]]
+    folders = {s: seed_folder(folder, s) for s in dict.fromkeys(seeds or ())}
+    with report_errors(folder, identity, "tnd-train", also=[(f, {**identity, "seed": s}) for s, f in folders.items()]):
         from tnd.app.experiment import ExperimentError, run_experiment, run_seeds
 
         spec = to_object(cfg).experiment()
@@ -100,12 +101,11 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
             return summary
         if not seeds or len(set(seeds)) != len(seeds):
             raise ExperimentError(f"seeds must list different seeds, e.g. seeds=[0,1,2]; got {seeds}.")
-        for where, _ in seed_folders:
-            write_seed_record(cfg, where)
-        folders = [where for where, _ in seed_folders]
-        with seed_logs(folders):
-            summaries = run_seeds(spec, seeds, folders)
-        for summary, (where, _) in zip(summaries, seed_folders):
+        for seed, where in folders.items():
+            write_seed_record(cfg, seed, where)
+        with seed_logs(list(folders.values())):
+            summaries = run_seeds(spec, seeds, list(folders.values()))
+        for summary, where in zip(summaries, folders.values()):
             print(result_line(summary, where), flush=True)
         return summaries
     return None

@@ -25,6 +25,21 @@ EVAL_FILE = "eval.json"
 EXPERT_FILE = "expert_summary.json"
 LOCK_FILE = ".lock"  # held (flock) by the one process writing the run folder
 PLUGINS_FILE = "plugins.json"  # {module: file it was imported from}, for runs with plugins=[...]
+STACKED_SEEDS_KEY = "seeds"  # tnd-train seeds=[...]: several seeds of one job, each in <job>/seed=<k>/
+
+
+def seed_folder(job_dir: str | Path, seed: int) -> Path:
+    """The run folder of ``seed`` inside a job that trained several seeds as one program."""
+    return Path(job_dir) / f"seed={int(seed)}"
+
+
+def stacked_seed(name: str) -> int | None:
+    """``seed=3`` -> 3: the seed of a `seed_folder` name; None for any other name."""
+    key, sep, value = name.partition("=")
+    try:
+        return int(value) if sep and key == "seed" else None
+    except ValueError:
+        return None
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -57,9 +57,9 @@ from tnd.evaluation.table.render import (
     write_csv,
     write_markdown,
 )
-from tnd.evaluation.table.runs import STACKED_SEEDS_KEY, RunRecord, collect_runs, infer_row_keys, load_expert_summary, read_run, run_value
+from tnd.evaluation.table.runs import RunRecord, collect_runs, infer_row_keys, load_expert_summary, read_run, run_value
 from tnd.evaluation.table.statistics import Interval, TableError, student_t_interval, student_t_quantile
-from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
+from tnd.run_folder import ERROR_FILE, EXPERT_FILE, STACKED_SEEDS_KEY, SUMMARY_FILE
 
 __all__ = [
     "ERROR_FILE", "EXPERT_FILE", "KEY_LABELS", "METRIC", "METRICS", "METRIC_LABELS", "MODEL_KEY", "MODEL_LABELS",

@@ -14,11 +14,9 @@ import yaml
 
 from tnd.evaluation.table.columns import MODEL_KEY, SEED_KEY
 from tnd.evaluation.table.statistics import TableError
-from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE
+from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE, stacked_seed
 
 # --------------------------------------------------------------------------- run folders
-
-STACKED_SEEDS_KEY = "seeds"  # tnd-train seeds=[...]: several seeds of one job, each in <job>/seed=<k>/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,12 +111,6 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
     return RunRecord(model, seed, "unfinished", run_dir, types.MappingProxyType({}), None, overrides)
 
 
-def _stacked_seed(name: str) -> int | None:
-    """``seed=3`` -> 3: the folder of one seed inside a ``seeds=[...]`` job; None otherwise."""
-    key, sep, value = name.partition("=")
-    return _as_seed(value) if sep and key == SEED_KEY else None
-
-
 def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     """Every run folder under ``root`` (itself included), sorted by path.
 
@@ -134,8 +126,8 @@ def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     records = []
     for current, dirs, _files in os.walk(root):
         if ".hydra" in dirs:
-            stacked = sorted((d for d in dirs if _stacked_seed(d) is not None and (Path(current) / d / ".hydra").is_dir()),
-                             key=_stacked_seed)
+            stacked = sorted((d for d in dirs if stacked_seed(d) is not None and (Path(current) / d / ".hydra").is_dir()),
+                             key=stacked_seed)
             if stacked:
                 records += [read_run(Path(current) / d) for d in stacked]
             else:
