@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
             module.add_arguments(parser.add_argument_group(name))
         suites.append((name, module))
     args = parser.parse_args(argv)
+    from tnd.training.runtime import retain_freed_memory
+
+    retain_freed_memory()  # what the trainer runs with
     for name, module in suites:
         if not args.json:
             print(f"\n== {name} ==", flush=True)

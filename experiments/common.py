@@ -145,7 +145,9 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str,
     folders of a ``seeds=[...]`` job, so the table sees each of them failed).
     """
     from tnd.training.loop import TrainingInterrupted
+    from tnd.training.runtime import retain_freed_memory
 
+    retain_freed_memory()  # before JAX starts its threads (tnd.training.runtime)
     quiet_libraries()
     log_to_run_file()
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{prog}: warning: {message}\n"

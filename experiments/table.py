@@ -384,12 +384,16 @@ def _call(cmd: list[str], grace_seconds: float = 60.0) -> int:
 
 def stacks_seeds(job: list[str]) -> bool:
     """Whether this job's seeds can train as one program: its model's structure does not
-    depend on the seed. TND and the sparse RNN (and a wired CfC) draw their graph per seed,
-    unless ``graph.seed`` fixes it."""
-    from tnd.models import graph_mode
+    depend on the seed, or it holds its graph as data (TND: seeds with graphs of one size
+    share the program; `tnd.app.run_seeds` trains any that cannot one after another). The
+    sparse RNN (and a wired CfC) build their graph into their structure, per seed, unless
+    ``graph.seed`` fixes it."""
+    from tnd.models import graph_mode, holds_graph_as_data
 
     values = _values(job)
     if "graph.seed" in values and values["graph.seed"] not in ("null", ""):
+        return True
+    if holds_graph_as_data(values[MODEL_KEY]):
         return True
     mode = graph_mode(values[MODEL_KEY])
     wired = any(k.endswith("options.wired") and v.lower() == "true" for k, v in values.items())

@@ -5,6 +5,7 @@ Tolerance: parameters of a seed trained in a stack equal the same seed trained a
 batched matmuls differs). Checkpoints, metrics and resumption stay per seed.
 """
 
+import dataclasses
 import json
 
 import jax
@@ -15,6 +16,7 @@ from flax import nnx
 from experiments import train as train_entry
 from test_training import Tiny, memory_task, params_of, spec
 from train_helpers import TINY, assert_one_readable_error, call_main, data_root  # noqa: F401
+from tnd.core import ProgramShape
 from tnd.data.windows import make_windows
 from tnd.models import build_model
 from tnd.training.checkpoint import Checkpointer
@@ -106,42 +108,85 @@ def test_seeds_of_different_structure_or_steps_are_refused(tmp_path, task):
         train_seeds(members, windows, spec(steps=6), class_weights=weights, tensorboard=False)
 
 
-@pytest.mark.slow
-def test_a_stack_of_tnd_seeds_on_one_graph_follows_separate_runs(task):
-    """TND with vector weights and per-seed parameters on a shared graph: the table's TND kind."""
+def _tnd_seeds(seeds, **graph):
+    """TND as the table trains it (vector weights, leaky F), each seed with its own graph,
+    padded to one program shape as `tnd.app.align_programs` pads a stack."""
+    options = dict(num_neurons=12, topology="small_world", topology_options={"k": 4, "p": 0.3}, state_dim=4,
+                   interaction="vector", encoder_features=8, **graph)
+    build = lambda s, **kw: build_model("tnd", obs_shape=(5,), num_actions=3, rngs=nnx.Rngs(s), graph_seed=s,  # noqa: E731
+                                        **options, **kw)
+    shapes = [build(s).program_shape() for s in seeds]
+    sizes = zip(*(dataclasses.astuple(x) for x in shapes))
+    common = ProgramShape(*(None if len(set(v)) == 1 else max(v) for v in sizes))
+    return (lambda s: build(s, program_shape=common)), build
+
+
+def test_a_stack_of_tnd_seeds_with_their_own_graphs_equals_separate_runs(task):
+    """Graphs as data: seeds whose graphs differ (and differ in fan-in) train as one program,
+    and each seed ends where it ends alone."""
     windows, weights = task
-    options = dict(num_neurons=12, topology="small_world", topology_options={"k": 4, "p": 0.1}, graph_seed=0,
-                   state_dim=4, interaction="vector", encoder_features=8)
-    build = lambda s: build_model("tnd", obs_shape=(5,), num_actions=3, rngs=nnx.Rngs(s), **options)  # noqa: E731
-    members = [Member(build(s), s) for s in (0, 1)]
-    train_seeds(members, windows, spec(steps=4), class_weights=weights, tensorboard=False)
+    seeds = (0, 1, 2)
+    stacked_build, alone_build = _tnd_seeds(seeds)
+    members = [Member(stacked_build(s), s) for s in seeds]
+    assert len({m.model.graph for m in members}) == 3  # three different graphs
+    assert len({m.model.core.arrays.shape.fan_in for m in members}) == 1  # padded to one program
+    train_seeds(members, windows, spec(steps=3), class_weights=weights, tensorboard=False)
     for member in members:
-        alone = build(member.seed)
-        train(alone, windows, spec(steps=4), seed=member.seed, class_weights=weights, tensorboard=False)
+        alone = alone_build(member.seed)
+        train(alone, windows, spec(steps=3), seed=member.seed, class_weights=weights, tensorboard=False)
         for a, b in zip(params_of(member.model), params_of(alone), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOLERANCE)
-    assert jax.tree.structure(nnx.state(members[0].model)) == jax.tree.structure(nnx.state(members[1].model))
+
+
+@pytest.mark.slow
+def test_a_killed_stack_of_tnd_seeds_resumes_to_the_uninterrupted_parameters(tmp_path, task):
+    windows, weights = task
+    seeds = (0, 1, 2)
+    build, _ = _tnd_seeds(seeds)
+
+    class Killed(Exception):
+        pass
+
+    def crash_at_5(model, step):
+        if step == 5:
+            raise Killed  # after the checkpoint at step 3
+        return {}
+
+    run = lambda folder, **kw: [Member(build(s), s, tmp_path / folder / f"seed={s}", **kw) for s in seeds]  # noqa: E731
+    straight = run("a")
+    train_seeds(straight, windows, spec(steps=7, eval_every=5), class_weights=weights, tensorboard=False)
+    with pytest.raises(Killed):
+        train_seeds(run("b", evaluate=crash_at_5), windows, spec(steps=7, eval_every=5), class_weights=weights,
+                    tensorboard=False)
+    resumed = run("b")
+    results = train_seeds(resumed, windows, spec(steps=7, eval_every=5), class_weights=weights, tensorboard=False)
+    assert [r.resumed_from for r in results] == [3, 3, 3]
+    for a_member, b_member in zip(straight, resumed, strict=True):
+        for a, b in zip(params_of(a_member.model), params_of(b_member.model), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow
 def test_tnd_train_seeds_writes_one_run_folder_per_seed(tmp_path, monkeypatch, capsys, data_root):  # noqa: F811
-    argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={tmp_path}", "model=rnn", "seeds=[2,5]"]
+    """TND with a graph per seed (small_world) trains its seeds as one program."""
+    argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={tmp_path}", "model=tnd", "graph=small_world",
+            "seeds=[2,5]"]
     assert call_main(train_entry.main, argv, monkeypatch) == 0
     out = capsys.readouterr().out
     for seed in (2, 5):
         folder = tmp_path / f"seed={seed}"
         summary = json.loads((folder / "summary.json").read_text())
-        assert (summary["model"], summary["seed"], summary["train_steps"]) == ("rnn", seed, 4)
-        assert f"rnn seed={seed} on pong" in out and (folder / "checkpoints" / "4").is_dir()
+        assert (summary["model"], summary["seed"], summary["train_steps"]) == ("tnd", seed, 4)
+        assert summary["model_options"]["graph_seed"] == seed  # each seed its own graph
+        assert "program_shape" not in summary["model_options"]
+        assert f"tnd seed={seed} on pong" in out and (folder / "checkpoints" / "4").is_dir()
         assert f"seed={seed}" in (folder / ".hydra" / "overrides.yaml").read_text()  # reads like a separate run
+    assert "train as 2 programs" not in (tmp_path / "seed=2" / "train.log").read_text()  # one program
 
 
-@pytest.mark.parametrize("seeds, message", [
-    ("[1,1]", "seeds must list different seeds"),
-    ("[0,1]", "graph.seed"),  # TND draws its graph per seed
-])
-def test_tnd_train_seeds_bad_input_is_one_line_in_every_seed_folder(seeds, message, tmp_path, monkeypatch, capsys,
+def test_tnd_train_seeds_bad_input_is_one_line_in_every_seed_folder(tmp_path, monkeypatch, capsys,
                                                                     data_root):  # noqa: F811
+    seeds, message = "[1,1]", "seeds must list different seeds"
     argv = [*TINY, f"data.root={data_root}", f"hydra.run.dir={tmp_path}", "model=tnd", "graph=small_world",
             f"seeds={seeds}"]
     assert call_main(train_entry.main, argv, monkeypatch) == 1

@@ -642,14 +642,15 @@ def test_the_plot_draws_the_papers_bars_only_beside_its_protocol(tmp_path, monke
 # --------------------------------------------------------------------------- seeds in one program
 
 
-def test_stacked_launches_keep_graph_models_one_job_per_seed():
-    jobs = driver.plan_jobs({"model": "tnd,lstm,rnn", "seed": "0,1,2"}, "x", [])
+def test_stacked_launches_keep_structural_graph_models_one_job_per_seed():
+    jobs = driver.plan_jobs({"model": "sparse_rnn,tnd,lstm,rnn", "seed": "0,1,2"}, "x", [])
     launches = driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=True)
     alone = [g for g, stacked in launches if not stacked]
     together = [g for g, stacked in launches if stacked]
-    assert alone == [["experiment=x", "model=tnd", "seed=0,1,2"]]  # TND draws its graph per seed
-    assert together == [["experiment=x", "model=lstm,rnn", "seed=0", "seeds=[0,1,2]"]]
-    fixed_graph = driver.plan_jobs({"model": "tnd", "seed": "0,1"}, "x", ["graph.seed=7"])
+    assert alone == [["experiment=x", "model=sparse_rnn", "seed=0,1,2"]]  # its per-seed graph is its structure
+    # TND holds its graph as data: its seeds, each with its own graph, stack like the baselines
+    assert together == [["experiment=x", "model=tnd,lstm,rnn", "seed=0", "seeds=[0,1,2]"]]
+    fixed_graph = driver.plan_jobs({"model": "sparse_rnn", "seed": "0,1"}, "x", ["graph.seed=7"])
     assert [s for _, s in driver._launches(fixed_graph, driver.SWEPT_KEYS, stack_seeds=True)] == [True]
     assert all(not s for _, s in driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=False))
 
@@ -671,19 +672,23 @@ def test_collect_runs_reads_each_seed_of_a_stacked_job(tmp_path):
 @pytest.mark.slow
 @needs_files("experiments/train.py", "conf/experiment/pong_table.yaml", "conf/scale/smoke.yaml")
 def test_smoke_sweep_with_stacked_seeds(tmp_path, monkeypatch):
-    """tnd-table --stack-seeds: the LSTM's seeds train as one job, TND's one job per seed; the
-    table reads both layouts, and a rerun launches nothing."""
+    """tnd-table --stack-seeds: the LSTM's seeds train as one job, and so do TND's, each seed
+    with its own graph; the table reads the layout, and a rerun launches nothing."""
     monkeypatch.chdir(REPO)
     sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
     argv = ["scale=smoke", "model=tnd,lstm", "seed=0,1", "--stack-seeds", "--sweep-dir", str(sweep_dir),
             "--results-dir", str(results)]
     assert driver.main(argv) == 0
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["model=lstm", "model=tnd,seed=0", "model=tnd,seed=1"]
-    for seed in (0, 1):
-        folder = sweep_dir / "model=lstm" / f"seed={seed}"
-        summary = json.loads((folder / "summary.json").read_text())
-        assert (summary["model"], summary["seed"]) == ("lstm", seed)
-        assert f"run {folder}: model=lstm" in (folder / "train.log").read_text()  # the stack's log lines
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["model=lstm", "model=tnd"]
+    for model in ("lstm", "tnd"):
+        for seed in (0, 1):
+            folder = sweep_dir / f"model={model}" / f"seed={seed}"
+            summary = json.loads((folder / "summary.json").read_text())
+            assert (summary["model"], summary["seed"]) == (model, seed)
+            assert f"run {folder}: model={model}" in (folder / "train.log").read_text()  # the stack's log lines
+    tnd_graphs = {json.loads((sweep_dir / "model=tnd" / f"seed={s}" / "summary.json").read_text())["model_options"]
+                  ["graph_seed"] for s in (0, 1)}
+    assert tnd_graphs == {0, 1}  # one program, a graph per seed
     with (results / "pong_table-pong-smoke.csv").open() as f:
         rows = {r["model"]: r for r in csv.DictReader(f)}
     assert rows["lstm"]["n_seeds"] == "2" and rows["tnd"]["n_seeds"] == "2"

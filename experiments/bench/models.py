@@ -156,23 +156,34 @@ def _at_budget(name: str, budget: int, args) -> dict:
     return _measure(name, model, f"{option}={width}", count, args, budget)
 
 
-def table_model(overrides: list[str]):
-    """``(model, options, num_params, obs_shape)`` built exactly as ``tnd-train <overrides>`` builds it (the env's
-    observation shape and action count)."""
+def _table_spec(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
     from experiments import schema  # noqa: F401  (registers the structured configs)
     from experiments.common import CONF_DIR, to_object
-    from tnd.envs import get_env
-    from tnd.app.experiment import build_agent
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        spec = to_object(compose(config_name="tnd_train", overrides=overrides))
-    env = get_env(spec.env.name)
-    config = env.make_config(spec.env.options)
-    obs_shape = env.obs_shape(config)
-    model, options, num_params = build_agent(spec, obs_shape, env.num_actions(config))
-    return model, options, num_params, obs_shape
+        return to_object(compose(config_name="tnd_train", overrides=overrides))
+
+
+def table_model(overrides: list[str]):
+    """``(model, options, num_params, obs_shape)`` built exactly as ``tnd-train <overrides>`` builds it (the env's
+    observation shape and action count)."""
+    return table_models(overrides, [None])[0]
+
+
+def table_models(overrides: list[str], seeds: list[int | None]):
+    """`table_model` for each seed (None: the overrides' own), built as ``tnd-train seeds=[...]``
+    builds a stack: a model that holds its graph as data (TND) gets each seed's own graph,
+    padded to one program shape (`tnd.app.align_programs`)."""
+    import dataclasses
+
+    from tnd.app.experiment import align_programs, prepare
+
+    base = _table_spec(overrides)
+    specs = [base if seed is None else dataclasses.replace(base, seed=int(seed)) for seed in seeds]
+    prepared = align_programs(specs, [prepare(spec) for spec in specs])
+    return [(p.model, p.options, p.num_params, p.obs_shape) for p in prepared]
 
 
 def _table_models(args) -> Iterator[dict]:

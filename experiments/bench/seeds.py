@@ -10,9 +10,10 @@ backward of the cross-entropy over ``[B, T]``, each seed its own batch) either
   batches (PureJaxRL's pattern),
 
 and ``speedup = separate / stacked``. Seeds can share one program only when their models
-have the same structure: TND's and the sparse RNN's graphs are drawn per seed by default,
-so for them the suite builds every seed on one graph (``graph.seed=0``) and says so
-(``one_graph``).
+have the same structure. TND holds its graph as data, so each seed keeps its own graph (of
+one size: `tnd.app.align_programs` pads fan-in, fan-out and rounds to the largest), as the
+table trains it. The sparse RNN builds its graph into its structure, so for it the suite
+builds every seed on one graph (``graph.seed=0``) and says so (``one_graph``).
 
 Then the trainer itself (``kind=trainer``, ``--seeds-train-steps`` updates on a synthetic
 dataset, no run folder): S calls of `tnd.training.train`, each compiling its own step as a
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-PER_SEED_GRAPHS = ("tnd", "sparse_rnn")
+STRUCTURAL_GRAPHS = ("sparse_rnn",)  # models whose graph is part of their structure
 
 
 def add_arguments(group) -> None:
@@ -49,16 +50,16 @@ def run(args) -> Iterator[dict]:
     import jax.numpy as jnp
     from flax import nnx
 
-    from experiments.bench.models import NUM_ACTIONS, table_model
+    from experiments.bench.models import NUM_ACTIONS, table_models
     from experiments.bench.timing import cross_entropy_grads, median_seconds
 
     overrides = getattr(args, "models_table_overrides", "experiment=pong_table").split()
     batch, seq_len = args.seeds_batch, args.seeds_seq_len
     for name in (n.strip() for n in args.seeds_models.split(",")):
-        one_graph = name in PER_SEED_GRAPHS
+        one_graph = name in STRUCTURAL_GRAPHS
         extra = ["graph.seed=0"] if one_graph else []
         for count in (int(c) for c in args.seeds_counts.split(",")):
-            models = [table_model(overrides + [f"model={name}", f"seed={s}", *extra]) for s in range(count)]
+            models = table_models(overrides + [f"model={name}", *extra], list(range(count)))
             splits = [nnx.split(m, nnx.Param, ...) for m, *_ in models]
             graphdef, obs_shape = splits[0][0], models[0][3]
             if any(g != graphdef for g, _, _ in splits):
@@ -88,8 +89,8 @@ def run(args) -> Iterator[dict]:
                    "speedup": seconds["separate"] / seconds["stacked"]}
             if args.seeds_train_steps > 0:
                 yield _trainer_row(name, count, one_graph, [(m, s) for s, (m, *_) in enumerate(models)],
-                                   [table_model(overrides + [f"model={name}", f"seed={s}", *extra])[0]
-                                    for s in range(count)], obs_shape, args)
+                                   [m for m, *_ in table_models(overrides + [f"model={name}", *extra],
+                                                                list(range(count)))], obs_shape, args)
 
 
 def _trainer_row(name: str, count: int, one_graph: bool, separate_models, stacked_models, obs_shape, args) -> dict:

@@ -145,7 +145,7 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def build_agent(
-    spec: ExperimentSpec, obs_shape: tuple[int, ...], num_actions: int
+    spec: ExperimentSpec, obs_shape: tuple[int, ...], num_actions: int, *, program_shape: Any = None,
 ) -> tuple[nnx.Module, dict[str, Any], int]:
     """Builds the model for the env's ``obs_shape`` and ``num_actions``; returns
     ``(model, resolved_options, num_params)``.
@@ -153,6 +153,9 @@ def build_agent(
     With ``spec.param_budget`` the width option is chosen by `tnd.models.budget`
     (`width_for_budget`, the search `build_for_budget` runs) and recorded in the resolved
     options, so a checkpoint can be rebuilt exactly without searching again.
+    ``program_shape`` (a model that holds its graph as data, `align_programs`) pads its
+    arrays so that other seeds share its program; it changes nothing the model computes and
+    is not recorded in the options.
     """
 
     options = model_options(spec)
@@ -162,10 +165,37 @@ def build_agent(
             spec.model.name, int(spec.param_budget), obs_shape=obs_shape, num_actions=num_actions, **options
         )
         options[width_option(spec.model.name)] = int(width)
+    extra = {} if program_shape is None else {"program_shape": program_shape}
     model = build_model(
-        spec.model.name, obs_shape=obs_shape, num_actions=num_actions, rngs=nnx.Rngs(int(spec.seed)), **options
+        spec.model.name, obs_shape=obs_shape, num_actions=num_actions, rngs=nnx.Rngs(int(spec.seed)), **options, **extra
     )
     return model, options, effective_param_count(model)
+
+
+def align_programs(specs: list[ExperimentSpec], prepared: list[Prepared]) -> list[Prepared]:
+    """Seeds whose models hold their graph as data (TND: ``model.program_shape()``) rebuilt to
+    one program shape: where their graphs' fan-in, fan-out or rounds per step differ, every
+    seed pads to the largest, so graphs of one size share one compiled program."""
+    shapes = [p.model.program_shape() if callable(getattr(p.model, "program_shape", None)) else None for p in prepared]
+    if len(prepared) < 2 or any(s is None for s in shapes) or len(set(shapes)) == 1:
+        return prepared
+    sizes = zip(*(dataclasses.astuple(s) for s in shapes))
+    common = type(shapes[0])(*(None if len(set(v)) == 1 else max(v) for v in sizes))
+    return [dataclasses.replace(p, model=build_agent(spec, p.obs_shape, p.num_actions, program_shape=common)[0])
+            for spec, p in zip(specs, prepared)]
+
+
+def program_groups(models: list[nnx.Module]) -> list[list[int]]:
+    """The indices of ``models`` grouped by structure: each group can train as one program."""
+    groups: list[tuple[Any, list[int]]] = []
+    for i, model in enumerate(models):
+        graphdef = nnx.graphdef(model)
+        match = next((members for g, members in groups if g == graphdef), None)
+        if match is None:
+            groups.append((graphdef, [i]))
+        else:
+            match.append(i)
+    return [members for _, members in groups]
 
 
 def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_actions: int,
@@ -311,7 +341,7 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
 
     The specs differ at most in seed, so they share the dataset, windows and class weights.
     """
-    prepared = [prepare(spec) for spec in specs]
+    prepared = align_programs(specs, [prepare(spec) for spec in specs])
     spec, p = specs[0], prepared[0]
     for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs):
         if run_spec.plugins:
@@ -341,7 +371,16 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
                to_dict(run_spec), periodic_eval)
         for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs)
     ]
-    results = train_seeds(members, windows, spec.train, class_weights=weights)
+    groups = program_groups([run_p.model for run_p in prepared])
+    if len(groups) > 1:
+        log.warning("seeds %s: their models differ in structure (e.g. graphs with different edge counts), so they "
+                    "train as %d programs one after another: %s", [s.seed for s in specs], len(groups),
+                    [[specs[i].seed for i in g] for g in groups])
+    results: list[TrainResult] = [None] * len(members)  # type: ignore[list-item]
+    for group in groups:
+        trained = train_seeds([members[i] for i in group], windows, spec.train, class_weights=weights)
+        for i, result in zip(group, trained):
+            results[i] = result
     return [_finish(run_spec, run_p, result, demos, run_dir)
             for run_spec, run_p, result, run_dir in zip(specs, prepared, results, run_dirs)]
 

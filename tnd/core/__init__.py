@@ -1,5 +1,5 @@
 """The TND core: input onto sensory neurons, inner rounds of interaction + dynamics, motor readout."""
 
-from tnd.core.cell import PreparedCore, TNDCore, TNDCoreError
+from tnd.core.cell import LatencyWarning, ProgramShape, TNDCore, TNDCoreError
 
-__all__ = ["PreparedCore", "TNDCore", "TNDCoreError"]
+__all__ = ["LatencyWarning", "ProgramShape", "TNDCore", "TNDCoreError"]

@@ -1,8 +1,9 @@
 """The TND core: input -> input neurons, K rounds of (interaction, local dynamics), readout.
 
-One time step with input features ``f_t: [B, F]`` and state ``h: [B, N, d]``:
+One time step with input features ``f_t: [B, F]`` and state ``h`` (rows ``[N, d * B]``
+inside a program, `tnd.layout`; ``[B, N, d]`` in the harness's carry):
 
-    u      = place_input(f_t W_in + b_in)                  [N, B, d], zero off the input neurons
+    u      = place_input(f_t W_in + b_in)                  zero off the input neurons
     repeat K = inner_rounds times:
         m  = I(h)                                          messages along the graph's edges
         h  = F(h, m, u)                                    local per-neuron update
@@ -11,8 +12,20 @@ One time step with input features ``f_t: [B, F]`` and state ``h: [B, N, d]``:
 ``W_in: [F, S, d]`` gives each input neuron its own projection of the input. Every round
 sees the same input ``u`` (the input is held during the step). The interaction weights are
 loop-invariant, and so are the dynamics' per-neuron parameters: `prepare` computes both once
-(per step for `step`, once per *sequence* in the model's scan), the per-step work is only
-messages and updates.
+per sequence; the per-round work is only messages and updates.
+
+**A sequence is a scan over rounds.** `sequence` runs one ``lax.scan`` over the T * K
+rounds of a window (the input and the reset of step t enter at its first round, the readout
+leaves after its last), so XLA keeps every round's state in memory between rounds instead of
+fusing (and recomputing) across them. The commonest TND (leaky F, static weights) runs the
+round of `tnd.core.fused`, whose backward pass is written out; every other combination runs
+the same round through JAX's derivatives.
+
+**The graph is data** (`tnd.graph.GraphArrays`): neighbour lists, input slots and this
+graph's number of rounds are arrays in the model's state. Graphs of one shape share one
+compiled program, and with ``program_shape`` (fan-in, fan-out, rounds) the seeds of a
+topology stack in one ``vmap``: a seed whose own K is below the program's rounds runs its
+extra rounds as identities (its leak is 0), so it computes exactly what it computes alone.
 
 **Latency.** The input enters the input neurons in the first round of a step and then
 travels one edge per round, so the readout at step t depends on the input at step t only
@@ -27,33 +40,47 @@ the actions lag the observations by ``ceil((D + 1) / K) - 1`` steps. ``inner_rou
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx, struct
-from jax.ad_checkpoint import checkpoint_name
+from flax import nnx
 
-from tnd.dynamics.local import make_dynamics
+from tnd.core.fused import LeakyRoundWeights, leaky_round
+from tnd.dynamics.local import LeakyDynamics, make_dynamics
+from tnd.graph.arrays import GraphArrays, GraphData, neighbour_arrays
 from tnd.graph.neuron_graph import NeuronGraph
-from tnd.interaction.operators import PreparedWeights, make_interaction
-
-
-MESSAGES = "tnd_messages"  # checkpoint name of the messages: a rematerialised step keeps them
-
+from tnd.interaction.operators import PHI_GRADS_FROM_OUTPUT, PHIS, Interaction, make_interaction
+from tnd.layout import batch_columns, from_rows, per_neuron_rows, to_rows
 
 INPUT_PLACEMENTS = ("sensory", "all")
 READOUTS = ("motor", "all")
 
 
-@struct.dataclass
-class PreparedCore:
-    """What `TNDCore.prepare` computes once per sequence: the interaction's weights in its
-    path's layout and the dynamics' per-neuron parameters (arrays by name)."""
+@dataclasses.dataclass(frozen=True)
+class ProgramShape:
+    """Sizes a program pads to so that several graphs share it (the seeds of a stack):
+    in-slots, out-slots and rounds per step. None keeps the graph's own."""
 
-    interaction: PreparedWeights
-    dynamics: dict[str, jax.Array]
+    fan_in: int | None = None
+    fan_out: int | None = None
+    rounds: int | None = None
+
+    def union(self, other: ProgramShape) -> ProgramShape:
+        """The larger of each size (None where neither pads)."""
+        pick = lambda a, b: None if a is None and b is None else max(a or 0, b or 0)  # noqa: E731
+        return ProgramShape(*(pick(a, b) for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    @classmethod
+    def parse(cls, value) -> ProgramShape:
+        if value is None or isinstance(value, ProgramShape):
+            return value or cls()
+        unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TNDCoreError(f"program_shape has no key {', '.join(map(repr, unknown))}; valid: fan_in, fan_out, rounds.")
+        return cls(**value)
 
 
 class TNDCoreError(ValueError):
@@ -92,14 +119,14 @@ def resolve_inner_rounds(inner_rounds: int | str, distance: int, graph_name: str
 
 
 class TNDCore(nnx.Module):
-    """The recurrent TND core on a fixed `NeuronGraph` (state ``[B, N, d]``).
+    """The recurrent TND core on a `NeuronGraph` held as data (carry ``[B, N, d]``).
 
     Args:
-      graph: the neuron graph (static).
+      graph: the neuron graph.
       in_features: F, the width of the encoder features.
       state_dim: d, channels per neuron.
       interaction: one of ``tnd.interaction.interaction_names()``; ``interaction_options`` go to it
-        (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``, ``chunk``).
+        (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``).
       dynamics: one of ``tnd.dynamics.dynamics_names()``; ``dynamics_options`` go to it.
       sharing: ``shared`` | ``per_neuron`` | ``per_type`` dynamics parameters.
       inner_rounds: communication rounds K per time step (>= 1), or ``"auto"``: one more than
@@ -108,6 +135,8 @@ class TNDCore(nnx.Module):
       readout: ``motor`` (the graph's motor neurons are read out) | ``all``.
       path: ``auto`` | ``sparse`` | ``dense`` execution path of the interaction.
       edge_gate: learn a sigmoid gate per edge with an L1 penalty (`regularization`).
+      program_shape: `ProgramShape` (or its dict) to pad to, so that graphs of one size share
+        a program; it never changes what the model computes.
     """
 
     def __init__(
@@ -115,7 +144,7 @@ class TNDCore(nnx.Module):
         interaction: str = "scalar", dynamics: str = "leaky", sharing: str = "shared",
         inner_rounds: int | str = "auto", path: str = "auto", edge_gate: bool = False,
         interaction_options: dict | None = None, dynamics_options: dict | None = None,
-        input_neurons: str = "sensory", readout: str = "motor",
+        input_neurons: str = "sensory", readout: str = "motor", program_shape: ProgramShape | dict | None = None,
     ):
         if not isinstance(state_dim, (int, np.integer)) or state_dim < 1:
             raise TNDCoreError(f"state_dim must be a positive integer, got {state_dim!r}.")
@@ -123,85 +152,177 @@ class TNDCore(nnx.Module):
             raise TNDCoreError(f"Unknown input_neurons {input_neurons!r}. Valid values: {', '.join(INPUT_PLACEMENTS)}.")
         if readout not in READOUTS:
             raise TNDCoreError(f"Unknown readout {readout!r}. Valid values: {', '.join(READOUTS)}.")
-        self.graph = graph
+        shape = ProgramShape.parse(program_shape)
+        self.arrays = GraphArrays(graph, fan_in=shape.fan_in, fan_out=shape.fan_out)
         self.state_dim = int(state_dim)
         every = np.arange(graph.num_neurons)
         inputs = graph.sensory if input_neurons == "sensory" else every
-        self._readout = tuple((graph.motor if readout == "motor" else every).tolist())
-        self.latency_hops = int(graph.hops(inputs, np.asarray(self._readout)))
-        self.inner_rounds = resolve_inner_rounds(inner_rounds, self.latency_hops, f"graph '{graph.name}'")
+        read = graph.motor if readout == "motor" else every
+        self.input_neurons, self.readout_neurons = input_neurons, readout
+        distance = int(graph.hops(inputs, read))
+        own_rounds = resolve_inner_rounds(inner_rounds, distance, f"graph '{graph.name}'")
+        if shape.rounds is not None and shape.rounds < own_rounds:
+            raise TNDCoreError(f"program_shape rounds={shape.rounds} is below this graph's {own_rounds} rounds per step.")
+        self.inner_rounds = int(shape.rounds or own_rounds)  # rounds the program runs per step
+        self.masked_rounds = shape.rounds is not None  # a stack: this graph's own rounds are data
+        self.own_rounds = GraphData(jnp.asarray(own_rounds, jnp.int32))
+        self.distance = GraphData(jnp.asarray(distance, jnp.int32))
         self.interaction = make_interaction(
-            interaction, graph, self.state_dim, rngs=rngs, path=path, edge_gate=edge_gate,
+            interaction, self.arrays, self.state_dim, rngs=rngs, path=path, edge_gate=edge_gate,
             **(interaction_options or {}),
         )
-        self.dynamics = make_dynamics(dynamics, graph, self.state_dim, rngs=rngs, sharing=sharing, **(dynamics_options or {}))
+        self.dynamics = make_dynamics(dynamics, self.arrays, self.state_dim, rngs=rngs, sharing=sharing,
+                                      **(dynamics_options or {}))
         num_inputs = int(inputs.size)
         self.input_kernel = nnx.Param(
             jax.random.normal(rngs.params(), (in_features, num_inputs, self.state_dim)) / np.sqrt(in_features)
         )
         self.input_bias = nnx.Param(jnp.zeros((num_inputs, self.state_dim)))
-        if input_neurons == "all":
-            self._input_slot = None  # u is already [N, B, d]
-        else:
+        self.num_readout = int(read.size)
+        if input_neurons == "sensory":
             slot = np.full(graph.num_neurons, num_inputs, np.int32)  # row S = zeros (non-input)
             slot[inputs] = np.arange(num_inputs, dtype=np.int32)
-            self._input_slot = tuple(slot.tolist())
+            self.input_slot = GraphData(jnp.asarray(slot))
 
-    # ------------------------------------------------------------------ shapes
+    # ------------------------------------------------------------------ shapes and graph
     @property
     def num_neurons(self) -> int:
-        return self.graph.num_neurons
+        return self.arrays.num_neurons
+
+    @property
+    def graph(self) -> NeuronGraph:
+        """The neuron graph (rebuilt on the host from the arrays the model holds)."""
+        return self.arrays.graph
+
+    @property
+    def latency_hops(self) -> int:
+        """D, the input -> readout distance in edges."""
+        return int(self.distance[...])
+
+    @property
+    def rounds(self) -> int:
+        """This graph's own rounds per step (the program's ``inner_rounds`` may pad beyond it)."""
+        return int(self.own_rounds[...])
+
+    def own_program_shape(self) -> ProgramShape:
+        """This graph's own fan-in, fan-out and rounds (what a stack pads the others to)."""
+        lists = neighbour_arrays(self.graph)
+        return ProgramShape(lists["in_index"].shape[0], lists["out_index"].shape[0], self.rounds)
 
     @property
     def out_features(self) -> int:
         """Width of the core output: read-out neurons times d."""
-        return len(self._readout) * self.state_dim
+        return self.num_readout * self.state_dim
 
     @property
     def path(self) -> str:
         return self.interaction.path
 
+    @property
+    def fused(self) -> bool:
+        """Whether rounds run `tnd.core.fused.leaky_round` (leaky F, static weights on the sparse path)."""
+        return (type(self.dynamics).apply is LeakyDynamics.apply and self.interaction.static_weights
+                and type(self.interaction).messages is Interaction.messages and self.path == "sparse"
+                and self.interaction.phi_name in PHI_GRADS_FROM_OUTPUT)
+
     def initial_state(self, batch_size: int) -> jax.Array:
         return jnp.zeros((batch_size, self.num_neurons, self.state_dim))
 
     # ------------------------------------------------------------------ pieces
-    def prepare(self) -> PreparedCore:
-        """Loop-invariant interaction weights and dynamics parameters (compute once per sequence)."""
-        return PreparedCore(self.interaction.prepare(), self.dynamics.prepare())
+    def prepare(self, batch: int):
+        """Loop-invariant interaction weights and dynamics parameters for batch size B."""
+        interaction = self.interaction.prepare(batch)
+        dynamics = self.dynamics.prepare(batch)
+        if self.fused:
+            return LeakyRoundWeights(interaction.w, interaction.w_out, dynamics["w"], jnp.swapaxes(dynamics["w"], 1, 2),
+                                     dynamics["b"], dynamics["inv_tau"])
+        return interaction, dynamics
 
-    def place_input(self, features: jax.Array) -> jax.Array:
-        """Features ``[B, F]`` -> per-neuron input ``u: [N, B, d]`` (zero off the input neurons)."""
-        u = jnp.einsum("bf,fsd->sbd", features, self.input_kernel[...]) + self.input_bias[...][:, None, :]
-        if self._input_slot is None:
+    def input_rows(self, features: jax.Array) -> jax.Array:
+        """Features ``[..., B, F]`` -> the input neurons' input rows ``[..., S, d * B]``."""
+        u = jnp.einsum("...bf,fsd->...sdb", features, self.input_kernel[...])
+        u = u + self.input_bias[...][..., None]
+        return u.reshape(u.shape[:-2] + (-1,))
+
+    def place(self, u: jax.Array) -> jax.Array:
+        """Input rows of the input neurons ``[S, C]`` -> rows ``[N, C]`` (zero elsewhere)."""
+        if self.input_neurons == "all":
             return u
-        u = jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:], u.dtype)])
-        return u[np.asarray(self._input_slot)]
+        return _place_rows(u, self.input_slot[...], self.arrays.array("sensory"))
 
-    def update(self, prepared: PreparedCore, h: jax.Array, u: jax.Array) -> jax.Array:
-        """The local update of one time step on neuron-major states ``h, u: [N, B, d]``."""
-        for _ in range(self.inner_rounds):
-            m = checkpoint_name(self.interaction.messages(prepared.interaction, h), MESSAGES)
-            h = self.dynamics.apply(prepared.dynamics, h, m, u)
-        return h
+    def read(self, h: jax.Array) -> jax.Array:
+        """State rows ``[N, d * B]`` -> the readout neurons' rows ``[R, d * B]``."""
+        return h if self.readout_neurons == "all" else h[self.arrays.array("motor")]
 
-    def readout(self, h: jax.Array) -> jax.Array:
-        """Neuron-major states ``[N, B, d]`` -> readout ``[B, R * d]`` (R read-out neurons)."""
-        read = h if len(self._readout) == self.num_neurons else h[np.asarray(self._readout)]
-        read = jnp.swapaxes(read, 0, 1)
-        return read.reshape(read.shape[0], -1)
+    def readout_features(self, read: jax.Array, batch: int) -> jax.Array:
+        """Readout rows ``[..., R, d * B]`` -> features ``[..., B, R * d]`` (neuron-major, as the head reads them)."""
+        lead = read.shape[:-2]
+        read = read.reshape(lead + (read.shape[-2], self.state_dim, batch))
+        read = jnp.moveaxis(read, -1, -3)  # [..., B, R, d]
+        return read.reshape(lead + (batch, -1))
 
-    def neuron_major_step(self, prepared: PreparedCore, h: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """One time step on neuron-major states ``h: [N, B, d]`` -> (h, out ``[B, M*d]``)."""
-        h = self.update(prepared, h, self.place_input(features))
-        return h, self.readout(h)
+    def round(self, prepared, h: jax.Array, x: jax.Array, u: jax.Array, active: jax.Array | None = None):
+        """One round on rows: ``(h, x = phi(h)) -> (h', x')`` with the placed input rows ``u``.
 
-    def step(self, prepared: PreparedCore, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """One time step: carry ``[B, N, d]``, features ``[B, F]`` -> (carry, out ``[B, M*d]``)."""
-        h, out = self.neuron_major_step(prepared, jnp.swapaxes(carry, 0, 1), features)
-        return jnp.swapaxes(h, 0, 1), out
+        ``active`` (a stack's padded rounds): where false the round leaves ``h`` as it is.
+        """
+        if self.fused:
+            weights = prepared if active is None else prepared._replace(inv_tau=prepared.inv_tau * active)
+            index = (self.arrays.array("in_index"), self.arrays.array("out_index"))
+            return leaky_round(self.interaction.phi_name, index, weights, h, x, u)
+        interaction, dynamics = prepared
+        m = self.interaction.messages(interaction, h, x)
+        h_next = self.dynamics.apply(dynamics, h, m, u)
+        if active is not None:
+            h_next = jnp.where(active, h_next, h)
+        return h_next, self.interaction.phi(h_next)
+
+    def active(self, r: jax.Array) -> jax.Array | None:
+        """Whether round ``r`` of a step is one of this graph's own (None: every round is)."""
+        return (r < self.own_rounds[...]) if self.masked_rounds else None
+
+    # ------------------------------------------------------------------ steps and sequences
+    def step(self, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One time step: carry ``[B, N, d]``, features ``[B, F]`` -> (carry, out ``[B, R * d]``)."""
+        batch = carry.shape[0]
+        prepared = self.prepare(batch)
+        h = to_rows(carry)
+        u = self.place(self.input_rows(features))
+
+        def one_round(r, state):
+            return self.round(prepared, *state, u, self.active(r))
+
+        h, _ = jax.lax.fori_loop(0, self.inner_rounds, one_round, (h, self.interaction.phi(h)))
+        return from_rows(h, batch), self.readout_features(self.read(h), batch)
 
     def __call__(self, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self.step(self.prepare(), carry, features)
+        return self.step(carry, features)
+
+    def sequence(self, carry: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """T steps as one scan over T * K rounds: carry ``[B, N, d]``, features ``[B, T, F]``,
+        resets ``[B, T]`` (true: the carry restarts from zeros before that step) -> (carry,
+        outputs ``[B, T, R * d]``)."""
+        batch, time = features.shape[:2]
+        k = self.inner_rounds
+        prepared = self.prepare(batch)
+        u = self.input_rows(jnp.swapaxes(features, 0, 1))  # [T, S, C]
+        keep = batch_columns(jnp.logical_not(resets).astype(features.dtype).T, self.state_dim)  # [T, 1, C]
+        first = (jnp.arange(time * k) % k == 0)[:, None, None]
+        keep = jnp.where(first, jnp.repeat(keep, k, axis=0), 1.0)  # resets act at each step's first round
+        rounds = (jnp.repeat(u, k, axis=0), keep, jnp.arange(time * k) % k)
+        phi_zero = self.interaction.phi(jnp.zeros(()))
+
+        def body(state, inputs):
+            h, x = state
+            u_t, keep_t, r = inputs
+            h, x = h * keep_t, x * keep_t + phi_zero * (1.0 - keep_t)
+            h, x = self.round(prepared, h, x, self.place(u_t), self.active(r))
+            return (h, x), self.read(h)
+
+        h = to_rows(carry)
+        (h, _), read = jax.lax.scan(body, (h, self.interaction.phi(h)), rounds)
+        outputs = self.readout_features(read[k - 1::k], batch)  # [T, B, R * d]
+        return from_rows(h, batch), jnp.swapaxes(outputs, 0, 1)
 
     # ------------------------------------------------------------------ training extras
     def regularization(self) -> jax.Array:
@@ -220,3 +341,20 @@ class TNDCore(nnx.Module):
             g.num_neurons, g.senders[keep], g.receivers[keep], g.sensory, g.motor,
             neuron_types=g.neuron_types, labels=g.labels, name=f"{g.name}-pruned",
         )
+
+
+@jax.custom_vjp
+def _place_rows(u: jax.Array, slot: jax.Array, inputs: jax.Array) -> jax.Array:
+    """Rows ``[S, C]`` -> ``[N, C]``: neuron n takes row ``slot[n]`` (``S``: zeros)."""
+    return jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:], u.dtype)])[slot]
+
+
+def _place_fwd(u, slot, inputs):
+    return _place_rows(u, slot, inputs), inputs
+
+
+def _place_bwd(inputs, g):
+    return g[inputs], None, None  # a gather, not the scatter-add JAX would use
+
+
+_place_rows.defvjp(_place_fwd, _place_bwd)

@@ -8,12 +8,12 @@ from tnd.dynamics.local import (
     LeakyDynamics,
     LocalDynamics,
     dynamics_names,
-    group_index,
+    num_groups,
     make_dynamics,
     register_dynamics,
 )
 
 __all__ = [
     "CfCDynamics", "DynamicsError", "GatedDynamics", "LeakyDynamics", "LocalDynamics", "SHARING",
-    "dynamics_names", "group_index", "make_dynamics", "register_dynamics",
+    "dynamics_names", "num_groups", "make_dynamics", "register_dynamics",
 ]

@@ -19,12 +19,14 @@ the model *local*. Families (`DYNAMICS`):
 Parameter sharing (`SHARING`): ``shared`` (one parameter set for all neurons), ``per_neuron``
 (heterogeneous: N sets) or ``per_type`` (one set per ``graph.neuron_types`` value). All
 weights carry a leading group axis G in {1, N, num_types}; a static ``[N]`` group index maps
-neurons to groups. States are neuron-major ``[N, B, d]``.
+neurons to groups (data: the neuron types come from the graph's arrays). States are
+neuron-major rows ``[N, d * B]`` (`tnd.layout`); the per-neuron channel maps are batched
+matmuls ``[N, o, i] x [N, i, B]`` (`tnd.layout.channel_map`).
 
-Like the interaction, a dynamics function splits into `prepare()` (the loop-invariant
+Like the interaction, a dynamics function splits into `prepare(batch)` (the loop-invariant
 per-neuron parameters: group gathers, fused weight matrices, time constants -- computed once
-per sequence, outside the time scan) and `apply(prepared, h, m, u)` (the per-step update);
-calling the module does both.
+per sequence, outside the time scan) and `apply(prepared, h, m, u)` (the per-round update);
+calling the module on batch-major ``[B, N, d]`` arrays does both.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.graph.neuron_graph import NeuronGraph
+from tnd.graph.arrays import GraphArrays
+from tnd.layout import channel_map, channels, from_rows, per_neuron_rows, to_rows
 
 SHARING = ("shared", "per_neuron", "per_type")
 
@@ -45,15 +48,11 @@ class DynamicsError(ValueError):
     """An invalid dynamics option."""
 
 
-def group_index(graph: NeuronGraph, sharing: str) -> np.ndarray:
-    """Static ``[N]`` group id of each neuron for the sharing mode."""
-    if sharing == "shared":
-        return np.zeros(graph.num_neurons, np.int32)
-    if sharing == "per_neuron":
-        return np.arange(graph.num_neurons, dtype=np.int32)
-    if sharing == "per_type":
-        return graph.neuron_types.astype(np.int32)
-    raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
+def num_groups(arrays: GraphArrays, sharing: str) -> int:
+    """How many parameter sets the sharing mode holds: 1, N or the number of neuron types."""
+    if sharing not in SHARING:
+        raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
+    return {"shared": 1, "per_neuron": arrays.num_neurons, "per_type": arrays.num_types}[sharing]
 
 
 _DYNAMICS: dict[str, type] = {}
@@ -79,16 +78,15 @@ def dynamics_names() -> tuple[str, ...]:
 
 
 class LocalDynamics(nnx.Module):
-    """Base: grouped parameters and the per-neuron affine map ``x W_g + b_g``."""
+    """Base: grouped parameters and the per-neuron channel maps."""
 
     kind = "base"
 
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, sharing: str = "shared"):
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, sharing: str = "shared"):
+        self.arrays = arrays
         self.state_dim = state_dim
         self.sharing = sharing
-        groups = group_index(graph, sharing)
-        self._groups = tuple(groups.tolist())  # hashable static metadata
-        self.num_groups = int(groups.max()) + 1
+        self.num_groups = num_groups(arrays, sharing)
 
     def _param(self, rngs, shape, init=None, scale=None) -> nnx.Param:
         """A parameter ``[G, *shape]`` (lecun-normal over ``shape[0]`` inputs, or zeros)."""
@@ -97,32 +95,35 @@ class LocalDynamics(nnx.Module):
         std = scale if scale is not None else 1.0 / math.sqrt(shape[0])
         return nnx.Param(std * jax.random.normal(rngs.params(), (self.num_groups,) + shape))
 
-    def per_neuron(self, p: nnx.Param) -> jax.Array:
-        """Parameter ``[G, ...]`` -> what neuron n uses: ``[1, ...]`` if shared else ``[N, ...]``."""
-        value = p[...]
-        return value if self.num_groups == 1 else value[np.asarray(self._groups)]
+    def per_neuron(self, p: nnx.Param | jax.Array) -> jax.Array:
+        """Parameter ``[G, ...]`` -> what each neuron uses: ``[1, ...]`` if shared else ``[N, ...]``."""
+        value = p[...] if isinstance(p, nnx.Variable) else p
+        if self.sharing == "per_type":
+            return value[self.arrays.array("neuron_types")]
+        return value
 
-    @staticmethod
-    def linear(x: jax.Array, w: jax.Array) -> jax.Array:
-        """``x: [N, B, i]`` times per-neuron ``w: [N or 1, i, o]`` -> ``[N, B, o]``."""
-        if w.shape[0] == 1:  # one shared matrix: a single [N*B, i] x [i, o] matmul
-            return (x.reshape(-1, x.shape[-1]) @ w[0]).reshape(x.shape[:-1] + (w.shape[-1],))
-        return jnp.einsum("nbi,nio->nbo", x, w)
+    def channel_weights(self, *matrices: nnx.Param) -> jax.Array:
+        """Input-major ``[G, i, o]`` matrices (stacked along i) -> per-neuron ``[N, o, sum i]`` for `channel_map`."""
+        w = jnp.concatenate([m[...] for m in matrices], axis=1)
+        w = jnp.swapaxes(self.per_neuron(w), 1, 2)
+        return jnp.broadcast_to(w, (self.arrays.num_neurons,) + w.shape[1:])
 
-    @staticmethod
-    def bias(b: jax.Array) -> jax.Array:
-        return b[:, None, :]
+    def bias_rows(self, b: nnx.Param, batch: int) -> jax.Array:
+        """A bias ``[G, o]`` -> rows ``[N or 1, o * B]``."""
+        return per_neuron_rows(self.per_neuron(b), batch)
 
-    def prepare(self) -> dict[str, jax.Array]:
-        """Loop-invariant per-neuron parameters (compute once per sequence)."""
+    def prepare(self, batch: int) -> dict[str, jax.Array]:
+        """Loop-invariant per-neuron parameters for batch size B (compute once per sequence)."""
         raise NotImplementedError
 
     def apply(self, prepared: dict[str, jax.Array], h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
-        """One update ``h' = F(h, m, u)`` on neuron-major ``[N, B, d]`` arrays."""
+        """One update ``h' = F(h, m, u)`` on neuron-major rows ``[N, d * B]``."""
         raise NotImplementedError
 
     def __call__(self, h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
-        return self.apply(self.prepare(), h, m, u)
+        """Convenience: batch-major ``[B, N, d]`` arrays in and out."""
+        batch = h.shape[0]
+        return from_rows(self.apply(self.prepare(batch), to_rows(h), to_rows(m), to_rows(u)), batch)
 
 
 TAU_FLOOR = 0.5  # leaky time constants stay above this: h' = h + (target - h) / tau contracts
@@ -136,9 +137,9 @@ class FixedTimeConstant(nnx.Variable):
 class LeakyDynamics(LocalDynamics):
     kind = "leaky"
 
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared",
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared",
                  tau_min: float = 1.0, tau_max: float = 8.0, learn_tau: bool = True):
-        super().__init__(graph, state_dim, sharing=sharing)
+        super().__init__(arrays, state_dim, sharing=sharing)
         if not TAU_FLOOR < float(tau_min) <= float(tau_max):
             raise DynamicsError(
                 f"Leaky time constants need {TAU_FLOOR} < tau_min <= tau_max, got tau_min={tau_min}, tau_max={tau_max}."
@@ -149,7 +150,7 @@ class LeakyDynamics(LocalDynamics):
         self.w_message = self._param(rngs, (d, d))
         self.w_self = self._param(rngs, (d, d), scale=0.5 / math.sqrt(d))
         self.b = self._param(rngs, (d,), init="zeros")
-        tau = jax.random.uniform(rngs.params(), (graph.num_neurons, d), minval=tau_min, maxval=tau_max)
+        tau = jax.random.uniform(rngs.params(), (arrays.num_neurons, d), minval=tau_min, maxval=tau_max)
         log_excess = jnp.log(tau - TAU_FLOOR)  # tau = TAU_FLOOR + exp(log_excess)
         self.tau_log_excess = nnx.Param(log_excess) if learn_tau else FixedTimeConstant(log_excess)
 
@@ -157,17 +158,16 @@ class LeakyDynamics(LocalDynamics):
         """Per-neuron time constants ``tau: [N, d]`` (> `TAU_FLOOR` steps)."""
         return TAU_FLOOR + jnp.exp(self.tau_log_excess[...])
 
-    def prepare(self):
-        weights = jnp.concatenate([self.w_message[...], self.w_self[...]], axis=1)  # [G, 2d, d]
+    def prepare(self, batch: int):
+        """``w``: ``[N, d, 2d]`` (messages, then self), ``b`` and ``inv_tau`` as rows."""
         return {
-            "w": weights if self.num_groups == 1 else weights[np.asarray(self._groups)],
-            "b": self.bias(self.per_neuron(self.b)),
-            "inv_tau": (1.0 / self.time_constants())[:, None, :],
+            "w": self.channel_weights(self.w_message, self.w_self),
+            "b": self.bias_rows(self.b, batch),
+            "inv_tau": per_neuron_rows(1.0 / self.time_constants(), batch),
         }
 
     def apply(self, prepared, h, m, u):
-        pre = self.linear(jnp.concatenate([m, h], axis=-1), prepared["w"])
-        target = jnp.tanh(pre + u + prepared["b"])
+        target = jnp.tanh(channel_map(prepared["w"], jnp.concatenate([m, h], axis=1)) + u + prepared["b"])
         return h + (target - h) * prepared["inv_tau"]
 
 
@@ -175,27 +175,28 @@ class LeakyDynamics(LocalDynamics):
 class GatedDynamics(LocalDynamics):
     kind = "gated"
 
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared"):
-        super().__init__(graph, state_dim, sharing=sharing)
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared"):
+        super().__init__(arrays, state_dim, sharing=sharing)
         d = state_dim
         self.w_input = self._param(rngs, (d, 3 * d))  # r, z, n from the input m + u
         self.w_hidden = self._param(rngs, (d, 3 * d))  # r, z, n from the state
         self.b_input = self._param(rngs, (3 * d,), init="zeros")
         self.b_hidden = self._param(rngs, (3 * d,), init="zeros")
 
-    def prepare(self):
+    def prepare(self, batch: int):
         return {
-            "w_input": self.per_neuron(self.w_input), "b_input": self.bias(self.per_neuron(self.b_input)),
-            "w_hidden": self.per_neuron(self.w_hidden), "b_hidden": self.bias(self.per_neuron(self.b_hidden)),
+            "w_input": self.channel_weights(self.w_input), "b_input": self.bias_rows(self.b_input, batch),
+            "w_hidden": self.channel_weights(self.w_hidden), "b_hidden": self.bias_rows(self.b_hidden, batch),
         }
 
     def apply(self, prepared, h, m, u):
-        d = self.state_dim
-        xi = self.linear(m + u, prepared["w_input"]) + prepared["b_input"]
-        xh = self.linear(h, prepared["w_hidden"]) + prepared["b_hidden"]
-        r = jax.nn.sigmoid(xi[..., :d] + xh[..., :d])
-        z = jax.nn.sigmoid(xi[..., d:2 * d] + xh[..., d:2 * d])
-        n = jnp.tanh(xi[..., 2 * d:] + r * xh[..., 2 * d:])
+        d, batch = self.state_dim, h.shape[1] // self.state_dim
+        xi = channel_map(prepared["w_input"], m + u) + prepared["b_input"]
+        xh = channel_map(prepared["w_hidden"], h) + prepared["b_hidden"]
+        gate = lambda x, i: channels(x, i * d, (i + 1) * d, batch)  # noqa: E731
+        r = jax.nn.sigmoid(gate(xi, 0) + gate(xh, 0))
+        z = jax.nn.sigmoid(gate(xi, 1) + gate(xh, 1))
+        n = jnp.tanh(gate(xi, 2) + r * gate(xh, 2))
         return (1.0 - z) * n + z * h
 
 
@@ -203,9 +204,9 @@ class GatedDynamics(LocalDynamics):
 class CfCDynamics(LocalDynamics):
     kind = "cfc"
 
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared",
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, sharing: str = "shared",
                  backbone_units: int | None = None, timespan: float = 1.0):
-        super().__init__(graph, state_dim, sharing=sharing)
+        super().__init__(arrays, state_dim, sharing=sharing)
         d = state_dim
         self.units = int(backbone_units or max(8, 2 * d))
         self.timespan = float(timespan)
@@ -214,25 +215,27 @@ class CfCDynamics(LocalDynamics):
         self.w_heads = self._param(rngs, (self.units, 4 * d))  # ff1, ff2, time_a, time_b
         self.b_heads = self._param(rngs, (4 * d,), init="zeros")
 
-    def prepare(self):
+    def prepare(self, batch: int):
         return {
-            "w_backbone": self.per_neuron(self.w_backbone), "b_backbone": self.bias(self.per_neuron(self.b_backbone)),
-            "w_heads": self.per_neuron(self.w_heads), "b_heads": self.bias(self.per_neuron(self.b_heads)),
+            "w_backbone": self.channel_weights(self.w_backbone), "b_backbone": self.bias_rows(self.b_backbone, batch),
+            "w_heads": self.channel_weights(self.w_heads), "b_heads": self.bias_rows(self.b_heads, batch),
         }
 
     def apply(self, prepared, h, m, u):
-        d = self.state_dim
-        z = jnp.concatenate([m + u, h], axis=-1)
-        z = 1.7159 * jnp.tanh(0.666 * (self.linear(z, prepared["w_backbone"]) + prepared["b_backbone"]))  # lecun_tanh
-        y = self.linear(z, prepared["w_heads"]) + prepared["b_heads"]
-        ff1, ff2 = jnp.tanh(y[..., :d]), jnp.tanh(y[..., d:2 * d])
-        gate = jax.nn.sigmoid(y[..., 2 * d:3 * d] * self.timespan + y[..., 3 * d:])
+        d, batch = self.state_dim, h.shape[1] // self.state_dim
+        z = channel_map(prepared["w_backbone"], jnp.concatenate([m + u, h], axis=1)) + prepared["b_backbone"]
+        z = 1.7159 * jnp.tanh(0.666 * z)  # lecun_tanh
+        y = channel_map(prepared["w_heads"], z) + prepared["b_heads"]
+        head = lambda i: channels(y, i * d, (i + 1) * d, batch)  # noqa: E731
+        ff1, ff2 = jnp.tanh(head(0)), jnp.tanh(head(1))
+        gate = jax.nn.sigmoid(head(2) * self.timespan + head(3))
         return ff1 * (1.0 - gate) + gate * ff2
 
 
-def make_dynamics(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs,
+def make_dynamics(kind: str, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs,
                   sharing: str = "shared", **options) -> LocalDynamics:
-    """Builds dynamics ``kind`` (one of `dynamics_names()`) with ``sharing`` (one of `SHARING`).
+    """Builds dynamics ``kind`` (one of `dynamics_names()`) on the graph ``arrays`` with
+    ``sharing`` (one of `SHARING`).
 
     Options: ``tau_min``/``tau_max`` (leaky, initial time-constant range), ``learn_tau``
     (leaky; False keeps the initial taus fixed), ``backbone_units``
@@ -243,6 +246,6 @@ def make_dynamics(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rn
     if sharing not in SHARING:
         raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
     try:
-        return _DYNAMICS[kind](graph, state_dim, rngs=rngs, sharing=sharing, **options)
+        return _DYNAMICS[kind](arrays, state_dim, rngs=rngs, sharing=sharing, **options)
     except TypeError as err:
         raise DynamicsError(f"Bad option for dynamics '{kind}': {err}") from err

@@ -1,12 +1,6 @@
 """I: interaction operators (messages along the graph's edges) and their sparse/dense paths."""
 
-from tnd.interaction.neighbours import (
-    NeighbourLists,
-    aggregate,
-    aggregate_transpose,
-    neighbour_lists,
-    slot_dot,
-)
+from tnd.interaction.neighbours import aggregate, gather_sum, slot_products
 from tnd.interaction.operators import (
     PATHS,
     PHIS,
@@ -22,12 +16,11 @@ from tnd.interaction.operators import (
     interaction_names,
     make_interaction,
     register_interaction,
-    sparse_cost_ratio,
 )
 
 __all__ = [
     "EdgeGate", "Interaction", "InteractionError", "LowRankInteraction",
-    "NeighbourLists", "PATHS", "PHIS", "PlasticInteraction", "PreparedWeights", "ScalarInteraction",
-    "VectorInteraction", "aggregate", "aggregate_transpose", "choose_path", "interaction_names", "make_interaction",
-    "neighbour_lists", "register_interaction", "slot_dot", "sparse_cost_ratio",
+    "PATHS", "PHIS", "PlasticInteraction", "PreparedWeights", "ScalarInteraction",
+    "VectorInteraction", "aggregate", "choose_path", "gather_sum", "interaction_names", "make_interaction",
+    "register_interaction", "slot_products",
 ]

@@ -14,19 +14,20 @@ module named in ``plugins=[...]``):
                with learned static weights ``w0`` and shared query/key maps ``q, k: d -> r``.
 
 Every variant runs on two execution paths that compute the same function (same phi, gate,
-plasticity): ``sparse`` -- fixed fan-in neighbour lists (`tnd.interaction.neighbours`), cost
-O(N K B d) with K the max in-degree -- and ``dense`` -- a masked ``[N, N]`` weight matrix and
-one matmul, cost O(N^2 B d). ``path="auto"`` picks with `choose_path`.
+plasticity): ``sparse`` -- gathers along padded neighbour lists (`tnd.interaction.neighbours`),
+cost O(N K B d) with K the padded fan-in -- and ``dense`` -- a masked ``[N, N]`` weight matrix
+and one matmul, cost O(N^2 B d). ``path="auto"`` picks with `choose_path`.
+
+The graph is data (`tnd.graph.GraphArrays`, shared with the core): neighbour indices are
+arrays passed into the jitted program, so graphs of one shape share one program.
 
 Optional learnable **edge gate**: ``w_ij <- w_ij * sigmoid(a_ij)`` with one logit per edge.
 `regularization()` returns ``gate_penalty * mean_ij sigmoid(a_ij)`` (an L1 penalty on the
 gates); add it to the loss so training prunes edges; `kept_edges()` reads which survive.
 
-Weights are *prepared* once per sequence (`prepare` -> `PreparedWeights`, outside the time
-scan: parameter layout changes are loop-invariant) and applied per step with
-`messages(prepared, h)`.
-Internal state layout is neuron-major ``[N, B, d]`` so a gathered neighbour is one
-contiguous ``B*d`` row.
+Weights are *prepared* once per sequence (`prepare(batch)` -> `PreparedWeights`, outside the
+time scan: parameter layout changes are loop-invariant) and applied per round with
+`messages(prepared, h)` on neuron-major rows ``[N, d * B]`` (`tnd.layout`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from tnd.graph.neuron_graph import NeuronGraph
-from tnd.interaction.neighbours import NeighbourLists, aggregate, neighbour_lists, slot_dot
+from tnd.graph.arrays import GraphArrays, GraphShape
+from tnd.interaction.neighbours import aggregate
+from tnd.layout import channel_map, per_neuron_rows
 
 PATHS = ("auto", "sparse", "dense")
 PHIS = {
@@ -49,22 +51,19 @@ PHIS = {
     "sigmoid": jax.nn.sigmoid,
     "gelu": jax.nn.gelu,
 }
+# phi'(h) written with y = phi(h) alone, for the phis that allow it (the fused round's backward pass)
+PHI_GRADS_FROM_OUTPUT = {
+    "tanh": lambda y: 1.0 - y * y,
+    "identity": lambda y: jnp.ones_like(y),
+    "relu": lambda y: (y > 0).astype(y.dtype),
+    "sigmoid": lambda y: y * (1.0 - y),
+}
 
-# auto rule, fitted to `tnd-bench --suite core --core-full` (Erdos-Renyi graphs, scalar
-# weights, B = 16, on a 2-core CPU; figures in docs/benchmarks.md): the sparse path does N*K slot
-# operations at about 1/ratio of the dense matmul's per-operation rate, so it wins when
-# K * ratio < N. The dense matmul gains more from wider rows than the gathers do, so the
-# ratio grows with d: break-even measured near N/K = 8 at d = 4 and N/K = 12 at d = 16
-# (linear in between, held at the measured ends outside).
-SPARSE_COST_RATIO = {4: 8.0, 16: 12.0}
-MIN_SPARSE_NEURONS = 256
-
-
-def sparse_cost_ratio(state_dim: int) -> float:
-    """The per-operation cost of the sparse path relative to dense at ``d = state_dim``."""
-    (d0, r0), (d1, r1) = sorted(SPARSE_COST_RATIO.items())
-    d = min(max(int(state_dim), d0), d1)
-    return r0 + (r1 - r0) * (d - d0) / (d1 - d0)
+# auto rule, fitted to `tnd-bench --suite core --core-full` (Erdos-Renyi graphs, scalar and
+# vector weights, B = 32, on a 2-core CPU; figures in docs/benchmarks.md): the sparse path
+# costs about one elementwise pass over the state per in-slot, the dense path one [N, N]
+# matmul, so sparse wins while the padded fan-in K stays below N / SPARSE_COST_RATIO.
+SPARSE_COST_RATIO = 4.0
 
 
 class InteractionError(ValueError):
@@ -77,20 +76,17 @@ def _check_choice(what: str, value: str, valid) -> str:
     return value
 
 
-def choose_path(graph: NeuronGraph, path: str = "auto", chunk: int = 4, state_dim: int = 4) -> str:
-    """Resolves ``path``: ``"sparse"``/``"dense"`` as given; ``"auto"`` by size, density and d.
+def choose_path(shape: GraphShape, path: str = "auto") -> str:
+    """Resolves ``path``: ``"sparse"``/``"dense"`` as given; ``"auto"`` by neurons and fan-in.
 
-    Rule: sparse iff ``N >= MIN_SPARSE_NEURONS`` and ``K * sparse_cost_ratio(d) < N`` where K
-    is the padded max in-degree (the sparse path's per-neuron work). Dense for small graphs
-    (one small matmul beats any gather) and for dense-ish graphs (matmul's higher per-op
-    rate). Fitted on a 2-core CPU (docs/benchmarks.md; measured by experiments/bench/core.py).
+    Rule: sparse iff ``fan_in * SPARSE_COST_RATIO <= N`` (K gathers of the state cost less
+    than one ``[N, N]`` matmul), dense for dense-ish graphs. Fitted on a 2-core CPU
+    (docs/benchmarks.md; measured by experiments/bench/core.py).
     """
     _check_choice("path", path, PATHS)
     if path != "auto":
         return path
-    n = graph.num_neurons
-    k = neighbour_lists(graph, chunk).fan_in
-    return "sparse" if n >= MIN_SPARSE_NEURONS and k * sparse_cost_ratio(state_dim) < n else "dense"
+    return "sparse" if shape.fan_in * SPARSE_COST_RATIO <= shape.num_neurons else "dense"
 
 
 _INTERACTIONS: dict[str, type] = {}
@@ -120,12 +116,14 @@ def interaction_names() -> tuple[str, ...]:
 class PreparedWeights:
     """Loop-invariant interaction weights in the layout of one execution path.
 
-    ``w``: ``[K, N, *W]`` slot layout on the ``sparse`` path, ``[N_send, N_recv, *W]`` on
-    the ``dense`` path (``W`` = ``(1, 1)`` scalar or ``(1, d)`` vector per edge). ``path`` is
-    static (part of the tree structure), so a jitted step compiles one path.
+    ``sparse``: ``w`` and ``w_out`` are tuples of per-slot rows (in-slots and out-slots,
+    each ``[N, 1]`` for one weight per edge or ``[N, d * B]`` for a weight per channel).
+    ``dense``: ``w`` is ``[N_send, N_recv, W]`` (``W`` = 1 or d) and ``w_out`` is empty.
+    ``path`` is static (part of the tree structure), so a jitted step compiles one path.
     """
 
-    w: jax.Array
+    w: tuple | jax.Array
+    w_out: tuple = ()
     path: str = struct.field(pytree_node=False, default="dense")
 
     @property
@@ -150,59 +148,59 @@ class EdgeGate(nnx.Module):
 class Interaction(nnx.Module):
     """Base of the interaction operators: edge gate, path choice, phi, prepare/messages.
 
-    Subclasses implement ``_edge_weights() -> [E, *W]`` (static per-edge weights in the
-    graph's sorted edge order; ``W = (1, 1)`` scalar or ``(1, d)`` vector) and may override
-    `_sparse_messages` / `_dense_messages` (the plastic variant does).
+    Subclasses implement ``_edge_weights() -> [E, W]`` (per-edge weights in the graph's
+    sorted edge order; ``W = 1`` scalar or ``d`` per channel) and may override
+    `_sparse_messages` / `_dense_messages` (the plastic variant does; it then sets
+    ``static_weights = False``). The graph's arrays are ``self.arrays`` (`GraphArrays`).
     """
 
     kind = "base"
+    static_weights = True  # the weights do not depend on the state: prepared once per sequence
 
     def __init__(
-        self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, path: str = "auto",
+        self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, path: str = "auto",
         phi: str = "tanh", edge_gate: bool = False, gate_penalty: float = 1e-3, gate_init_logit: float = 3.0,
-        chunk: int = 4,
     ):
-        self.graph = graph
+        self.arrays = arrays
         self.state_dim = state_dim
         self.phi_name = _check_choice("phi", phi, tuple(PHIS))
         self.requested_path = _check_choice("path", path, PATHS)
-        self.path = choose_path(graph, path, chunk, state_dim)
-        self.lists: NeighbourLists = neighbour_lists(graph, chunk)
-        self.gate = (
-            EdgeGate(graph.num_edges, init_logit=float(gate_init_logit), penalty=gate_penalty) if edge_gate else None
-        )
-        self._init_scale = 1.0 / math.sqrt(max(1.0, float(graph.in_degree().mean())))
+        self.path = choose_path(arrays.shape, path)
+        num_edges, num_neurons = arrays.num_edges, arrays.num_neurons
+        self.gate = EdgeGate(num_edges, init_logit=float(gate_init_logit), penalty=gate_penalty) if edge_gate else None
+        self._init_scale = 1.0 / math.sqrt(max(1.0, num_edges / num_neurons))
 
     # -------------------------------------------------------------- public API
     def phi(self, h: jax.Array) -> jax.Array:
         return PHIS[self.phi_name](h)
 
     def edge_weights(self) -> jax.Array:
-        """Static per-edge weights ``[E, *W]`` (gate applied), in the graph's edge order."""
+        """Static per-edge weights ``[E, W]`` (gate applied), in the graph's edge order."""
         w = self._edge_weights()
         if self.gate is not None:
-            w = w * self.gate.gates().reshape((-1,) + (1,) * (w.ndim - 1))
+            w = w * self.gate.gates()[:, None]
         return w
 
-    def prepare(self, path: str | None = None) -> PreparedWeights:
-        """Loop-invariant weights for ``path`` (default: the resolved path)."""
+    def prepare(self, batch: int, path: str | None = None) -> PreparedWeights:
+        """Loop-invariant weights for ``path`` (default: the resolved path) and batch size B."""
         path = path or self.path
-        w = self.edge_weights()
-        if path == "sparse":
-            return PreparedWeights(self.lists.to_slots(w), "sparse")
-        return PreparedWeights(self.lists.to_dense(w), "dense")
+        if not self.static_weights:
+            return PreparedWeights(self._edge_weights_for(path), (), path)
+        return self._layout(self.edge_weights(), batch, path)
 
-    def messages(self, prepared: PreparedWeights, h: jax.Array) -> jax.Array:
-        """Messages ``[N, B, d]`` from states ``h: [N, B, d]`` (neuron-major)."""
-        x = self.phi(h)
+    def messages(self, prepared: PreparedWeights, h: jax.Array, x: jax.Array | None = None) -> jax.Array:
+        """Messages rows ``[N, d * B]`` from state rows ``h: [N, d * B]`` (``x``: ``phi(h)``, when known)."""
+        x = self.phi(h) if x is None else x
         if prepared.sparse:
             return self._sparse_messages(prepared, h, x)
         return self._dense_messages(prepared, h, x)
 
     def __call__(self, h: jax.Array, path: str | None = None) -> jax.Array:
         """Convenience: messages for batch-major states ``h: [B, N, d]`` -> ``[B, N, d]``."""
-        m = self.messages(self.prepare(path), jnp.swapaxes(h, 0, 1))
-        return jnp.swapaxes(m, 0, 1)
+        from tnd.layout import from_rows, to_rows
+
+        batch = h.shape[0]
+        return from_rows(self.messages(self.prepare(batch, path), to_rows(h)), batch)
 
     def regularization(self) -> jax.Array:
         return self.gate.regularization() if self.gate is not None else jnp.zeros(())
@@ -210,125 +208,140 @@ class Interaction(nnx.Module):
     def kept_edges(self, threshold: float = 0.5) -> np.ndarray:
         """Boolean ``[E]``: edges whose gate exceeds ``threshold`` (all True without a gate)."""
         if self.gate is None:
-            return np.ones(self.graph.num_edges, bool)
+            return np.ones(self.arrays.num_edges, bool)
         return np.asarray(self.gate.gates() > threshold)
 
-    # -------------------------------------------------------------- paths
+    # -------------------------------------------------------------- layouts and paths
     def _edge_weights(self) -> jax.Array:
         raise NotImplementedError
 
+    def _edge_weights_for(self, path: str) -> jax.Array:
+        """State-dependent variants: their static part, in the path's layout (slots or dense)."""
+        w = self.edge_weights()
+        return self.arrays.edges_to_slots(w) if path == "sparse" else self.arrays.edges_to_dense(w)
+
+    def _layout(self, w: jax.Array, batch: int, path: str) -> PreparedWeights:
+        """Per-edge weights ``[E, W]`` -> the path's layout (slot rows, or dense ``[N, N, W]``)."""
+        if path == "dense":
+            return PreparedWeights(self.arrays.edges_to_dense(w), (), "dense")
+        slots = self.arrays.edges_to_slots(w)  # [K_in, N, W]
+        out = self.arrays.slots_to_out(slots)  # [K_out, N, W]
+        rows = lambda v: tuple(per_neuron_rows(v[k], batch) if v.shape[-1] > 1 else v[k] for k in range(v.shape[0]))  # noqa: E731
+        return PreparedWeights(rows(slots), rows(out), "sparse")
+
     def _sparse_messages(self, prepared, h, x):
-        return aggregate(self.lists, x, prepared.w)
+        return aggregate(self.arrays.array("in_index"), self.arrays.array("out_index"), x, prepared.w, prepared.w_out)
 
     def _dense_messages(self, prepared, h, x):
-        w = prepared.w  # [N_send, N_recv, 1, 1 | d]
-        if w.shape[-1] == 1:  # one [N, N] x [N, B*d] matmul
-            return (w[..., 0, 0].T @ x.reshape(x.shape[0], -1)).reshape(x.shape)
-        return jnp.einsum("jic,jbc->ibc", w[..., 0, :], x)
+        w = prepared.w  # [N_send, N_recv, 1 | d]
+        if w.shape[-1] == 1:  # one [N, N] x [N, d * B] matmul
+            return w[..., 0].T @ x
+        n, d = w.shape[0], w.shape[-1]
+        return jnp.einsum("jic,jcb->icb", w, x.reshape(n, d, -1)).reshape(x.shape)
 
 
 @register_interaction("scalar")
 class ScalarInteraction(Interaction):
     """``w_ij`` in R per edge."""
 
-
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
-        super().__init__(graph, state_dim, rngs=rngs, **kwargs)
-        self.weights = nnx.Param(self._init_scale * jax.random.normal(rngs.params(), (graph.num_edges,)))
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
+        super().__init__(arrays, state_dim, rngs=rngs, **kwargs)
+        self.weights = nnx.Param(self._init_scale * jax.random.normal(rngs.params(), (arrays.num_edges,)))
 
     def _edge_weights(self):
-        return self.weights[...][:, None, None]
+        return self.weights[...][:, None]
 
 
 @register_interaction("vector")
 class VectorInteraction(Interaction):
     """``w_ij`` in R^d per edge, applied elementwise over the state channels."""
 
-
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
-        super().__init__(graph, state_dim, rngs=rngs, **kwargs)
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, **kwargs):
+        super().__init__(arrays, state_dim, rngs=rngs, **kwargs)
         self.weights = nnx.Param(
-            self._init_scale * jax.random.normal(rngs.params(), (graph.num_edges, state_dim))
+            self._init_scale * jax.random.normal(rngs.params(), (arrays.num_edges, state_dim))
         )
 
     def _edge_weights(self):
-        return self.weights[...][:, None, :]
+        return self.weights[...]
 
 
 @register_interaction("lowrank")
 class LowRankInteraction(Interaction):
     """NGC low-rank weights ``w_ij = <u_i, v_j> / sqrt(r)`` on the graph's edges."""
 
-
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, rank: int = 8, **kwargs):
-        super().__init__(graph, state_dim, rngs=rngs, **kwargs)
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, rank: int = 8, **kwargs):
+        super().__init__(arrays, state_dim, rngs=rngs, **kwargs)
         self.rank = int(rank)
         if self.rank < 1:
             raise InteractionError(f"lowrank interaction needs rank >= 1, got {rank}.")
         scale = math.sqrt(self._init_scale)
-        self.receiver_embedding = nnx.Param(scale * jax.random.normal(rngs.params(), (graph.num_neurons, self.rank)))
-        self.sender_embedding = nnx.Param(scale * jax.random.normal(rngs.params(), (graph.num_neurons, self.rank)))
+        n = arrays.num_neurons
+        self.receiver_embedding = nnx.Param(scale * jax.random.normal(rngs.params(), (n, self.rank)))
+        self.sender_embedding = nnx.Param(scale * jax.random.normal(rngs.params(), (n, self.rank)))
 
     def _edge_weights(self):
-        u = self.receiver_embedding[...][self.graph.receivers]
-        v = self.sender_embedding[...][self.graph.senders]
-        return (jnp.sum(u * v, -1) / math.sqrt(self.rank))[:, None, None]
-
-    def prepare(self, path: str | None = None) -> PreparedWeights:
-        path = path or self.path
-        if path == "dense" and self.gate is None:  # no scatter: mask the outer product
-            u, v = self.receiver_embedding[...], self.sender_embedding[...]
-            w = (v @ u.T) / math.sqrt(self.rank) * self.graph.adjacency()
-            return PreparedWeights(w[:, :, None, None], "dense")
-        return super().prepare(path)
+        u = self.receiver_embedding[...][self.arrays.array("receivers")]
+        v = self.sender_embedding[...][self.arrays.array("senders")]
+        return (jnp.sum(u * v, -1) / math.sqrt(self.rank))[:, None]
 
 
 @register_interaction("plastic")
 class PlasticInteraction(Interaction):
     """State-dependent weights ``w_ij = w0_ij * sigmoid(<q(h_i), k(h_j)> / sqrt(r) + beta)``."""
 
+    static_weights = False
 
-    def __init__(self, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, rank: int = 4, **kwargs):
-        super().__init__(graph, state_dim, rngs=rngs, **kwargs)
+    def __init__(self, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, rank: int = 4, **kwargs):
+        super().__init__(arrays, state_dim, rngs=rngs, **kwargs)
         self.rank = int(rank)
         if self.rank < 1:
             raise InteractionError(f"plastic interaction needs rank >= 1, got {rank}.")
-        self.weights = nnx.Param(self._init_scale * jax.random.normal(rngs.params(), (graph.num_edges,)))
+        self.weights = nnx.Param(self._init_scale * jax.random.normal(rngs.params(), (arrays.num_edges,)))
         init = nnx.initializers.lecun_normal()
         self.query = nnx.Param(init(rngs.params(), (state_dim, self.rank)))
         self.key = nnx.Param(init(rngs.params(), (state_dim, self.rank)))
         self.bias = nnx.Param(jnp.zeros(()))
 
     def _edge_weights(self):
-        return self.weights[...][:, None, None]
+        return self.weights[...][:, None]
 
     def _qk(self, h):
-        scale = 1.0 / math.sqrt(self.rank)
-        return jnp.einsum("nbd,dr->nbr", h, self.query[...]) * scale, jnp.einsum("nbd,dr->nbr", h, self.key[...])
+        """Query and key rows ``[N, r * B]`` of state rows ``h``."""
+        n = h.shape[0]
+        maps = jnp.stack([self.query[...].T / math.sqrt(self.rank), self.key[...].T])  # [2, r, d]
+        q, k = (channel_map(jnp.broadcast_to(m, (n,) + m.shape), h) for m in maps)
+        return q, k
 
     def _sparse_messages(self, prepared, h, x):
         q, k = self._qk(h)
-        logits = slot_dot(self.lists, q, k, (h.shape[1], 1))  # [K, N, B, 1]
-        w = prepared.w * jax.nn.sigmoid(logits + self.bias[...])
-        return aggregate(self.lists, x, w)
+        n, r = h.shape[0], self.rank
+        index = self.arrays.array("in_index")
+        w = []
+        for slot in range(index.shape[0]):
+            logits = jnp.sum((q * k[index[slot]]).reshape(n, r, -1), axis=1)  # [N, B]
+            w.append(jnp.tile(prepared.w[slot] * jax.nn.sigmoid(logits + self.bias[...]), (1, self.state_dim)))
+        w_out = self.arrays.slots_to_out(jnp.stack(w))
+        return aggregate(index, self.arrays.array("out_index"), x, tuple(w), tuple(w_out))
 
     def _dense_messages(self, prepared, h, x):
         q, k = self._qk(h)
-        logits = jnp.einsum("ibr,jbr->jib", q, k)  # [N_send, N_recv, B]
-        w = prepared.w[..., 0, 0][..., None] * jax.nn.sigmoid(logits + self.bias[...])
-        return jnp.einsum("jib,jbc->ibc", w, x)
+        n, r, d = h.shape[0], self.rank, self.state_dim
+        logits = jnp.einsum("irb,jrb->jib", q.reshape(n, r, -1), k.reshape(n, r, -1))  # [N_send, N_recv, B]
+        w = prepared.w * jax.nn.sigmoid(logits + self.bias[...])
+        return jnp.einsum("jib,jcb->icb", w, x.reshape(n, d, -1)).reshape(x.shape)
 
 
-def make_interaction(kind: str, graph: NeuronGraph, state_dim: int, *, rngs: nnx.Rngs, **options) -> Interaction:
-    """Builds interaction ``kind`` (one of `interaction_names()`) on ``graph`` for d = ``state_dim``.
+def make_interaction(kind: str, arrays: GraphArrays, state_dim: int, *, rngs: nnx.Rngs, **options) -> Interaction:
+    """Builds interaction ``kind`` (one of `interaction_names()`) on the graph ``arrays`` for d = ``state_dim``.
 
     Options: ``path`` ("auto" | "sparse" | "dense"), ``phi`` (one of `PHIS`), ``edge_gate``
     (bool), ``gate_penalty`` (float), ``gate_init_logit`` (float, default 3.0: every gate
-    starts at sigmoid(3) ~ 0.95, nearly open), ``chunk`` (slots per fused gather), and ``rank`` for
-    ``lowrank`` (default 8) / ``plastic`` (default 4).
+    starts at sigmoid(3) ~ 0.95, nearly open), and ``rank`` for ``lowrank`` (default 8) /
+    ``plastic`` (default 4).
     """
     cls = _INTERACTIONS[_check_choice("interaction", kind, interaction_names())]
     try:
-        return cls(graph, state_dim, rngs=rngs, **options)
+        return cls(arrays, state_dim, rngs=rngs, **options)
     except TypeError as err:
         raise InteractionError(f"Bad option for interaction '{kind}': {err}") from err

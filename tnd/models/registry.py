@@ -5,7 +5,9 @@ returns a `SequenceModel`. Register your own with ``@register_model("name", widt
 ``width_option`` names the integer option that budget sizing searches over, and
 ``graph`` says whether the model runs on a neuron graph: ``"always"`` (it takes the graph
 group), ``"optional"`` (only when ``wired``), None (never). A graph-based builder takes the
-shared `tnd.models.wiring.GraphOptions` as ``**graph_options``.
+shared `tnd.models.wiring.GraphOptions` as ``**graph_options``; ``graph_data=True`` says it
+holds the graph as data (arrays in its state, `tnd.graph.GraphArrays`), so seeds with
+graphs of one size share one compiled program.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ModelBuilder = Callable[..., SequenceModel]
 _MODELS: dict[str, ModelBuilder] = {}
 _WIDTH_OPTIONS: dict[str, str] = {}
 _GRAPH_MODES: dict[str, str | None] = {}
+_GRAPH_DATA: set[str] = set()
 GRAPH_MODES = ("always", "optional", None)
 
 
@@ -34,7 +37,7 @@ class ModelOptionError(ValueError):
 
 
 def register_model(
-    name: str, width_option: str = "hidden_size", graph: str | None = None,
+    name: str, width_option: str = "hidden_size", graph: str | None = None, graph_data: bool = False,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator: registers ``builder`` under ``name``; a later registration replaces it."""
     if not isinstance(name, str) or not name:
@@ -48,6 +51,7 @@ def register_model(
         _MODELS[name] = builder
         _WIDTH_OPTIONS[name] = width_option
         _GRAPH_MODES[name] = graph
+        (_GRAPH_DATA.add if graph_data else _GRAPH_DATA.discard)(name)
         return builder
 
     return decorator
@@ -67,6 +71,12 @@ def graph_mode(name: str) -> str | None:
     """Whether model ``name`` runs on a neuron graph: ``"always"``, ``"optional"`` or None."""
     get_model_builder(name)
     return _GRAPH_MODES[name]
+
+
+def holds_graph_as_data(name: str) -> bool:
+    """Whether model ``name`` holds its graph as data (seeds with graphs of one size share a program)."""
+    get_model_builder(name)
+    return name in _GRAPH_DATA
 
 
 def get_model_builder(name: str) -> ModelBuilder:

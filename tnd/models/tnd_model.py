@@ -17,7 +17,8 @@ Options (unknown values raise one error listing the valid ones):
   inner_rounds ("auto": one more than the graph's input -> readout distance, the fewest
   rounds with which actions do not lag the input; or a positive int), input_neurons
   ("sensory" | "all"), readout ("motor" | "all"), path ("auto" | "sparse" | "dense"),
-  edge_gate (False), encoder_features (32).
+  edge_gate (False), encoder_features (32), program_shape (None; ``{fan_in, fan_out, rounds}``
+  to pad to, so that the seeds of a topology share one program: `tnd.core.ProgramShape`).
 
 With ``edge_gate=True`` add ``model.regularization()`` to the training loss (it is 0.0
 otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surviving edges.
@@ -25,14 +26,11 @@ otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surv
 
 from __future__ import annotations
 
-import functools
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.core.cell import MESSAGES, TNDCore
+from tnd.core.cell import ProgramShape, TNDCore
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
@@ -58,27 +56,13 @@ class TNDModel(SequenceModel):
     def core_step(self, carry: jax.Array, features: jax.Array):
         return self.core(carry, features)
 
-    # inside the sequence scan the state stays neuron-major [N, B, d] (the layout the core
-    # computes in), so the scan does not transpose it twice per step
-    scan_batch_axis = 1
+    def core_sequence(self, carry: jax.Array, features: jax.Array, resets: jax.Array):
+        """One scan over the window's rounds (`TNDCore.sequence`), the state kept as rows."""
+        return self.core.sequence(carry, features, resets)
 
-    def to_scan_carry(self, carry: jax.Array) -> jax.Array:
-        return jnp.swapaxes(carry, 0, 1)
-
-    def from_scan_carry(self, carry: jax.Array) -> jax.Array:
-        return jnp.swapaxes(carry, 0, 1)
-
-    def sequence_step(self):
-        """`core_step` on neuron-major states, its loop-invariant weights prepared once per sequence.
-
-        The step is rematerialised (`jax.checkpoint`): the backward pass recomputes it from the
-        carry and the saved messages (the costly graph product) instead of storing every
-        intermediate ``[N, B, d]`` array of every time step, which on CPU costs more
-        (allocating and copying the stacked residuals) than the recomputation.
-        """
-        keep_messages = jax.checkpoint_policies.save_only_these_names(MESSAGES)
-        step = functools.partial(self.core.neuron_major_step, self.core.prepare())
-        return jax.checkpoint(step, policy=keep_messages)
+    def program_shape(self) -> ProgramShape:
+        """The sizes another seed's program must pad to in order to share this one's (`ProgramShape`)."""
+        return self.core.own_program_shape()
 
     def regularization(self) -> jax.Array:
         """Scalar to add to the loss: the edge-gate sparsity penalty (0.0 without a gate)."""
@@ -88,13 +72,14 @@ class TNDModel(SequenceModel):
         return self.core.kept_edges(threshold)
 
 
-@register_model("tnd", width_option="num_neurons", graph="always")
+@register_model("tnd", width_option="num_neurons", graph="always", graph_data=True)
 def build_tnd(
     *, obs_shape, num_actions: int, rngs: nnx.Rngs, num_neurons: int | None = None, state_dim: int = 4,
     interaction: str = "scalar", interaction_options: dict | None = None, dynamics: str = "leaky",
     dynamics_options: dict | None = None, sharing: str = "shared", inner_rounds: int | str = "auto",
     input_neurons: str = "sensory", readout: str = "motor",
-    path: str = "auto", edge_gate: bool = False, encoder_features: int = 32, **graph_options,
+    path: str = "auto", edge_gate: bool = False, encoder_features: int = 32, program_shape: dict | None = None,
+    **graph_options,
 ) -> TNDModel:
     """Builds the TND model (see the module docstring for the options; graph options: `GraphOptions`)."""
     graph = GraphOptions.parse("tnd", graph_options).resolve("tnd", num_neurons)
@@ -102,5 +87,5 @@ def build_tnd(
         graph, obs_shape=obs_shape, num_actions=num_actions, rngs=rngs, encoder_features=encoder_features,
         state_dim=state_dim, interaction=interaction, dynamics=dynamics, sharing=sharing,
         inner_rounds=inner_rounds, input_neurons=input_neurons, readout=readout, path=path, edge_gate=edge_gate,
-        interaction_options=interaction_options, dynamics_options=dynamics_options,
+        interaction_options=interaction_options, dynamics_options=dynamics_options, program_shape=program_shape,
     )

@@ -34,6 +34,9 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
+
+from tnd.graph.arrays import GraphData
 
 
 class CheckpointError(ValueError):
@@ -107,7 +110,12 @@ class Checkpointer:
         return sorted(self.manager.all_steps(), reverse=True)
 
     def save(self, step: int, *, params: Any, rest: Any, opt_state: Any, meta: dict[str, Any]) -> None:
-        """Starts an asynchronous save of ``step`` (call `wait` before relying on it)."""
+        """Starts an asynchronous save of ``step`` (call `wait` before relying on it).
+
+        ``rest``'s graph data (`tnd.graph.GraphData`) is left out: the model rebuilds it from
+        the run's config (`without_graph_data`).
+        """
+        rest, _ = without_graph_data(rest)
         trees = {"params": params, "rest": rest, "opt_state": opt_state}
         meta = {**meta, "digests": {k: tree_digest(t) for k, t in trees.items()}}
         self.wait()  # the previous save is final: record its files before the next one starts
@@ -178,13 +186,15 @@ class Checkpointer:
         """
         meta = self.read_meta(step)
         check_fingerprint(meta, fingerprint, self.directory / str(step))
+        rest, graph = without_graph_data(rest)
         out = self._restore_trees(step, meta, params=params, rest=rest, opt_state=opt_state)
-        return out["params"], out["rest"], out["opt_state"], meta
+        return out["params"], _with_graph_data(out["rest"], graph), out["opt_state"], meta
 
     def restore_params(self, step: int, *, params: Any, rest: Any) -> tuple[Any, Any]:
         """Only the model state (for evaluation)."""
+        rest, graph = without_graph_data(rest)
         out = self._restore_trees(step, self.read_meta(step), params=params, rest=rest)
-        return out["params"], out["rest"]
+        return out["params"], _with_graph_data(out["rest"], graph)
 
     def restore_intact(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
         """``(step, restore(step))`` for the newest step that is intact, newest first.
@@ -236,6 +246,22 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def without_graph_data(rest: Any) -> tuple[Any, Any]:
+    """``(rest without its graph data, the graph data)`` of a model's non-parameter state.
+
+    A checkpoint does not hold the graph's index arrays (`tnd.graph.GraphData`): they follow
+    from the run's config, and leaving them out keeps checkpoints of older versions readable.
+    """
+    if not isinstance(rest, nnx.State):
+        return rest, None
+    graph, kept = nnx.split_state(rest, GraphData, ...)
+    return kept, graph
+
+
+def _with_graph_data(rest: Any, graph: Any) -> Any:
+    return rest if graph is None else nnx.merge_state(rest, graph)
 
 
 def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any] | None, where: Path) -> None:

@@ -38,6 +38,7 @@ from tnd.training.config import TrainSpec
 from tnd.training.logging import MetricsLogger
 from tnd.training.optimizer import make_optimizer
 from tnd.training.parallel import batch_sharding, data_mesh, replicate
+from tnd.training.runtime import retain_freed_memory
 from tnd.training.step import make_train_step
 
 
@@ -179,6 +180,7 @@ def train_seeds(
     Each `TrainResult`'s ``train_seconds`` is the stack's wall time divided by its size.
     """
     validate_train_spec(spec)
+    retain_freed_memory()
     count = len(members)
     if count == 0:
         raise TrainSpecError("train_seeds needs at least one member.")
