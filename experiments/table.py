@@ -1,6 +1,7 @@
 """`tnd-table`: run the Pong table sweep (Hydra multirun of tnd-train) and aggregate it.
 
-    tnd-table                                   # default scale: sweep, then outputs/tables/pong_table-pong-default.{md,csv,png}
+    tnd-table                                   # default scale: sweep (seeds stacked, one job per CPU core), then outputs/tables/pong_table-pong-default.{md,csv,png}
+    tnd-table --jobs 1                          # one job at a time
     tnd-table --publish                         # the same, refreshing the committed results/pong_table-pong-default.*
     tnd-table scale=paper                       # -> multirun/pong_table/pong/paper, outputs/tables/pong_table-pong-paper.*
     tnd-table env=atari_pong scale=smoke        # -> multirun/pong_table/atari_pong/smoke, ...pong_table-atari_pong-smoke.*
@@ -9,7 +10,7 @@
     tnd-table hydra/launcher=joblib hydra.launcher.n_jobs=2
     tnd-table hydra/launcher=submitit_slurm hydra.launcher.partition=gpu
     tnd-table model=tnd,lstm seed=0 train.steps=20   # any trainer override passes through
-    tnd-table --stack-seeds                     # each baseline's 5 seeds as one vmapped program (tnd-train seeds=[...])
+    tnd-table --no-stack-seeds                  # one job per seed (default: each model's seeds as one vmapped program)
     tnd-table --aggregate-only                  # no training: tables from the existing run folders
     tnd-table --aggregate-only --sweep-dir multirun/2026-11-23/10-00-00
 
@@ -547,9 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expert-summary", type=Path, help="expert metrics JSON for the reference row (default: <sweep-dir>/expert_summary.json)")
     parser.add_argument("--models", help="aggregate-only: comma-separated expected models (default: from sweep.json, else those found)")
     parser.add_argument("--seeds", help="aggregate-only: comma-separated expected seeds (default: from sweep.json, else those found)")
-    parser.add_argument("--stack-seeds", action="store_true",
-                        help="train each model's seeds as one jitted program (one job per model; models whose graph is "
-                             "drawn per seed, TND and the sparse RNN, stay one job per seed unless graph.seed is set)")
+    parser.add_argument("--stack-seeds", action=argparse.BooleanOptionalAction, default=True,
+                        help="train each model's seeds as one jitted program, one job per model (the default; TND keeps "
+                             "a graph per seed; the sparse RNN, whose graph is part of its structure, stays one job per "
+                             "seed unless graph.seed is set); --no-stack-seeds: one job per seed")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="jobs at a time on this machine (default: one per CPU core, one on a GPU machine; "
+                             "ignored with hydra/launcher=...)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
     parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
                         help="command that runs the Hydra trainer app (default: python -m experiments.train)")
@@ -588,12 +593,45 @@ def write_expert_summary(sweep_dir: Path, records: Sequence[tbl.RunRecord]) -> P
     return write_json(target, {"model": "expert", "env": env_name, **summarize(tally)})
 
 
+def default_jobs() -> int:
+    """Jobs at a time by default: one per CPU core (every job's XLA uses the cores it gets, as
+    ``pytest -n auto`` does), but one where JAX has a GPU plugin (one process owns the GPU;
+    stack seeds instead, ``--stack-seeds``)."""
+    import importlib.util
+    import os
+
+    if any(importlib.util.find_spec(plugin) for plugin in GPU_PLUGINS):
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
+
+
+def launcher_overrides(hydra_: Sequence[str], jobs: int | None) -> tuple[list[str], str]:
+    """The Hydra overrides that run ``jobs`` at a time (the local joblib launcher), unless a
+    launcher is named; and the line that says how the jobs run."""
+    if any(o.partition("=")[0] == "hydra/launcher" for o in hydra_):
+        return [], "jobs run by the launcher named on the command line"
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise SweepError(f"--jobs must be at least 1, got {jobs}.")
+    if jobs == 1:
+        return [], "1 job at a time (--jobs N runs N at a time)"
+    return (["hydra/launcher=local_parallel", f"hydra.launcher.n_jobs={jobs}"],
+            f"{jobs} jobs at a time, one per CPU core (--jobs 1 runs one at a time)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
     sweep_dir = args.sweep_dir or Path("multirun")
     try:
         task, hydra_, scale = _split_overrides(args.overrides)
+        launcher: list[str] = []
+        if not args.aggregate_only:
+            launcher, how = launcher_overrides(hydra_, args.jobs)
+            print(f"[tnd-table] {how}", flush=True)
         train_command = shlex.split(args.train_command)
         env = _values(task).get("env")
         composed = None
@@ -608,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keys = swept_keys(params)
             _check_not_stale(jobs, _best_by_job(sweep_dir, keys), keys)
             _write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs, keys)
-            run_sweep(train_command=train_command, jobs=jobs, hydra_overrides=hydra_,
+            run_sweep(train_command=train_command, jobs=jobs, hydra_overrides=[*launcher, *hydra_],
                       sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys, stack_seeds=args.stack_seeds)
         expected = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)

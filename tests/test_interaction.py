@@ -133,6 +133,9 @@ def test_auto_path_rule():
     assert choose_path(sparse_graph) == "sparse"  # fan-in 6 of 103 neurons
     dense_graph = GraphShape.of(build_topology("erdos_renyi", 64, seed=0, density=0.3))
     assert choose_path(dense_graph) == "dense"
+    # the break-even fan-in grows like sqrt(N): 23 of 256 is sparse, 81 of 1024 is dense (measured)
+    assert choose_path(GraphShape(256, 0, 1, 1, 23, 23)) == "sparse"
+    assert choose_path(GraphShape(1024, 0, 1, 1, 81, 81)) == "dense"
     assert choose_path(sparse_graph, "dense") == "dense" and choose_path(dense_graph, "sparse") == "sparse"
 
 

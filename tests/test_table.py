@@ -280,7 +280,8 @@ def fake_trainer(tmp_path) -> str:
 
 def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch, capsys):
     sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
-    args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(results)]
+    args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(results),
+            "--no-stack-seeds", "--jobs", "1"]
     launches = lambda: {p.parent.name: len(p.read_text()) for p in sweep_dir.glob("*/launched.txt")}  # noqa: E731
 
     monkeypatch.setenv("FAKE_FAIL", "b:1")
@@ -303,7 +304,8 @@ def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch,
 
 def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "sweep"
-    args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(tmp_path / "r")]
+    args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(tmp_path / "r"),
+            "--no-stack-seeds", "--jobs", "1"]
     assert driver.main([*args, "model=a", "seed=0"]) == 0
     err = capsys.readouterr().err
     assert "[tnd-table] jobs" in err and "1/1" in err  # the progress display: jobs done / total
@@ -507,7 +509,7 @@ def fake_ablation_trainer(fake_trainer, tmp_path) -> str:
 def test_ablation_sweep_folders_resume_and_narrowing(fake_ablation_trainer, tmp_path, capsys):
     sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
     args = ["--experiment", "ablation", "--train-command", fake_ablation_trainer, "--sweep-dir", str(sweep_dir),
-            "--results-dir", str(results)]
+            "--results-dir", str(results), "--no-stack-seeds", "--jobs", "1"]
     launches = lambda: {p.parent.name: len(p.read_text()) for p in sweep_dir.glob("*/launched.txt")}  # noqa: E731
 
     assert driver.main([*args, "opt=y", "seed=1"]) == 0  # narrowed: the folder still names opt
@@ -535,7 +537,7 @@ def test_smoke_ablation(tmp_path, monkeypatch):
     sweep_dir, results = tmp_path / "sweep", tmp_path / "results"
     args = ["--experiment", "tnd_ablation", "scale=smoke", "graph=layered_ncp", "model.options.inner_rounds=1",
             "model.options.dynamics=leaky,gated", "model.options.interaction=scalar", "seed=0",
-            "--sweep-dir", str(sweep_dir), "--results-dir", str(results)]
+            "--sweep-dir", str(sweep_dir), "--results-dir", str(results), "--no-stack-seeds"]
     assert driver.main(args) == 0
     with (results / "tnd_ablation-pong-smoke.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["source"] == "ours"]
@@ -695,3 +697,16 @@ def test_smoke_sweep_with_stacked_seeds(tmp_path, monkeypatch):
     stamp = (sweep_dir / "model=lstm" / "seed=1" / "summary.json").stat().st_mtime_ns
     assert driver.main(argv) == 0
     assert (sweep_dir / "model=lstm" / "seed=1" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_the_table_uses_the_machine_cores_by_default_and_says_so(monkeypatch):
+    monkeypatch.setattr(driver, "default_jobs", lambda: 2)
+    assert driver.launcher_overrides([], None) == (
+        ["hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"],
+        "2 jobs at a time, one per CPU core (--jobs 1 runs one at a time)")
+    assert driver.launcher_overrides([], 1) == ([], "1 job at a time (--jobs N runs N at a time)")
+    assert driver.launcher_overrides(["hydra/launcher=slurm"], None)[0] == []  # a named launcher wins
+    with pytest.raises(driver.SweepError, match="--jobs must be at least 1"):
+        driver.launcher_overrides([], 0)
+    monkeypatch.undo()
+    assert driver.default_jobs() >= 1

@@ -96,7 +96,7 @@ def run(args) -> Iterator[dict]:
             rows[path] = {
                 "model": "tnd", "interaction": args.core_interaction, "n_neurons": n,
                 "density": round(graph.density, 4), "edges": graph.num_edges,
-                "fan_in": model.core.interaction.lists.fan_in, "state_dim": d, "path": path,
+                "fan_in": model.core.arrays.shape.fan_in, "state_dim": d, "path": path,
                 "resolved_path": resolved, "batch": batch, "seq_len": seq_len,
                 "step_ms": seconds[path] * 1e3, "timesteps_per_s": batch * seq_len / seconds[path],
                 "edge_ops_per_s": done_edges * per_step,

@@ -12,7 +12,10 @@ budget (`build_for_budget`, effective parameter counts, object observations ``(4
 Then ``<model>/lstm`` ratio rows at each budget (``throughput_vs_lstm``); ``tnd@table`` and
 ``lstm@table``: TND and the LSTM exactly as the table builds them (the trainer's config
 composed with ``--models-table-overrides``, default ``experiment=pong_table``: same graph,
-options, parameter budget and observation shape), their ratio, and ``state_floor@table``:
+options, parameter budget and observation shape), their ratio (``step_ratio``: TND's
+training step over the LSTM's) beside the arithmetic floor (`recurrent_macs`: the
+multiply-adds per sample and time step of TND's graph product alone, ``E·d·K``, and of its
+whole recurrent core, each over the LSTM's), and ``state_floor@table``:
 the cheapest recurrence with that TND's state shape, input and readout (`StateFloor`: no
 interaction, no learned dynamics), an upper bound on any TND of that size; and the CfC
 comparison at identical sizes (B = 64, T = 128, input 32, hidden 128, ncps's default
@@ -186,12 +189,29 @@ def table_models(overrides: list[str], seeds: list[int | None]):
     return [(p.model, p.options, p.num_params, p.obs_shape) for p in prepared]
 
 
+def recurrent_macs(model) -> dict[str, int]:
+    """Multiply-adds per sample and time step of a model's recurrent core (encoder and head
+    excluded): TND's graph product ``E·d·K`` (``graph``) and everything per step (``core``:
+    K rounds of messages and the per-neuron channel map, plus the input projection); an
+    LSTM's ``4H(F + H)``."""
+    core = getattr(model, "core", None)
+    if core is not None and hasattr(core, "arrays"):
+        e, n, d, k = core.arrays.num_edges, core.num_neurons, core.state_dim, core.rounds
+        inputs, features = core.input_kernel.shape[1], core.input_kernel.shape[0]
+        graph = e * d * k
+        channel_map = n * d * 2 * d * k  # leaky: [m; h] (2d channels) -> d, per neuron and round
+        return {"graph": graph, "core": graph + channel_map + features * inputs * d}
+    hidden, features = model.hidden_size, model.cell.in_features
+    return {"graph": 0, "core": 4 * hidden * (features + hidden)}
+
+
 def _table_models(args) -> Iterator[dict]:
     """TND and the LSTM as the table builds them, their ratio, and TND's state floor."""
     overrides = args.models_table_overrides.split()
-    rows = {}
+    rows, models = {}, {}
     for name in ("tnd", "lstm"):
         model, options, count, obs_shape = table_model(overrides + [f"model={name}"])
+        models[name] = model
         width = f"{width_option(name)}={options[width_option(name)]}"
         rows[name] = _measure(f"{name}@table", model, width, count, args, "table", obs_shape)
         yield rows[name]
@@ -201,11 +221,18 @@ def _table_models(args) -> Iterator[dict]:
             rows["floor"] = _measure("state_floor@table", floor, rows[name]["width"], effective_param_count(floor),
                                      args, "table", obs_shape)
             yield rows["floor"]
+    tnd_macs, lstm_macs = recurrent_macs(models["tnd"]), recurrent_macs(models["lstm"])
     for name, label in (("tnd", "tnd@table"), ("floor", "state_floor@table")):
-        yield {
+        row = {
             "model": f"{label}/lstm", "budget": "table",
             "throughput_vs_lstm": rows[name]["train_timesteps_per_s"] / rows["lstm"]["train_timesteps_per_s"],
+            "step_ratio": rows[name]["train_ms"] / rows["lstm"]["train_ms"],
         }
+        if name == "tnd":
+            row.update(graph_macs_ratio=tnd_macs["graph"] / lstm_macs["core"],
+                       core_macs_ratio=tnd_macs["core"] / lstm_macs["core"],
+                       tnd_core_macs=tnd_macs["core"], lstm_core_macs=lstm_macs["core"])
+        yield row
 
 
 def run(args) -> Iterator[dict]:

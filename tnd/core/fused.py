@@ -12,8 +12,9 @@ neuron-major rows ``[N, C]``, ``C = d * B`` (`tnd.layout`)::
 Why by hand: JAX's own derivative of this round, inside a scan, runs about 1.5x slower on
 CPU (measured with `tnd-bench --suite models`): it keeps more per-round residuals and XLA
 fuses the gathers of the backward pass into several consumers, recomputing them. Here the
-residuals are ``h``, ``x`` and ``t``, the weight gradients are formed once per round, and
-the backward pass gathers along the out-neighbour lists (no scatter). The carry holds
+residuals are ``h`` and ``t`` (``x`` and ``m`` are recomputed: as fast as storing them, and
+a third less memory), the weight gradients are formed once per round, and the backward
+pass gathers along the out-neighbour lists (no scatter). The carry holds
 ``x = phi(h)`` beside ``h`` so that phi runs once per round, not once per gathered slot.
 """
 
@@ -63,11 +64,12 @@ def leaky_round(phi: str, index: tuple[jax.Array, jax.Array], weights: LeakyRoun
 
 def _round_fwd(phi, index, weights, h, x, u):
     out, (_, t) = _forward(phi, index[0], weights, h, x, u)
-    return out, (index, weights, h, x, t)
+    return out, (index, weights, h, t)
 
 
 def _round_bwd(phi, residuals, cotangents):
-    (in_index, out_index), weights, h, x, t = residuals
+    (in_index, out_index), weights, h, t = residuals
+    x = PHIS[phi](h)
     g_h, g_x = cotangents
     d = weights.w_dyn.shape[1]
     a = weights.inv_tau

@@ -59,11 +59,12 @@ PHI_GRADS_FROM_OUTPUT = {
     "sigmoid": lambda y: y * (1.0 - y),
 }
 
-# auto rule, fitted to `tnd-bench --suite core --core-full` (Erdos-Renyi graphs, scalar and
-# vector weights, B = 32, on a 2-core CPU; figures in docs/benchmarks.md): the sparse path
-# costs about one elementwise pass over the state per in-slot, the dense path one [N, N]
-# matmul, so sparse wins while the padded fan-in K stays below N / SPARSE_COST_RATIO.
-SPARSE_COST_RATIO = 4.0
+# auto rule, fitted to `tnd-bench --suite core` (Erdos-Renyi graphs, N = 64..1024, vector
+# weights, d = 8, B = 32, on a 2-core CPU; results/bench/core_paths.jsonl, docs/benchmarks.md):
+# the sparse path costs about one pass over the state per in-slot, the dense path an
+# [N, N] matmul whose rate grows with N; the measured break-even fan-in K grows like
+# sqrt(N) (K ~ 20 at N = 64, ~ 40 at 256, ~ 80 at 1024).
+SPARSE_FAN_IN_SCALE = 2.5
 
 
 class InteractionError(ValueError):
@@ -79,14 +80,14 @@ def _check_choice(what: str, value: str, valid) -> str:
 def choose_path(shape: GraphShape, path: str = "auto") -> str:
     """Resolves ``path``: ``"sparse"``/``"dense"`` as given; ``"auto"`` by neurons and fan-in.
 
-    Rule: sparse iff ``fan_in * SPARSE_COST_RATIO <= N`` (K gathers of the state cost less
-    than one ``[N, N]`` matmul), dense for dense-ish graphs. Fitted on a 2-core CPU
+    Rule: sparse iff ``fan_in <= SPARSE_FAN_IN_SCALE * sqrt(N)`` (K gathers of the state cost
+    less than one ``[N, N]`` matmul), dense for dense-ish graphs. Fitted on a 2-core CPU
     (docs/benchmarks.md; measured by experiments/bench/core.py).
     """
     _check_choice("path", path, PATHS)
     if path != "auto":
         return path
-    return "sparse" if shape.fan_in * SPARSE_COST_RATIO <= shape.num_neurons else "dense"
+    return "sparse" if shape.fan_in <= SPARSE_FAN_IN_SCALE * math.sqrt(shape.num_neurons) else "dense"
 
 
 _INTERACTIONS: dict[str, type] = {}
