@@ -317,3 +317,16 @@ def test_the_graph_is_data_not_program_structure():
     graph_data = nnx.to_flat_state(nnx.state(models[0], GraphData))
     assert {path[-1] for path, _ in graph_data} >= {"senders", "receivers", "in_index", "out_index"}
     assert count_params(models[0]) == count_params(models[1])  # graph data is no parameter
+
+
+def test_a_step_of_the_fused_model_takes_forward_mode_derivatives():
+    """`tnd.analysis` pushes tangents through `model.step`; the fused round's forward allows it."""
+    model = _model(num_neurons=20, topology="small_world", topology_options={"k": 4}, interaction="vector")
+    assert model.core.fused
+    carry = jax.random.normal(jax.random.key(0), (2, 20, D))
+    x_t = jax.random.normal(jax.random.key(1), (2,) + OBS)
+    step = lambda c: model.step(c, x_t)[0]  # noqa: E731
+    tangent = jax.random.normal(jax.random.key(2), carry.shape)
+    _, forward = jax.jvp(step, (carry,), (tangent,))
+    _, pull_back = jax.vjp(step, carry)
+    np.testing.assert_allclose(jnp.vdot(forward, tangent), jnp.vdot(pull_back(tangent)[0], tangent), rtol=1e-4)

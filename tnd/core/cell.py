@@ -19,7 +19,9 @@ rounds of a window (the input and the reset of step t enter at its first round, 
 leaves after its last), so XLA keeps every round's state in memory between rounds instead of
 fusing (and recomputing) across them. The commonest TND (leaky F, static weights) runs the
 round of `tnd.core.fused`, whose backward pass is written out; every other combination runs
-the same round through JAX's derivatives.
+the same round through JAX's derivatives. The one-step call (`step`, what an agent and
+`tnd.analysis` run) uses the fused round's forward without the hand-written backward, so
+JAX differentiates it in either mode; a sequence call supports reverse mode only.
 
 **The graph is data** (`tnd.graph.GraphArrays`): neighbour lists, input slots and this
 graph's number of rounds are arrays in the model's state. Graphs of one shape share one
@@ -48,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.core.fused import LeakyRoundWeights, leaky_round
+from tnd.core.fused import LeakyRoundWeights, leaky_round, leaky_round_forward
 from tnd.dynamics.local import LeakyDynamics, make_dynamics
 from tnd.graph.arrays import GraphArrays, GraphData, neighbour_arrays
 from tnd.graph.neuron_graph import NeuronGraph
@@ -261,15 +263,19 @@ class TNDCore(nnx.Module):
         read = jnp.moveaxis(read, -1, -3)  # [..., B, R, d]
         return read.reshape(lead + (batch, -1))
 
-    def round(self, prepared, h: jax.Array, x: jax.Array, u: jax.Array, active: jax.Array | None = None):
+    def round(self, prepared, h: jax.Array, x: jax.Array, u: jax.Array, active: jax.Array | None = None,
+              *, hand_written_backward: bool = False):
         """One round on rows: ``(h, x = phi(h)) -> (h', x')`` with the placed input rows ``u``.
 
         ``active`` (a stack's padded rounds): where false the round leaves ``h`` as it is.
+        ``hand_written_backward``: a fused round takes `tnd.core.fused.leaky_round`'s reverse
+        mode (training); otherwise JAX differentiates it, in either mode.
         """
         if self.fused:
             weights = prepared if active is None else prepared._replace(inv_tau=prepared.inv_tau * active)
             index = (self.arrays.array("in_index"), self.arrays.array("out_index"))
-            return leaky_round(self.interaction.phi_name, index, weights, h, x, u)
+            fused_round = leaky_round if hand_written_backward else leaky_round_forward
+            return fused_round(self.interaction.phi_name, index, weights, h, x, u)
         interaction, dynamics = prepared
         m = self.interaction.messages(interaction, h, x)
         h_next = self.dynamics.apply(dynamics, h, m, u)
@@ -316,7 +322,7 @@ class TNDCore(nnx.Module):
             h, x = state
             u_t, keep_t, r = inputs
             h, x = h * keep_t, x * keep_t + phi_zero * (1.0 - keep_t)
-            h, x = self.round(prepared, h, x, self.place(u_t), self.active(r))
+            h, x = self.round(prepared, h, x, self.place(u_t), self.active(r), hand_written_backward=True)
             return (h, x), self.read(h)
 
         h = to_rows(carry)

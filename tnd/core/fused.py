@@ -47,6 +47,13 @@ class LeakyRoundWeights(NamedTuple):
     inv_tau: jax.Array
 
 
+def leaky_round_forward(phi: str, index: tuple[jax.Array, jax.Array], weights: LeakyRoundWeights, h: jax.Array,
+                        x: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`leaky_round` without its hand-written backward pass: JAX differentiates it in either
+    mode (forward mode too: the Lyapunov exponents of `tnd.analysis` push tangents through it)."""
+    return _forward(phi, index[0], weights, h, x, u)[0]
+
+
 def _forward(phi, in_index, weights, h, x, u):
     m = gather_sum(in_index, weights.w, x)
     t = jnp.tanh(channel_map(weights.w_dyn, jnp.concatenate([m, h], axis=1)) + u + weights.b)
