@@ -231,10 +231,11 @@ class TNDCore(nnx.Module):
         return jnp.zeros((batch_size, self.num_neurons, self.state_dim))
 
     # ------------------------------------------------------------------ pieces
-    def prepare(self, batch: int):
-        """Loop-invariant interaction weights and dynamics parameters for batch size B."""
+    def prepare(self, batch: int, *, training: bool = False):
+        """Loop-invariant interaction weights and dynamics parameters for batch size B
+        (``training``: in the layouts of the reverse-mode-only sequence path)."""
         interaction = self.interaction.prepare(batch)
-        dynamics = self.dynamics.prepare(batch)
+        dynamics = self.dynamics.prepare(batch, transposed=training and not self.fused)
         if self.fused:
             return LeakyRoundWeights(interaction.w, interaction.w_out, dynamics["w"], jnp.swapaxes(dynamics["w"], 1, 2),
                                      dynamics["b"], dynamics["inv_tau"])
@@ -310,7 +311,7 @@ class TNDCore(nnx.Module):
         outputs ``[B, T, R * d]``)."""
         batch, time = features.shape[:2]
         k = self.inner_rounds
-        prepared = self.prepare(batch)
+        prepared = self.prepare(batch, training=True)
         u = self.input_rows(jnp.swapaxes(features, 0, 1))  # [T, S, C]
         keep = batch_columns(jnp.logical_not(resets).astype(features.dtype).T, self.state_dim)  # [T, 1, C]
         first = (jnp.arange(time * k) % k == 0)[:, None, None]

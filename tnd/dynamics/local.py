@@ -39,7 +39,7 @@ import numpy as np
 from flax import nnx
 
 from tnd.graph.arrays import GraphArrays
-from tnd.layout import channel_map, channels, from_rows, per_neuron_rows, to_rows
+from tnd.layout import ChannelWeights, channel_map, channels, from_rows, per_neuron_rows, to_rows
 
 SHARING = ("shared", "per_neuron", "per_type")
 
@@ -102,18 +102,21 @@ class LocalDynamics(nnx.Module):
             return value[self.arrays.array("neuron_types")]
         return value
 
-    def channel_weights(self, *matrices: nnx.Param) -> jax.Array:
-        """Input-major ``[G, i, o]`` matrices (stacked along i) -> per-neuron ``[N, o, sum i]`` for `channel_map`."""
+    def channel_weights(self, *matrices: nnx.Param, transposed: bool = False) -> jax.Array | ChannelWeights:
+        """Input-major ``[G, i, o]`` matrices (stacked along i) -> per-neuron ``[N, o, sum i]`` for
+        `channel_map` (with ``transposed``: `ChannelWeights`, for a fast reverse mode)."""
         w = jnp.concatenate([m[...] for m in matrices], axis=1)
-        w = jnp.swapaxes(self.per_neuron(w), 1, 2)
-        return jnp.broadcast_to(w, (self.arrays.num_neurons,) + w.shape[1:])
+        w_t = jnp.broadcast_to(self.per_neuron(w), (self.arrays.num_neurons,) + w.shape[1:])
+        w = jnp.swapaxes(w_t, 1, 2)
+        return ChannelWeights(w, w_t) if transposed else w
 
     def bias_rows(self, b: nnx.Param, batch: int) -> jax.Array:
         """A bias ``[G, o]`` -> rows ``[N or 1, o * B]``."""
         return per_neuron_rows(self.per_neuron(b), batch)
 
-    def prepare(self, batch: int) -> dict[str, jax.Array]:
-        """Loop-invariant per-neuron parameters for batch size B (compute once per sequence)."""
+    def prepare(self, batch: int, *, transposed: bool = False) -> dict[str, jax.Array]:
+        """Loop-invariant per-neuron parameters for batch size B (compute once per sequence);
+        ``transposed``: channel maps as `ChannelWeights` (training: reverse mode only)."""
         raise NotImplementedError
 
     def apply(self, prepared: dict[str, jax.Array], h: jax.Array, m: jax.Array, u: jax.Array) -> jax.Array:
@@ -158,10 +161,10 @@ class LeakyDynamics(LocalDynamics):
         """Per-neuron time constants ``tau: [N, d]`` (> `TAU_FLOOR` steps)."""
         return TAU_FLOOR + jnp.exp(self.tau_log_excess[...])
 
-    def prepare(self, batch: int):
+    def prepare(self, batch: int, *, transposed: bool = False):
         """``w``: ``[N, d, 2d]`` (messages, then self), ``b`` and ``inv_tau`` as rows."""
         return {
-            "w": self.channel_weights(self.w_message, self.w_self),
+            "w": self.channel_weights(self.w_message, self.w_self, transposed=transposed),
             "b": self.bias_rows(self.b, batch),
             "inv_tau": per_neuron_rows(1.0 / self.time_constants(), batch),
         }
@@ -183,10 +186,12 @@ class GatedDynamics(LocalDynamics):
         self.b_input = self._param(rngs, (3 * d,), init="zeros")
         self.b_hidden = self._param(rngs, (3 * d,), init="zeros")
 
-    def prepare(self, batch: int):
+    def prepare(self, batch: int, *, transposed: bool = False):
         return {
-            "w_input": self.channel_weights(self.w_input), "b_input": self.bias_rows(self.b_input, batch),
-            "w_hidden": self.channel_weights(self.w_hidden), "b_hidden": self.bias_rows(self.b_hidden, batch),
+            "w_input": self.channel_weights(self.w_input, transposed=transposed),
+            "b_input": self.bias_rows(self.b_input, batch),
+            "w_hidden": self.channel_weights(self.w_hidden, transposed=transposed),
+            "b_hidden": self.bias_rows(self.b_hidden, batch),
         }
 
     def apply(self, prepared, h, m, u):
@@ -215,10 +220,12 @@ class CfCDynamics(LocalDynamics):
         self.w_heads = self._param(rngs, (self.units, 4 * d))  # ff1, ff2, time_a, time_b
         self.b_heads = self._param(rngs, (4 * d,), init="zeros")
 
-    def prepare(self, batch: int):
+    def prepare(self, batch: int, *, transposed: bool = False):
         return {
-            "w_backbone": self.channel_weights(self.w_backbone), "b_backbone": self.bias_rows(self.b_backbone, batch),
-            "w_heads": self.channel_weights(self.w_heads), "b_heads": self.bias_rows(self.b_heads, batch),
+            "w_backbone": self.channel_weights(self.w_backbone, transposed=transposed),
+            "b_backbone": self.bias_rows(self.b_backbone, batch),
+            "w_heads": self.channel_weights(self.w_heads, transposed=transposed),
+            "b_heads": self.bias_rows(self.b_heads, batch),
         }
 
     def apply(self, prepared, h, m, u):
