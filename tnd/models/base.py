@@ -27,10 +27,9 @@ from flax import nnx
 Carry = Any
 
 
-def reset_carry(carry: Carry, initial: Carry, reset: jax.Array, batch_axis: int = 0) -> Carry:
-    """Where ``reset[b]`` is true, replaces batch row ``b`` of ``carry`` by ``initial``.
+def reset_carry(carry: Carry, initial: Carry, reset: jax.Array) -> Carry:
+    """Where ``reset[b]`` is true, replaces batch row ``b`` (leading axis) of ``carry`` by ``initial``.
 
-    ``batch_axis``: the axis of the batch in every leaf (0 in the harness's carry).
     Floating leaves blend with a 0/1 factor, ``leaf * keep + initial * (1 - keep)``, which is
     exact for finite values: unlike ``jnp.where`` it leaves the backward pass only the small
     ``[B]`` factor to keep per step, not a predicate broadcast to the carry's full shape.
@@ -39,7 +38,7 @@ def reset_carry(carry: Carry, initial: Carry, reset: jax.Array, batch_axis: int 
     reset = jnp.asarray(reset, bool)
 
     def select(init_leaf, leaf):
-        shape = (1,) * batch_axis + reset.shape + (1,) * (leaf.ndim - batch_axis - reset.ndim)
+        shape = reset.shape + (1,) * (leaf.ndim - reset.ndim)
         mask = reset.reshape(shape)
         if jnp.issubdtype(leaf.dtype, jnp.floating):
             keep = jnp.logical_not(mask).astype(leaf.dtype)
@@ -63,23 +62,12 @@ class SequenceModel(nnx.Module):
         """One step of the recurrent core: features ``[B, F]`` -> output ``[B, H]``."""
         raise NotImplementedError
 
-    # The sequence scan may carry the state in another layout than the harness's carry
-    # (TND keeps it neuron-major inside the scan): `to_scan_carry` / `from_scan_carry`
-    # convert, `scan_batch_axis` is the batch axis of the scan's carry leaves.
-    scan_batch_axis: int = 0
-
-    def to_scan_carry(self, carry: Carry) -> Carry:
-        return carry
-
-    def from_scan_carry(self, carry: Carry) -> Carry:
-        return carry
-
     def sequence_step(self) -> Callable[[Carry, jax.Array], tuple[Carry, jax.Array]]:
         """The per-step core function used inside the sequence scan (default `core_step`).
 
-        It acts on the scan's carry layout (`to_scan_carry`). Override to hoist work that
-        is the same at every step out of the scan (TND prepares its interaction weights
-        once per sequence); it must compute `core_step`.
+        Override to hoist work that is the same at every step out of the scan; it must
+        compute `core_step`. (A model whose sequence is not one scan per step overrides
+        `core_sequence` instead: the Transformer, and TND, which scans over its rounds.)
         """
         return self.core_step
 
@@ -90,18 +78,16 @@ class SequenceModel(nnx.Module):
 
         Default: one ``lax.scan`` over `sequence_step`, resetting where ``resets[:, t]``.
         """
-        initial = self.to_scan_carry(self.initial_state(features.shape[0]))
+        initial = self.initial_state(features.shape[0])
         step = self.sequence_step()
 
         def body(c, inputs):
             f_t, r_t = inputs
-            c = reset_carry(c, initial, r_t, self.scan_batch_axis)
+            c = reset_carry(c, initial, r_t)
             return step(c, f_t)
 
-        carry, outputs = jax.lax.scan(
-            body, self.to_scan_carry(carry), (jnp.swapaxes(features, 0, 1), jnp.swapaxes(resets, 0, 1))
-        )
-        return self.from_scan_carry(carry), jnp.swapaxes(outputs, 0, 1)
+        carry, outputs = jax.lax.scan(body, carry, (jnp.swapaxes(features, 0, 1), jnp.swapaxes(resets, 0, 1)))
+        return carry, jnp.swapaxes(outputs, 0, 1)
 
     # ---------------------------------------------------------------- the harness
     def step(self, carry: Carry, x_t: jax.Array) -> tuple[Carry, jax.Array]:
