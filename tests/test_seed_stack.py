@@ -121,6 +121,7 @@ def _tnd_seeds(seeds, **graph):
     return (lambda s: build(s, program_shape=common)), build
 
 
+@pytest.mark.slow
 def test_a_stack_of_tnd_seeds_with_their_own_graphs_equals_separate_runs(task):
     """Graphs as data: seeds whose graphs differ (and differ in fan-in) train as one program,
     and each seed ends where it ends alone."""

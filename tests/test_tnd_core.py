@@ -267,6 +267,7 @@ def _two_graphs_of_one_size():
     return a, b
 
 
+@pytest.mark.slow
 def test_graphs_of_one_size_share_one_program_and_compute_what_each_computes_alone():
     """Graphs as data: padded to one program shape (fan-in, rounds), each graph's model gives
     the outputs and gradients it gives unpadded, and a vmapped stack of both equals them."""
