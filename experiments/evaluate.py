@@ -64,7 +64,7 @@ def run_dir_arguments(argv: Sequence[str]) -> list[str]:
 def app(cfg: DictConfig) -> dict | None:
     folder = run_dir()
     with report_errors(folder, {"run_dir": str(cfg.run_dir)}, PROG):
-        from tnd.app.experiment import evaluate_checkpoint
+        from tnd.app.restore import evaluate_checkpoint
 
         conf = to_object(cfg)
         metrics = evaluate_checkpoint(absolute(conf.run_dir), conf.eval, env_options=conf.env_options,

@@ -173,7 +173,7 @@ def test_a_plugin_env_is_collected_trained_and_evaluated(plugin_env, monkeypatch
     assert f"on {ENV}: centred_fraction {summary['centred_fraction']:.4g}; " in printed  # the env's own headline
 
     from tnd.data.storage import load_demonstrations
-    from tnd.app.experiment import restore_model
+    from tnd.app.restore import restore_model
 
     (dataset,) = data.glob("demos-*")
     demos = load_demonstrations(dataset, num_actions=2)

@@ -16,7 +16,8 @@ from tnd.envs.pong import render as pong_render
 from tnd.envs.rollout import Policy, rollout
 from tnd.app.render import render_run
 from tnd.evaluation.render import RenderOptions, header
-from tnd.app.experiment import eval_env_config, restore_model, run_experiment
+from tnd.app.experiment import eval_env_config, run_experiment
+from tnd.app.restore import restore_model
 
 from train_helpers import TINY, compose_cfg, data_root  # noqa: F401
 

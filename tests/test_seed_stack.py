@@ -5,10 +5,8 @@ Tolerance: parameters of a seed trained in a stack equal the same seed trained a
 batched matmuls differs). Checkpoints, metrics and resumption stay per seed.
 """
 
-import dataclasses
 import json
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -58,28 +56,40 @@ def test_a_stack_equals_separate_runs_and_keeps_a_folder_per_seed(tmp_path, task
     assert not np.allclose(first, second)
 
 
+class Killed(Exception):
+    """Raised by a periodic evaluation: the run stops there as a killed process would."""
+
+
+def _killed_then_resumed(build, seeds, folder, windows, weights, train_spec, kill_at):
+    """Trains a stack in ``folder`` until the evaluation at step ``kill_at`` kills it, then
+    resumes it with fresh models; returns ``(members, results)`` of the resumed stack."""
+
+    def crash(model, step):
+        if step == kill_at:
+            raise Killed
+        return {}
+
+    members = [Member(build(s), s, folder / f"seed={s}", evaluate=crash) for s in seeds]
+    with pytest.raises(Killed):
+        train_seeds(members, windows, train_spec, class_weights=weights, tensorboard=False)
+    members = [Member(build(s), s, folder / f"seed={s}") for s in seeds]
+    return members, train_seeds(members, windows, train_spec, class_weights=weights, tensorboard=False)
+
+
+def _assert_equal_parameters(first, second):
+    for a_member, b_member in zip(first, second, strict=True):
+        for a, b in zip(params_of(a_member.model), params_of(b_member.model), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 @pytest.mark.slow
 def test_a_resumed_stack_resumes_every_seed_to_the_uninterrupted_parameters(tmp_path, task):
     windows, weights = task
     straight, _ = _stack(tmp_path / "a", windows, weights)
-
-    class Killed(Exception):
-        pass
-
-    def crash_at_7(model, step):
-        if step == 7:
-            raise Killed  # after the checkpoint at step 6
-        return {}
-
-    members = [Member(Tiny(nnx.Rngs(s)), s, tmp_path / "b" / f"seed={s}", evaluate=crash_at_7) for s in SEEDS]
-    with pytest.raises(Killed):
-        train_seeds(members, windows, spec(eval_every=7), class_weights=weights, tensorboard=False)
-    members = [Member(Tiny(nnx.Rngs(s)), s, tmp_path / "b" / f"seed={s}") for s in SEEDS]
-    results = train_seeds(members, windows, spec(eval_every=7), class_weights=weights, tensorboard=False)
+    members, results = _killed_then_resumed(lambda s: Tiny(nnx.Rngs(s)), SEEDS, tmp_path / "b", windows, weights,
+                                            spec(eval_every=7), kill_at=7)  # after the checkpoint at step 6
     assert [r.resumed_from for r in results] == [6, 6]
-    for a_member, b_member in zip(straight, members, strict=True):
-        for a, b in zip(params_of(a_member.model), params_of(b_member.model), strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _assert_equal_parameters(straight, members)
 
 
 def test_a_non_finite_seed_stops_the_stack_naming_it(tmp_path, task):
@@ -115,9 +125,7 @@ def _tnd_seeds(seeds, **graph):
                    interaction="vector", encoder_features=8, **graph)
     build = lambda s, **kw: build_model("tnd", obs_shape=(5,), num_actions=3, rngs=nnx.Rngs(s), graph_seed=s,  # noqa: E731
                                         **options, **kw)
-    shapes = [build(s).program_shape() for s in seeds]
-    sizes = zip(*(dataclasses.astuple(x) for x in shapes))
-    common = ProgramShape(*(None if len(set(v)) == 1 else max(v) for v in sizes))
+    common = ProgramShape.common([build(s).program_shape() for s in seeds])
     return (lambda s: build(s, program_shape=common)), build
 
 
@@ -144,27 +152,12 @@ def test_a_killed_stack_of_tnd_seeds_resumes_to_the_uninterrupted_parameters(tmp
     windows, weights = task
     seeds = (0, 1, 2)
     build, _ = _tnd_seeds(seeds)
-
-    class Killed(Exception):
-        pass
-
-    def crash_at_5(model, step):
-        if step == 5:
-            raise Killed  # after the checkpoint at step 3
-        return {}
-
-    run = lambda folder, **kw: [Member(build(s), s, tmp_path / folder / f"seed={s}", **kw) for s in seeds]  # noqa: E731
-    straight = run("a")
+    straight = [Member(build(s), s, tmp_path / "a" / f"seed={s}") for s in seeds]
     train_seeds(straight, windows, spec(steps=7, eval_every=5), class_weights=weights, tensorboard=False)
-    with pytest.raises(Killed):
-        train_seeds(run("b", evaluate=crash_at_5), windows, spec(steps=7, eval_every=5), class_weights=weights,
-                    tensorboard=False)
-    resumed = run("b")
-    results = train_seeds(resumed, windows, spec(steps=7, eval_every=5), class_weights=weights, tensorboard=False)
+    resumed, results = _killed_then_resumed(build, seeds, tmp_path / "b", windows, weights,
+                                            spec(steps=7, eval_every=5), kill_at=5)  # after the checkpoint at step 3
     assert [r.resumed_from for r in results] == [3, 3, 3]
-    for a_member, b_member in zip(straight, resumed, strict=True):
-        for a, b in zip(params_of(a_member.model), params_of(b_member.model), strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _assert_equal_parameters(straight, resumed)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnd.core import TNDCore
+from tnd.core import ProgramShape, TNDCore
 from tnd.dynamics import DynamicsError, dynamics_names
 from tnd.graph import GraphData, NeuronGraph, TopologyError, build_topology
 from tnd.interaction import InteractionError, interaction_names
@@ -274,7 +274,7 @@ def test_graphs_of_one_size_share_one_program_and_compute_what_each_computes_alo
     a, b = _two_graphs_of_one_size()
     alone = [_model(graph=g, interaction="vector", state_dim=2) for g in (a, b)]
     assert [m.core.rounds for m in alone] == [2, 3]  # D + 1: no lag for either
-    shape = alone[0].program_shape().union(alone[1].program_shape())
+    shape = ProgramShape.common([m.program_shape() for m in alone])
     padded = [_model(graph=g, interaction="vector", state_dim=2, program_shape=shape) for g in (a, b)]
     for m, p in zip(alone, padded):
         nnx.update(p, nnx.state(m, nnx.Param))
@@ -311,7 +311,7 @@ def test_the_graph_is_data_not_program_structure():
     graph arrays; `graph` rebuilds each."""
     options = dict(num_neurons=30, topology="small_world", topology_options={"k": 4})
     own = [_model(**options, graph_seed=s).program_shape() for s in (0, 1)]
-    models = [_model(**options, graph_seed=s, program_shape=own[0].union(own[1])) for s in (0, 1)]
+    models = [_model(**options, graph_seed=s, program_shape=ProgramShape.common(own)) for s in (0, 1)]
     assert nnx.graphdef(models[0]) == nnx.graphdef(models[1])
     assert models[0].graph != models[1].graph
     assert models[0].graph == build_topology("small_world", 30, seed=0, k=4)

@@ -49,7 +49,7 @@ def test_smoke_on_atari_pong(obs_mode, tmp_path, data_root):  # noqa: F811
                     f"env.options.obs_mode={obs_mode}", "eval.num_envs=1", "data.num_envs=2")
     assert summary["env"] == "atari_pong" and summary["games"] == 1
     assert summary["dataset_steps"] > 0 and math.isfinite(summary["final_loss"])
-    from tnd.app.experiment import restore_model
+    from tnd.app.restore import restore_model
     from tnd.models.encoders import ConvEncoder, MLPEncoder
 
     model, _, _ = restore_model(tmp_path)

@@ -9,10 +9,8 @@
 imports this package; the entry points in ``experiments/`` and the notebooks do.
 """
 
-from tnd.app.experiment import (
-    ExperimentError, build_agent, collect_dataset, config_hash, evaluate_checkpoint, restore_model, run_experiment,
-    run_seeds,
-)
+from tnd.app.experiment import ExperimentError, build_agent, collect_dataset, config_hash, run_experiment, run_seeds
+from tnd.app.restore import evaluate_checkpoint, restore_model
 
 __all__ = [
     "ExperimentError", "build_agent", "collect_dataset", "config_hash", "evaluate_checkpoint", "restore_model",

@@ -5,7 +5,9 @@ only module that joins them; the entry points in ``experiments/`` call it.
 
     summary = run_experiment(spec, run_dir)          # what tnd-train does
     summaries = run_seeds(spec, seeds, run_dirs)      # tnd-train seeds=[...]: the seeds as one program
-    metrics = evaluate_checkpoint(run_dir, eval_spec) # what tnd-eval does
+
+A trained run comes back from its folder through `tnd.app.restore` (`restore_model`,
+`evaluate_checkpoint`: what tnd-eval does); a stack's shared program through `tnd.app.stacks`.
 
 Data flow: env config -> dataset (loaded or collected, cached by config) -> windows on
 device -> model (optionally sized to ``param_budget``) -> `train` (resumable) -> closed-loop
@@ -30,6 +32,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from tnd.app.stacks import common_program_shape, program_groups
 from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
 from tnd.data.windows import label_frequencies, make_windows
 from tnd.envs import EnvDefinition, get_env
@@ -38,13 +41,12 @@ from tnd.graph import topology_names
 from tnd.models import build_model, effective_param_count, graph_mode, model_option_names, width_option
 from tnd.models.budget import width_for_budget
 from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, run_folder_lock, write_json
-from tnd.training.checkpoint import Checkpointer, CheckpointError, DamagedCheckpointError
 from tnd.training.config import (
-    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, from_dict, to_dict,
+    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict,
 )
 from tnd.training.loop import Member, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
-from tnd.training.plugins import import_plugins, import_run_plugins, plugin_origins
+from tnd.training.plugins import import_plugins, plugin_origins
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 
@@ -173,29 +175,13 @@ def build_agent(
 
 
 def align_programs(specs: list[ExperimentSpec], prepared: list[Prepared]) -> list[Prepared]:
-    """Seeds whose models hold their graph as data (TND: ``model.program_shape()``) rebuilt to
-    one program shape: where their graphs' fan-in, fan-out or rounds per step differ, every
-    seed pads to the largest, so graphs of one size share one compiled program."""
-    shapes = [p.model.program_shape() if callable(getattr(p.model, "program_shape", None)) else None for p in prepared]
-    if len(prepared) < 2 or any(s is None for s in shapes) or len(set(shapes)) == 1:
+    """The seeds of a stack rebuilt to one program shape where their models hold graphs that
+    differ in fan-in, fan-out or rounds per step (`tnd.app.stacks.common_program_shape`)."""
+    common = common_program_shape([p.model for p in prepared])
+    if common is None:
         return prepared
-    sizes = zip(*(dataclasses.astuple(s) for s in shapes))
-    common = type(shapes[0])(*(None if len(set(v)) == 1 else max(v) for v in sizes))
     return [dataclasses.replace(p, model=build_agent(spec, p.obs_shape, p.num_actions, program_shape=common)[0])
             for spec, p in zip(specs, prepared)]
-
-
-def program_groups(models: list[nnx.Module]) -> list[list[int]]:
-    """The indices of ``models`` grouped by structure: each group can train as one program."""
-    groups: list[tuple[Any, list[int]]] = []
-    for i, model in enumerate(models):
-        graphdef = nnx.graphdef(model)
-        match = next((members for g, members in groups if g == graphdef), None)
-        if match is None:
-            groups.append((graphdef, [i]))
-        else:
-            match.append(i)
-    return [members for _, members in groups]
 
 
 def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_actions: int,
@@ -431,77 +417,3 @@ def params_digest(model: nnx.Module) -> str:
 
 # Wall-clock fields of a summary (everything else is deterministic given config and seed).
 WALL_CLOCK_FIELDS = ("train_seconds", "eval_seconds", "timesteps_per_s", "host_fraction")
-
-
-def run_plugin_origins(run_dir: str | Path) -> dict[str, str]:
-    """Where a run's plugin modules were imported from (``plugins.json``; {} when absent)."""
-    path = Path(run_dir) / PLUGINS_FILE
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def restore_model(
-    run_dir: str | Path, step: int | None = None, *, plugins: list[str] | tuple[str, ...] = (),
-) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
-    """The trained model of a run folder (latest checkpoint), its spec and checkpoint meta.
-
-    A run trained with plugin modules needs them again; they are imported only when named in
-    ``plugins`` (the caller's consent: code named by a run folder is not run on its own).
-    """
-
-    ckdir = Path(run_dir) / "checkpoints"
-    if not ckdir.is_dir():
-        raise CheckpointError(f"No checkpoints in {Path(run_dir).absolute()}: expected a tnd-train run folder.")
-    ckpt = Checkpointer(ckdir)
-
-    def restore(at: int) -> tuple[nnx.Module, ExperimentSpec, dict[str, Any]]:
-        meta = ckpt.read_meta(at)
-        try:
-            spec = from_dict(meta["config"])
-            import_run_plugins(spec.plugins, plugins, run_plugin_origins(run_dir), run_dir=Path(run_dir).absolute())
-            fp = meta["fingerprint"]
-            model = build_model(fp["model"], obs_shape=tuple(fp["obs_shape"]), num_actions=int(fp["num_actions"]),
-                                rngs=nnx.Rngs(int(spec.seed)), **fp["options"])
-        except (KeyError, TypeError) as exc:
-            raise DamagedCheckpointError(f"Checkpoint {ckdir / str(at)} has incomplete metadata ({exc}).") from None
-        _, params, rest = nnx.split(model, nnx.Param, ...)
-        params, rest = ckpt.restore_params(at, params=params, rest=rest)
-        nnx.update(model, params, rest)
-        return model, spec, meta
-
-    try:
-        if step is not None:
-            return restore(step)
-        if ckpt.latest_step() is None:
-            raise CheckpointError(f"No complete checkpoint in {ckdir.absolute()}.")
-        return ckpt.restore_intact(restore)[1]
-    finally:
-        ckpt.close()
-
-
-def evaluate_checkpoint(
-    run_dir: str | Path, eval_spec: EvalSpec, *, env_options: dict[str, Any] | None = None,
-    plugins: list[str] | tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Evaluates a run folder's latest checkpoint with new eval settings.
-
-    ``env_options`` (if given) replace the training env's options; ``eval_spec.env_overrides``
-    then apply on top (e.g. sticky actions); ``plugins``: as in `restore_model`. Returns the
-    metrics with model, step, seed.
-    """
-    model, spec, meta = restore_model(run_dir, plugins=plugins)
-    for name in ("num_games", "num_envs"):
-        _positive(f"eval.{name}", getattr(eval_spec, name))
-    env = get_env(spec.env.name)
-    options = spec.env.options if env_options is None else env_options
-    config = eval_env_config(env, options, eval_spec)
-    t0 = time.perf_counter()
-    metrics = evaluate(model, env, config, num_games=eval_spec.num_games, seed=eval_spec.seed,
-                       num_envs=eval_spec.num_envs, progress=eval_spec.progress)
-    return {
-        "run_dir": str(Path(run_dir).absolute()), "model": spec.model.name, "env": spec.env.name,
-        "seed": int(spec.seed), "checkpoint_step": int(meta["step"]), "eval_seed": int(eval_spec.seed),
-        "env_config": env.config_dict(config), **metrics, "eval_seconds": time.perf_counter() - t0,
-    }

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tnd.app.experiment import eval_env_config, restore_model
+from tnd.app.experiment import eval_env_config
+from tnd.app.restore import restore_model
 from tnd.envs import get_env
 from tnd.envs.pong.render import check_animation_path, write_animation
 from tnd.evaluation.render import (

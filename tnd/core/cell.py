@@ -52,10 +52,10 @@ from flax import nnx
 
 from tnd.core.fused import LeakyRoundWeights, leaky_round, leaky_round_forward
 from tnd.dynamics.local import LeakyDynamics, make_dynamics
-from tnd.graph.arrays import GraphArrays, GraphData, neighbour_arrays
+from tnd.graph.arrays import GraphArrays, GraphData, GraphShape
 from tnd.graph.neuron_graph import NeuronGraph
-from tnd.interaction.operators import PHI_GRADS_FROM_OUTPUT, PHIS, Interaction, make_interaction
-from tnd.layout import batch_columns, from_rows, per_neuron_rows, to_rows
+from tnd.interaction.operators import PHI_GRADS_FROM_OUTPUT, Interaction, make_interaction
+from tnd.layout import batch_columns, from_rows, to_rows
 
 INPUT_PLACEMENTS = ("sensory", "all")
 READOUTS = ("motor", "all")
@@ -70,10 +70,12 @@ class ProgramShape:
     fan_out: int | None = None
     rounds: int | None = None
 
-    def union(self, other: ProgramShape) -> ProgramShape:
-        """The larger of each size (None where neither pads)."""
-        pick = lambda a, b: None if a is None and b is None else max(a or 0, b or 0)  # noqa: E731
-        return ProgramShape(*(pick(a, b) for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+    @classmethod
+    def common(cls, shapes: list[ProgramShape]) -> ProgramShape:
+        """The shape every one of ``shapes`` (each a graph's own) pads to: the largest of a size
+        where they differ, None (no padding, no masked rounds) where they agree."""
+        sizes = zip(*(dataclasses.astuple(s) for s in shapes))
+        return cls(*(None if len(set(v)) == 1 else max(v) for v in sizes))
 
     @classmethod
     def parse(cls, value) -> ProgramShape:
@@ -208,8 +210,8 @@ class TNDCore(nnx.Module):
 
     def own_program_shape(self) -> ProgramShape:
         """This graph's own fan-in, fan-out and rounds (what a stack pads the others to)."""
-        lists = neighbour_arrays(self.graph)
-        return ProgramShape(lists["in_index"].shape[0], lists["out_index"].shape[0], self.rounds)
+        shape = GraphShape.of(self.graph)
+        return ProgramShape(shape.fan_in, shape.fan_out, self.rounds)
 
     @property
     def out_features(self) -> int:
@@ -235,10 +237,10 @@ class TNDCore(nnx.Module):
         """Loop-invariant interaction weights and dynamics parameters for batch size B
         (``training``: in the layouts of the reverse-mode-only sequence path)."""
         interaction = self.interaction.prepare(batch)
-        dynamics = self.dynamics.prepare(batch, transposed=training and not self.fused)
+        dynamics = self.dynamics.prepare(batch, transposed=training or self.fused)
         if self.fused:
-            return LeakyRoundWeights(interaction.w, interaction.w_out, dynamics["w"], jnp.swapaxes(dynamics["w"], 1, 2),
-                                     dynamics["b"], dynamics["inv_tau"])
+            w = dynamics["w"]
+            return LeakyRoundWeights(interaction.w, interaction.w_out, w.w, w.w_t, dynamics["b"], dynamics["inv_tau"])
         return interaction, dynamics
 
     def input_rows(self, features: jax.Array) -> jax.Array:

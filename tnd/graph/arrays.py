@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.graph.neuron_graph import GraphError, NeuronGraph
+from tnd.graph.neuron_graph import NeuronGraph
 
 
 class GraphData(nnx.Variable):
@@ -53,20 +53,6 @@ class GraphShape:
         n = graph.num_neurons
         return cls(n, graph.num_edges, int(graph.sensory.size), int(graph.motor.size),
                    int(np.bincount(graph.receivers, minlength=n).max()), int(np.bincount(graph.senders, minlength=n).max()))
-
-    def union(self, other: GraphShape) -> GraphShape:
-        """The shape that holds both (larger fan-in and fan-out); the other sizes must agree."""
-        mine, theirs = dataclasses.astuple(self)[:4], dataclasses.astuple(other)[:4]
-        if mine != theirs:
-            raise GraphError(
-                f"Graphs of {self.describe()} and {other.describe()} cannot share one program: neurons, edges, "
-                "sensory and motor counts must be equal."
-            )
-        return dataclasses.replace(self, fan_in=max(self.fan_in, other.fan_in), fan_out=max(self.fan_out, other.fan_out))
-
-    def describe(self) -> str:
-        return (f"{self.num_neurons} neurons, {self.num_edges} edges, {self.num_sensory} sensory, "
-                f"{self.num_motor} motor")
 
 
 def neighbour_arrays(graph: NeuronGraph, fan_in: int | None = None, fan_out: int | None = None) -> dict[str, np.ndarray]:
