@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (2 for bad input, one line on stderr)."""
     args = build_parser().parse_args(argv)
-    from experiments.common import quiet_libraries
+    from experiments.common import exit_now, quiet_libraries
     from tnd.app.render import describe, render_run
     from tnd.evaluation.render import RenderOptions
 
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, like the other commands
         print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
-        return 130
+        exit_now(130)
     print(f"[{PROG}] {describe(result)}", flush=True)
     return 0
 

@@ -42,6 +42,7 @@ class EvalConfig:
     eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
     env_options: Optional[dict[str, Any]] = None
     plugins: list[str] = dataclasses.field(default_factory=list)  # consent to import the run's plugin modules
+    json: bool = False  # print the metrics as one JSON line (tnd-eval --json)
 
 
 @dataclasses.dataclass

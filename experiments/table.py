@@ -4,6 +4,8 @@
     tnd-table --jobs 1                          # one job at a time
     tnd-table --publish                         # the same, refreshing the committed results/pong_table-pong-default.*
     tnd-table scale=paper                       # -> multirun/pong_table/pong/paper, outputs/tables/pong_table-pong-paper.*
+    tnd-table --robustness                      # no training: the finished runs under perturbations (+ smoothness)
+    tnd-table --memory                          # no training: catch rate against k steps with the ball hidden
     tnd-table env=atari_pong scale=smoke        # -> multirun/pong_table/atari_pong/smoke, ...pong_table-atari_pong-smoke.*
     tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> tnd_ablation-pong-default.*
     tnd-table --experiment learning_curves      # longer runs with periodic validation evals (then tnd-curves)
@@ -309,47 +311,123 @@ def _job_activity(record: tbl.RunRecord) -> str:
         return "training"
 
 
+@dataclasses.dataclass(frozen=True)
+class JobTiming:
+    """One planned job, for the ETA: its model, when it started and when it ended (None: not
+    yet), and whether it finished (its length then counts as its model's)."""
+
+    model: str
+    start: float | None = None
+    end: float | None = None
+    ok: bool = False
+
+
+def model_lengths(jobs: Sequence[JobTiming]) -> dict[str, float]:
+    """Seconds one job of each model took: the mean over its finished jobs with known times."""
+    lengths: dict[str, list[float]] = {}
+    for job in jobs:
+        if job.ok and job.start is not None and job.end is not None and job.end >= job.start:
+            lengths.setdefault(job.model, []).append(job.end - job.start)
+    return {model: sum(ls) / len(ls) for model, ls in lengths.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Eta:
+    """A sweep's estimated time left (`sweep_eta`)."""
+
+    seconds: float | None  # None: no estimate yet (``pending`` says why)
+    untimed: tuple[str, ...] = ()  # models with jobs left and none finished yet: the estimate is rough
+    pending: str = "after the first job"
+
+    def text(self) -> str:
+        """As the progress line shows it, in whole minutes (so it changes rarely)."""
+        if self.seconds is None:
+            return f"ETA {self.pending}"
+        hours, minutes = divmod(round(self.seconds / 60.0), 60)
+        left = "under a minute" if self.seconds < 60 else f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+        rough = f" (rough: {', '.join(self.untimed)} not timed yet)" if self.untimed else ""
+        return f"ETA {'~' if rough and self.seconds >= 60 else ''}{left}{rough}"
+
+
+def sweep_eta(jobs: Sequence[JobTiming], now: float, since: float) -> Eta:
+    """The time a sweep has left, from each model's own job length.
+
+    Each job left is expected to take as long as its model's finished jobs did
+    (`model_lengths`; a running job less what it has run), so a model 10x slower than the
+    others counts 10x, not the mean job. A model with no finished job yet is guessed at the
+    mean of the timed models and named (the estimate is then rough). The work left is
+    divided by the sweep's own pace since ``since``: job-seconds run per second, i.e. how
+    many jobs ran side by side (a launcher's parallel jobs, a stack's seeds).
+    """
+    lengths = model_lengths(jobs)
+    if not lengths:
+        return Eta(None)
+    guess = sum(lengths.values()) / len(lengths)
+    left = 0.0
+    for job in jobs:
+        if job.end is None:
+            ran = now - job.start if job.start is not None else 0.0
+            left += max(lengths.get(job.model, guess) - ran, 0.0)
+    ran = sum(max(min(job.end if job.end is not None else now, now) - max(job.start, since), 0.0)
+              for job in jobs if job.start is not None)
+    if ran <= 0 or now <= since:
+        return Eta(None, pending="once a job runs")
+    untimed = tuple(sorted({j.model for j in jobs if j.end is None and j.model not in lengths}))
+    return Eta(left / (ran / (now - since)), untimed)
+
+
 class SweepProgress:
-    """One progress display for a sweep: jobs done / total, the running jobs, and an ETA.
+    """One progress display for a sweep: jobs done / total, an ETA, and the running jobs.
 
     A background thread polls the sweep folder (every ``interval`` seconds) while the
     launcher runs; jobs count as done when their folder holds ``summary.json`` or
     ``error.json`` (it works for every launcher: the jobs' own processes write the files).
+    The ETA weighs each job left by its model's own job length (`sweep_eta`).
     """
 
     def __init__(self, sweep_dir: Path, jobs: list[list[str]], keys: Sequence[str], interval: float = 2.0):
         from tqdm.auto import tqdm
 
         self.sweep_dir, self.jobs, self.keys, self.interval = sweep_dir, jobs, keys, interval
+        self.since = time.time()
         self._stop = threading.Event()
         self._shown: tuple[int, str] | None = None
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self.bar = tqdm(total=len(jobs), initial=self._done()[0], desc="[tnd-table] jobs", unit="job",
-                        dynamic_ncols=True, mininterval=interval)
+                        dynamic_ncols=True, mininterval=interval,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
-    def _done(self) -> tuple[int, list[str]]:
+    def _done(self) -> tuple[int, list[str], list[JobTiming]]:
         best = _best_by_job(self.sweep_dir, self.keys)
-        done, running = 0, []
+        done, running, timings = 0, [], []
         for job in self.jobs:
             record = best.get(_job_id(job, self.keys))
+            model = _values(job)[MODEL_KEY]
             if record is not None and record.status in ("ok", "failed"):
                 done += 1
+                timings.append(JobTiming(model, *_job_times(record), ok=record.status == "ok"))
             elif record is not None and record.path is not None and time.time() - _last_activity(record.path) < 600:
                 running.append(f"{record.path.relative_to(self.sweep_dir)} ({_job_activity(record)})")  # model=lstm/seed=0 when stacked
-        return done, running
+                timings.append(JobTiming(model, _job_times(record)[0]))
+            else:
+                timings.append(JobTiming(model))
+        return done, running, timings
 
     def _poll(self) -> None:
         while not self._stop.wait(self.interval):
             self.refresh()
 
     def refresh(self) -> None:
-        done, running = self._done()
-        postfix = ("running: " + "; ".join(running)) if running else ""
+        done, running, timings = self._done()
+        parts = [sweep_eta(timings, time.time(), self.since).text()] if done < len(self.jobs) else []
+        parts += [("running: " + "; ".join(running))] if running else []
+        postfix = "; ".join(parts)
         if (done, postfix) == self._shown:
             return  # nothing changed: no new line in a log file
         self._shown = (done, postfix)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(postfix, refresh=True)
+        self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.n = done  # one line for the count and its ETA together
+        self.bar.refresh()
 
     def __enter__(self) -> SweepProgress:
         self._thread.start()
@@ -360,6 +438,19 @@ class SweepProgress:
         self._thread.join()
         self.refresh()
         self.bar.close()
+
+
+def _job_times(record: tbl.RunRecord) -> tuple[float | None, float | None]:
+    """(start, end) of a run from its folder: when its ``.hydra/`` record was written (at the
+    start of the job, again when it resumes) and when its summary or error was."""
+    if record.path is None:
+        return None, None
+    stamps = [record.path / RECORD_FILE, record.path / tbl.SUMMARY_FILE, record.path / tbl.ERROR_FILE]
+    start, summary, error = (p.stat().st_mtime if p.is_file() else None for p in stamps)
+    return start, summary if record.status == "ok" else error if record.status == "failed" else None
+
+
+RECORD_FILE = Path(".hydra") / "config.yaml"  # written when a job starts
 
 
 def _last_activity(folder: Path) -> float:
@@ -531,6 +622,27 @@ def _expected(sweep_dir: Path, models: str | None, seeds: str | None) -> Expecte
     return Expected(row_keys, variants, expected_models, expected_seeds)
 
 
+def check_named_models(models: str | None, records: Sequence[tbl.RunRecord], sweep_dir: Path) -> None:
+    """``--models``: every model named must have a run folder under ``sweep_dir``; a name
+    that has none (a typo) fails with the models that do (`SweepError`)."""
+    named = [m.strip() for m in (models or "").split(",") if m.strip()]
+    found = sorted({str(r.model) for r in records if r.model})
+    absent = [m for m in named if m not in found]
+    if absent:
+        there = f"the models there: {', '.join(found)}" if found else "it holds no run folders"
+        raise SweepError(f"--models {','.join(absent)}: no run folder of {', '.join(absent)} in {sweep_dir}; "
+                         f"{there}.")
+
+
+def warn_unreadable(records: Sequence[tbl.RunRecord]) -> None:
+    """One line on stderr per run whose ``.hydra/`` record cannot be read (it is not counted:
+    the table lists it as failed); the other runs are aggregated as usual."""
+    for record in records:
+        if record.unreadable:
+            print(f"tnd-table: warning: {record.unreadable} That run is not counted (listed as failed).",
+                  file=sys.stderr, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tnd-table", description=__doc__.splitlines()[0],
@@ -555,6 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=None,
                         help="jobs at a time on this machine (default: one per CPU core, one on a GPU machine; "
                              "ignored with hydra/launcher=...)")
+    measure = parser.add_mutually_exclusive_group()
+    measure.add_argument("--robustness", action="store_true",
+                         help="no training: the sweep's finished runs under perturbations, plus the smoothness "
+                              "columns (conf/table/robustness.yaml) -> <name>-robustness.{md,csv,png}")
+    measure.add_argument("--memory", action="store_true",
+                         help="no training: catch rate against k steps with the ball hidden -> <name>-memory.*")
+    parser.add_argument("--perturbations", help="--robustness: comma-separated columns (default: all)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
     parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
                         help="command that runs the Hydra trainer app (default: python -m experiments.train)")
@@ -622,9 +741,31 @@ def launcher_overrides(hydra_: Sequence[str], jobs: int | None) -> tuple[list[st
             f"{jobs} jobs at a time, one per CPU core (--jobs 1 runs one at a time)")
 
 
+def _measure_runs(kind: str, records, results_dir: Path, name: str, perturbations: str | None) -> int:
+    """``--robustness`` / ``--memory``: the finished runs measured again (experiments/robustness.py)."""
+    from experiments.robustness import write_robustness
+
+    try:
+        text, outputs = write_robustness(kind, records, results_dir, name, perturbations)
+    except ValueError as exc:  # every library error (a bad column, a damaged checkpoint, an out-of-range amount)
+        print(f"tnd-table: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tnd-table: interrupted; the measurements made so far are kept in each run folder "
+              "(robustness.json): run the same command again to go on.", file=sys.stderr, flush=True)
+        return 130
+    print()
+    print(text)
+    print("[tnd-table] wrote " + ", ".join(str(p) for p in outputs), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    args.aggregate_only = args.aggregate_only or args.robustness or args.memory  # measuring never trains
+    if args.perturbations and not args.robustness:
+        parser.error("--perturbations goes with --robustness")
     sweep_dir = args.sweep_dir or Path("multirun")
     try:
         task, hydra_, scale = _split_overrides(args.overrides)
@@ -650,9 +791,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       sweep_dir=sweep_dir, retry_failed=args.retry_failed, keys=keys, stack_seeds=args.stack_seeds)
         expected = _expected(sweep_dir, args.models, args.seeds)
         records = tbl.collect_runs(sweep_dir)
+        warn_unreadable(records)
+        check_named_models(args.models, records, sweep_dir)
         if composed is None and env is None:  # aggregate-only of a given folder: the runs' own env
             env = next((str(r.metrics["env"]) for r in records if r.status == "ok" and "env" in r.metrics), None)
         name = args.name or output_name(args.experiment, env, scale)
+        if args.robustness or args.memory:
+            return _measure_runs("memory" if args.memory else "robustness", records, results_dir, name,
+                                 args.perturbations)
         if args.expert_summary is None:
             write_expert_summary(sweep_dir, records)
         expert = tbl.load_expert_summary(args.expert_summary or sweep_dir)

@@ -7,9 +7,10 @@
     tnd-train model=lstm seeds=[0,1,2]               # three seeds as one jitted program: <run>/seed=<k>/
     python -m experiments.train ...
 
-Writes to the Hydra run folder: summary.json, metrics.jsonl, train.log (the same rows as
-readable lines, checkpoints, evaluations, errors), tensorboard/, checkpoints/ (and error.json
-on failure), and prints one short result line. Rerunning with the same ``hydra.run.dir=...``
+Writes to the Hydra run folder: .hydra/ (the job's record, written once the folder's lock is
+held, so a second tnd-train refused there changes nothing), summary.json, metrics.jsonl,
+train.log (the same rows as readable lines, checkpoints, evaluations, errors), tensorboard/,
+checkpoints/ (and error.json on failure), and prints one short result line. Rerunning with the same ``hydra.run.dir=...``
 resumes from the latest checkpoint and ends with the same parameters as an uninterrupted
 run; Ctrl-C stops with one line naming the step reached, the last checkpoint and that command.
 With ``seeds=[...]`` the seeds train as one program (parameters stacked on a seed axis, one
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
 from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
-from tnd.run_folder import STACKED_SEEDS_KEY, seed_folder
+from tnd.run_folder import RECORD_DIR, STACKED_SEEDS_KEY, own_run_folder, seed_folder
+from tnd.training.config import check_seed
 
 
 def result_line(summary: dict, folder) -> str:
@@ -65,21 +66,28 @@ def seed_logs(seed_folders: list[Path]) -> Iterator[None]:
             handler.close()
 
 
+def write_record(folder: Path, config: DictConfig, overrides: list[str]) -> None:
+    """``<folder>/.hydra/``: the job's record, the files Hydra writes for a job (``config.yaml``,
+    ``hydra.yaml``, ``overrides.yaml``). tnd-train writes them itself, once it holds the run
+    folder's lock (conf/tnd_train.yaml sets ``hydra.output_subdir: null``): Hydra would write
+    them before any code of ours runs, so a second tnd-train that is then refused would
+    already have rewritten the record of the run using the folder."""
+    record = folder / RECORD_DIR
+    record.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, record / "config.yaml")
+    OmegaConf.save(HydraConfig.instance().cfg, record / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), record / "overrides.yaml")
+
+
 def write_seed_record(cfg: DictConfig, seed: int, folder: Path) -> None:
     """``<folder>/.hydra/``: what Hydra records for a job, as if ``seed`` had run alone
     (``seed=<k>``, no ``seeds``), so every reader of run folders (tnd-table, tnd-curves,
     tnd-eval) treats a seed of a ``seeds=[...]`` job like a separate run."""
-    record = folder / ".hydra"
-    record.mkdir(parents=True, exist_ok=True)
-    job_record = run_dir() / ".hydra"
-    if (job_record / "hydra.yaml").is_file():
-        shutil.copyfile(job_record / "hydra.yaml", record / "hydra.yaml")
     config = OmegaConf.to_container(cfg, resolve=False)
     config.update(seed=seed, seeds=None)
-    OmegaConf.save(OmegaConf.create(config), record / "config.yaml")
     task = [o for o in HydraConfig.get().overrides.task
             if o.partition("=")[0].lstrip("+~") not in ("seed", STACKED_SEEDS_KEY)]
-    OmegaConf.save(OmegaConf.create([*task, f"seed={seed}"]), record / "overrides.yaml")
+    write_record(folder, OmegaConf.create(config), [*task, f"seed={seed}"])
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
@@ -88,7 +96,9 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
     identity = {"model": cfg.model.name, "seed": int(cfg.seed), "env": cfg.env.name}
     seeds = None if cfg.get(STACKED_SEEDS_KEY) is None else [int(s) for s in cfg[STACKED_SEEDS_KEY]]
     folders = {s: seed_folder(folder, s) for s in dict.fromkeys(seeds or ())}
-    with report_errors(folder, identity, "tnd-train", also=[(f, {**identity, "seed": s}) for s, f in folders.items()]):
+    also = [(f, {**identity, "seed": s}) for s, f in folders.items()]
+    with report_errors(folder, identity, "tnd-train", also=also), own_run_folder(folder):
+        write_record(folder, cfg, list(HydraConfig.get().overrides.task))
         from tnd.app.experiment import ExperimentError, run_experiment, run_seeds
 
         spec = to_object(cfg).experiment()
@@ -101,6 +111,8 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
             return summary
         if not seeds or len(set(seeds)) != len(seeds):
             raise ExperimentError(f"seeds must list different seeds, e.g. seeds=[0,1,2]; got {seeds}.")
+        for seed in seeds:
+            check_seed("seeds", seed, example="seeds=[0,1,2]")
         for seed, where in folders.items():
             write_seed_record(cfg, seed, where)
         with seed_logs(list(folders.values())):

@@ -8,7 +8,9 @@
     tnd-tune summarize_only=true               # every study's trials and best value (results/tuning/studies.md)
 
 Each trial composes ``tnd-train experiment=<experiment> scale=<scale> tuned=none
-<overrides> <sampled values>``, trains at the table's parameter budget and is scored by its
+seed=<trial.seed_base + trial number> <overrides> <sampled values>``: it trains as long as
+the table's runs, at the table's parameter budget, on its own seed (a TND graph and every
+model's initial weights are the model's randomness, never a tuned value), and is scored by its
 closed-loop catch rate on **validation** games: the trial's final evaluation plays
 ``eval.validation_seed``'s games and its periodic (pruning) evaluations another validation
 stream; the table's test games (``eval.seed``) are never played. When the study has its
@@ -142,7 +144,7 @@ def _short(value: Any) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_tune")
 def main(cfg: DictConfig) -> dict | None:
-    from tnd.tuning import StudySettings, open_study, run_study
+    from tnd.tuning import StudySettings, open_study, run_study, study_summary
 
     if cfg.summarize_only:  # no study: the table of every study summary in results_dir
         with report_errors(Path(absolute(cfg.results_dir)), {}, "tnd-tune"):
@@ -158,25 +160,37 @@ def main(cfg: DictConfig) -> dict | None:
         space = load_space(str(cfg.model.name))
         study_cfg = OmegaConf.to_container(cfg.study, resolve=True)
         study_cfg["storage"] = absolute(study_cfg["storage"])
+        schedule = trial_spec(cfg, [])[0].train  # bad settings fail here, before any study is touched
+        study_cfg["max_resource"] = study_cfg["max_resource"] or schedule.steps
+        first_report = schedule.eval_every if 0 < schedule.eval_every <= schedule.steps else schedule.steps
+        study_cfg["min_resource"] = study_cfg["min_resource"] or min(first_report, study_cfg["max_resource"])
         settings = StudySettings(**study_cfg)
-        trial_spec(cfg, [])  # bad settings fail here, before any study is touched
 
         def run_trial(overrides, number, report):
-            spec, test_seed = trial_spec(cfg, overrides)
+            spec, test_seed = trial_spec(cfg, [f"seed={int(cfg.trial.seed_base) + number}", *overrides])
             summary = run_experiment(spec, trials_dir / f"trial_{number:03d}",
                                      on_eval=lambda step, m: report(step, m["catch_rate"]))
             attrs = {k: summary[k] for k in ("catches_per_round", "num_params", "train_seconds", "config_hash")}
-            return float(summary["catch_rate"]), {**attrs, "validation_seed": spec.eval.seed, "test_seed_avoided": test_seed}
+            return float(summary["catch_rate"]), {**attrs, "seed": spec.seed, "train_steps": summary["train_steps"],
+                                                  "validation_seed": spec.eval.seed, "test_seed_avoided": test_seed}
 
         study = open_study(settings, worker=int(cfg.worker))
         run_study(study, settings, space, run_trial,
                   log=lambda line: print(f"tnd-tune: {line}", file=sys.stderr, flush=True))
-        if not cfg.write_tuned:
-            return None
-        summary = write_results(cfg, study, settings, space)
-        print(json.dumps({k: summary[k] for k in ("study", "finished", "best_trial", "best_value", "best_params")}))
+        summary = write_results(cfg, study, settings, space) if cfg.write_tuned else study_summary(study, settings)
+        print(best_trial_line(summary, cfg), flush=True)
         return summary
     return None
+
+
+def best_trial_line(summary: dict[str, Any], cfg: DictConfig) -> str:
+    """The study's result in one line: the best trial, its score and where the winner went."""
+    params = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in summary["best_params"].items())
+    where = (f"written to conf/tuned/{cfg.model.name}.yaml and {cfg.results_dir}/{cfg.model.name}.json"
+             if cfg.write_tuned else "not written (write_tuned=false)")
+    return (f"tnd-tune: study '{summary['study']}': {summary['finished']} finished trials "
+            f"({summary['reached_full_length']} at full length); best trial {summary['best_trial']}: validation catch "
+            f"rate {summary['best_value']:.3f} ({params}); {where}")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def test_eval_opens_run_folders_with_equals_and_commas(tmp_path, monkeypatch, ca
     assert line.startswith("tnd-train: lstm seed=0 on pong: catch rate ") and len(line) < 250
 
     for given in ([str(folder)], [f"run_dir={folder}"], [f"run_dir='{folder}'"]):
-        status = call_main(eval_entry.main, [*given, "eval.num_games=1", f"hydra.run.dir={tmp_path / 'e'}"], monkeypatch)
+        status = call_main(eval_entry.main, [*given, "--json", "eval.num_games=1", f"hydra.run.dir={tmp_path / 'e'}"],
+                           monkeypatch)
         assert status == 0, given
         assert "catch_rate" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 

@@ -168,7 +168,7 @@ def test_a_plugin_env_is_collected_trained_and_evaluated(plugin_env, monkeypatch
     assert call_main(train_entry.main, argv, monkeypatch) == 0
     printed = capsys.readouterr().out
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["env"] == ENV and summary["games"] == 1 and summary["steps"] == 100  # TINY: max_steps=100
+    assert summary["env"] == ENV and summary["games"] == 1 and summary["eval_steps"] == 100  # TINY: max_steps=100
     assert 0.0 <= summary["centred_fraction"] <= 1.0 and "catch_rate" not in summary
     assert f"on {ENV}: centred_fraction {summary['centred_fraction']:.4g}; " in printed  # the env's own headline
 
@@ -197,5 +197,5 @@ def test_a_plugin_env_is_collected_trained_and_evaluated(plugin_env, monkeypatch
     assert_one_readable_error(capsys, f"trained with plugin module(s) {MODULE}", f"plugins=[{MODULE}]")
     assert call_main(eval_entry.main, [*evaluate, f"plugins=[{MODULE}]"], monkeypatch) == 0
     metrics = json.loads((tmp_path / "e" / "eval.json").read_text())
-    assert metrics["env"] == ENV and metrics["games"] == 3 and metrics["steps"] == 300 and "centred_fraction" in metrics
+    assert metrics["env"] == ENV and metrics["games"] == 3 and metrics["eval_steps"] == 300 and "centred_fraction" in metrics
     assert ENV in tnd.envs.env_names()

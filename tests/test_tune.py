@@ -75,11 +75,81 @@ def test_trials_never_play_the_test_games(monkeypatch):
     assert spec.param_budget == 9000  # the table's budget
 
 
+def test_trials_train_as_long_as_the_table_and_hyperband_prunes_them(monkeypatch):
+    """A trial's length is the table's (3,000 steps); its reports are Hyperband's rungs."""
+    from hydra import compose, initialize_config_dir
+
+    monkeypatch.setattr(tune_cli, "absolute", lambda path: path)
+    with initialize_config_dir(config_dir=tune_cli.CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="tnd_tune", overrides=["model=tnd"])
+        trial, _ = tune_cli.trial_spec(cfg, [])
+        table = tune_cli.to_object(compose(config_name="tnd_train", overrides=["experiment=pong_table", "model=tnd",
+                                                                                     "tuned=none"]))
+    assert trial.train.steps == table.train.steps == 3000
+    assert (trial.train.lr, trial.train.warmup_steps, trial.train.batch_size) == \
+        (table.train.lr, table.train.warmup_steps, table.train.batch_size)
+    assert cfg.study.n_trials >= 24 and cfg.study.pruner == "hyperband"
+    settings = StudySettings(name="s", storage="unused.db", min_resource=trial.train.eval_every,
+                             max_resource=trial.train.steps)
+    pruner = settings.make_pruner()
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert settings.describe_pruner() == "Hyperband(min_resource=500, max_resource=3000, reduction_factor=3)"
+
+
+def test_each_trial_trains_its_own_seed(tmp_path, monkeypatch):
+    """The graph and initial weights are the model's randomness: trial n trains seed seed_base + n."""
+    from hydra import compose, initialize_config_dir
+
+    seen = []
+    monkeypatch.setattr(tune_cli, "absolute", lambda path: str(tmp_path / path))
+
+    def fake_run(spec, run_dir, on_eval):
+        seen.append(spec.seed)
+        return {"catch_rate": 0.5, "catches_per_round": 1.0, "num_params": 1, "train_seconds": 0.0,
+                "config_hash": "x", "train_steps": spec.train.steps}
+
+    monkeypatch.setattr("tnd.app.experiment.run_experiment", fake_run)
+    with initialize_config_dir(config_dir=tune_cli.CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="tnd_tune", overrides=[
+            "model=lstm", "study.n_trials=3", "study.n_startup_trials=3", "trial.seed_base=10",
+            "write_tuned=false", "study.storage=studies.db", "trials_dir=trials"])
+        tune_cli.main.__wrapped__(cfg)
+    assert seen == [10, 11, 12]
+
+
+def test_a_resumed_study_draws_new_trials(tmp_path):
+    """Reopening a study (a resumed tnd-tune) must not propose its first trials again."""
+    settings = StudySettings(name="s", storage=str(tmp_path / "s.db"), n_startup_trials=10)
+    space = SearchSpace.from_dict({k: SPACE[k] for k in ("train.lr", "graph")})
+
+    def first_draws(study, n):
+        draws = []
+        for _ in range(n):
+            trial = study.ask()
+            draws.append(space.sample(trial))
+            study.tell(trial, 0.5)
+        return draws
+
+    started = first_draws(open_study(settings), 2)
+    resumed = first_draws(open_study(settings), 2)
+    assert all(r != s for r in resumed for s in started)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("pruner", "asha", "study.pruner must be one of"),
+    ("min_resource", 0, "study.min_resource"),
+    ("reduction_factor", 1, "study.reduction_factor"),
+])
+def test_bad_pruner_settings_are_one_readable_error(field, value, match):
+    with pytest.raises(TuneError, match=match):
+        StudySettings(name="s", storage="unused.db", **{field: value})
+
+
 def _tune(tmp_path, data_root, monkeypatch, n_trials: int, model: str = "rnn") -> int:  # noqa: F811
     trial = [o for o in TINY if not o.startswith("experiment=")] + [f"data.root={data_root}", "param_budget=null"]
     argv = [
         f"model={model}", "trial.scale=smoke", "trial.overrides=[" + ",".join(f'"{o}"' for o in trial) + "]",
-        f"study.n_trials={n_trials}", "study.n_startup_trials=1", f"study.storage={tmp_path}/studies.db",
+        f"study.n_trials={n_trials}", "study.n_startup_trials=1", "study.pruner=none", f"study.storage={tmp_path}/studies.db",
         "study.heartbeat_seconds=1", "study.grace_seconds=1", f"trials_dir={tmp_path}/trials",
         f"results_dir={tmp_path}/results", f"conf_dir={tmp_path}/conf", f"hydra.run.dir={tmp_path}/log",
     ]
@@ -93,7 +163,7 @@ def test_tiny_study_runs_resumes_and_writes_a_config_that_trains(tmp_path, data_
     assert first == ["trial_000"]
 
     # a worker killed mid-trial leaves a RUNNING trial whose heartbeat stops
-    settings = StudySettings(name="pong_table-rnn", storage=str(tmp_path / "studies.db"),
+    settings = StudySettings(name="pong_table-rnn-full_length", storage=str(tmp_path / "studies.db"),
                              heartbeat_seconds=1, grace_seconds=1)
     study = open_study(settings)
     orphan = study.ask()

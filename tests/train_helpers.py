@@ -44,6 +44,19 @@ def call_main(main, argv: list[str], monkeypatch) -> int:
     return 0
 
 
+def train_tiny(run: Path, data_root: Path, *overrides: str) -> Path:
+    """One tnd-train run at the TINY size into ``run`` (with its own monkeypatch: for module fixtures)."""
+    from experiments import train as train_entry
+
+    mp = pytest.MonkeyPatch()
+    try:
+        status = call_main(train_entry.main, [*TINY, f"data.root={data_root}", *overrides, f"hydra.run.dir={run}"], mp)
+    finally:
+        mp.undo()
+    assert status == 0, f"the tiny run in {run} failed"
+    return run
+
+
 def assert_one_readable_error(capsys, *fragments: str) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err, err

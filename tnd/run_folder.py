@@ -4,17 +4,22 @@
 plugins, ``plugins.json`` (where each plugin module came from), ``tnd-eval``
 writes ``eval.json``, ``tnd-table`` writes ``expert_summary.json`` in a sweep folder, and
 the table reads them back. A JSON file is written to a temporary name and renamed, so a
-reader never sees half a file. Standard library only: the table imports this without JAX.
+reader never sees half a file. One process writes a run folder at a time (`run_folder_lock`;
+tnd-train holds it before it writes anything there, its ``.hydra/`` record included), and an
+OSError about a folder that cannot be used becomes one line (`path_problem`). Standard
+library only: the table imports this without JAX.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import fcntl
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,9 @@ EXPERT_FILE = "expert_summary.json"
 LOCK_FILE = ".lock"  # held (flock) by the one process writing the run folder
 PLUGINS_FILE = "plugins.json"  # {module: file it was imported from}, for runs with plugins=[...]
 STACKED_SEEDS_KEY = "seeds"  # tnd-train seeds=[...]: several seeds of one job, each in <job>/seed=<k>/
+RECORD_DIR = ".hydra"  # the job's record (config.yaml, hydra.yaml, overrides.yaml); tnd-train writes it once it holds the lock
+EVAL_STEPS_KEY = "eval_steps"  # summary.json / eval.json: env steps played by the evaluation (not training steps)
+OLD_EVAL_STEPS_KEY = "steps"  # its name in summaries written before it was renamed
 
 
 def seed_folder(job_dir: str | Path, seed: int) -> Path:
@@ -62,22 +70,104 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def eval_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """An evaluation's metrics as ``summary.json`` and ``eval.json`` record them: the env steps
+    the games lasted are ``eval_steps``, so they are not read as training steps (``train_steps``)."""
+    out = dict(metrics)
+    if OLD_EVAL_STEPS_KEY in out:
+        out[EVAL_STEPS_KEY] = out.pop(OLD_EVAL_STEPS_KEY)
+    return out
+
+
+def read_summary(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``summary.json``/``eval.json`` as read back: older files (``"steps"`` for the
+    evaluation's steps) get today's key too, so readers need only ``eval_steps``."""
+    out = dict(data)
+    if EVAL_STEPS_KEY not in out and OLD_EVAL_STEPS_KEY in out:
+        out[EVAL_STEPS_KEY] = out[OLD_EVAL_STEPS_KEY]
+    return out
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` (or ``path`` itself) that is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _existing_folder(path: Path) -> Path:
+    """``path`` if it is a folder, else its nearest existing ancestor folder."""
+    return next((p for p in (path, *path.parents) if p.is_dir()), path)
+
+
+def path_problem(exc: OSError) -> str:
+    """ONE readable line for an OSError about a path: which path, what is wrong with it, what to do."""
+    if not exc.filename:
+        return f"{exc.strerror or exc}."
+    path = Path(os.fsdecode(exc.filename))
+    blocker = _file_above(path.parent if exc.errno == errno.EEXIST else path)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and blocker is not None:
+        return f"Cannot use {path}: {blocker} is a file, not a folder. Choose a path inside a folder."
+    if exc.errno == errno.EEXIST and path.exists() and not path.is_dir():
+        return f"Cannot use {path} as a folder: it is a file. Choose another path."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"Cannot write {path}: permission denied ({_existing_folder(path)} is not writable for you). "
+                "Make it writable, or choose a folder you can write.")
+    if exc.errno == errno.EROFS:
+        return f"Cannot write {path}: it is on a read-only file system. Choose a folder on a writable one."
+    if exc.errno == errno.ENOSPC:
+        return f"Cannot write {path}: no space left on its device. Free some space or choose another folder."
+    if exc.errno == errno.EISDIR:
+        return f"Cannot write {path}: it is a folder, where a file was expected. Move it away or choose another path."
+    return f"Cannot use {path}: {exc.strerror or exc}."
+
+
 class RunFolderBusy(ValueError):
     """Another process is writing this run folder."""
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be created or written (a file in its path, no permission, read-only)."""
+
+
+# Run folders this context owns for a whole job (`own_run_folder`): `run_folder_lock` passes them.
+_OWNED: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar("tnd_owned_run_folders", default=frozenset())
+
+
+@contextlib.contextmanager
+def own_run_folder(folder: str | Path) -> Iterator[Path]:
+    """Holds ``folder``'s lock (`run_folder_lock`) for a whole job, so the library calls made
+    inside it that lock the folder themselves (`tnd.app.run_experiment`) pass instead of
+    refusing their own caller. tnd-train takes it before it writes anything into the folder,
+    its record included: a second writer is refused with the folder unchanged."""
+    with run_folder_lock(folder) as path:
+        token = _OWNED.set(_OWNED.get() | {Path(folder).resolve()})
+        try:
+            yield path
+        finally:
+            _OWNED.reset(token)
 
 
 @contextlib.contextmanager
 def run_folder_lock(folder: str | Path) -> Iterator[Path]:
     """Holds ``<folder>/.lock`` (an exclusive ``flock``) while one process writes the folder.
 
-    A second writer gets `RunFolderBusy` naming the holder's pid. The kernel releases the
+    A second writer gets `RunFolderBusy` naming the holder's pid (inside `own_run_folder`
+    of the same folder the lock is already held: it passes). The kernel releases the
     lock when its process ends, however it ends, so a lock left by a killed process is
-    simply taken over.
+    simply taken over. A folder that cannot be created or written gives `RunFolderError`.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.resolve() in _OWNED.get():
+        yield folder / LOCK_FILE
+        return
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunFolderError(path_problem(exc)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,7 +5,9 @@
     summaries = run_seeds(spec, [0, 1, 2], ["runs/lstm/seed=0", ...])  # tnd-train seeds=[0,1,2]: one program
     metrics = evaluate_checkpoint("runs/lstm", eval_spec)  # what tnd-eval does
 
-`tnd.app.render` draws a run's agent playing (``tnd-render``). Nothing in the library
+`tnd.app.render` draws a run's agent playing (``tnd-render``); `tnd.app.robustness` measures
+finished runs again under perturbations, blind, and for smoothness (``tnd-table --robustness``,
+``--memory``). Nothing in the library
 imports this package; the entry points in ``experiments/`` and the notebooks do.
 """
 

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from tnd.app.memory import DEFAULT_MEMORY_FRACTION, check_resources, host_available_bytes
 from tnd.app.stacks import common_program_shape, program_groups
 from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
 from tnd.data.windows import label_frequencies, make_windows
@@ -40,9 +41,9 @@ from tnd.evaluation.metrics import summarize
 from tnd.graph import topology_names
 from tnd.models import build_model, effective_param_count, graph_mode, model_option_names, width_option
 from tnd.models.budget import width_for_budget
-from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, run_folder_lock, write_json
+from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, eval_metrics, run_folder_lock, write_json
 from tnd.training.config import (
-    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, to_dict,
+    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, check_seed, to_dict, validate_seeds,
 )
 from tnd.training.loop import Member, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
@@ -77,6 +78,7 @@ def validate_sizes(spec: ExperimentSpec) -> None:
     """Every count and size in the spec is positive (one readable error otherwise)."""
 
     validate_train_spec(spec.train)
+    validate_seeds(spec)
     _positive("data.num_episodes", spec.data.num_episodes)
     _positive("data.num_envs", spec.data.num_envs)
     if not 0.0 <= float(spec.data.epsilon) <= 1.0:
@@ -232,6 +234,7 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
 
     _positive("data.num_episodes", data.num_episodes)
     _positive("data.num_envs", data.num_envs)
+    check_seed("data.seed", data.seed)
     env = get_env(env_spec.name)
     env_config = env.make_config(env_spec.options)
     path = Path(data.path) if data.path else dataset_path(Path(data.root), dataset_config(data, env, env_config))
@@ -251,10 +254,42 @@ def eval_env_config(env: EnvDefinition, env_options: dict[str, Any], eval_spec: 
     return env.make_config({**dict(env_options), **dict(eval_spec.env_overrides)})
 
 
-def evaluate(model: nnx.Module, env: EnvDefinition, config, *, num_games: int, seed: int,
-             num_envs: int, progress: bool = False) -> dict[str, Any]:
-    """Closed-loop greedy games -> the env's tally pooled into its metrics (`summarize`)."""
+# Host bytes per evaluated game besides the tally fields: its seed (uint32 state, int64 seed, int32 copy).
+SEED_BYTES_PER_GAME = 16
+# Host bytes per game and tally field: the int32 counts read back, their int64 tally, the concatenation.
+TALLY_BYTES_PER_FIELD = 20
 
+
+def game_bytes(env: EnvDefinition) -> int:
+    """Host bytes one evaluated game needs until its metrics are pooled (seed and tally)."""
+    return SEED_BYTES_PER_GAME + TALLY_BYTES_PER_FIELD * len(env.tally.field_names())
+
+
+def check_games_fit(env: EnvDefinition, num_games: int, setting: str = "eval.num_games") -> None:
+    """Refuses (`ExperimentError`, one line naming ``setting`` and the estimate) an evaluation
+    whose per-game arrays would take more than the share of the host's available memory a
+    run may plan on (`tnd.app.memory`: ``DEFAULT_MEMORY_FRACTION`` of ``host_available_bytes``),
+    before any of them is allocated. The games themselves are played in bounded batches
+    (`tnd.envs.jax_play`), so only these per-game arrays grow with ``num_games``."""
+    per_game, available = game_bytes(env), host_available_bytes()
+    share = DEFAULT_MEMORY_FRACTION
+    if not available or int(num_games) * per_game <= share * available:
+        return
+    raise ExperimentError(
+        f"{setting}={int(num_games):,} would need about {int(num_games) * per_game / 2**30:,.1f} GiB of memory "
+        f"({per_game} bytes per game for its seed and tally), more than {share:.0%} of the "
+        f"{available / 2**30:.1f} GiB available: set {setting} to at most {int(share * available) // per_game:,} "
+        "(or evaluate in several runs)."
+    )
+
+
+def evaluate(model: nnx.Module, env: EnvDefinition, config, *, num_games: int, seed: int,
+             num_envs: int, progress: bool = False, setting: str = "eval.num_games") -> dict[str, Any]:
+    """Closed-loop greedy games -> the env's tally pooled into its metrics (`summarize`).
+
+    ``setting`` names where ``num_games`` came from, for `check_games_fit`'s message."""
+
+    check_games_fit(env, num_games, setting)
     model.eval()  # nnx: deterministic mode (dropout off) wherever a submodule has one
     tally = env.evaluate(model, config, num_games=int(num_games), seed=int(seed), num_envs=int(num_envs),
                          progress=progress)
@@ -276,8 +311,13 @@ class Prepared:
     num_params: int
 
 
-def prepare(spec: ExperimentSpec) -> Prepared:
-    """All cheap checks and the model, before any data is touched."""
+def prepare(spec: ExperimentSpec, *, seeds: int = 1) -> Prepared:
+    """All cheap checks and the model, before any data is touched.
+
+    The last check, before anything is built, is `tnd.app.memory.check_resources`: a run
+    (``seeds`` of it stacked in one program) whose graph would take too long to build, or
+    that needs more memory than this machine has, is refused with one line.
+    """
     import_plugins(spec.plugins)
     validate_sizes(spec)
     env = get_env(spec.env.name)
@@ -285,6 +325,8 @@ def prepare(spec: ExperimentSpec) -> Prepared:
     eval_config = eval_env_config(env, spec.env.options, spec.eval)
     obs_shape = env.obs_shape(env_config)
     num_actions = env.num_actions(env_config)
+    check_resources(spec, obs_shape, num_actions, model_options(spec), seeds=seeds, env_config=env_config)
+    check_games_fit(env, spec.eval.num_games)  # the final evaluation, refused now rather than after training
     model, options, num_params = build_agent(spec, obs_shape, num_actions)
     return Prepared(env, env_config, eval_config, obs_shape, num_actions, model, options, num_params)
 
@@ -327,7 +369,7 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
 
     The specs differ at most in seed, so they share the dataset, windows and class weights.
     """
-    prepared = align_programs(specs, [prepare(spec) for spec in specs])
+    prepared = align_programs(specs, [prepare(spec, seeds=len(specs)) for spec in specs])
     spec, p = specs[0], prepared[0]
     for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs):
         if run_spec.plugins:
@@ -346,7 +388,7 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
 
     def periodic_eval(model, step):
         metrics = evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games,
-                           seed=spec.eval.validation_seed, num_envs=spec.eval.num_envs)
+                           seed=spec.eval.validation_seed, num_envs=spec.eval.num_envs, setting="eval.periodic_games")
         if on_eval is not None:
             on_eval(step, metrics)
         return metrics
@@ -384,7 +426,7 @@ def _finish(spec: ExperimentSpec, p: Prepared, result: TrainResult, demos, run_d
         "env": spec.env.name,
         "seed": int(spec.seed),
         "graph": p.options.get("topology"),
-        **final,
+        **eval_metrics(final),  # the evaluation's steps as eval_steps, not to be read as train_steps
         "num_params": int(p.num_params),
         "model_options": p.options,
         "train_seconds": result.train_seconds,

@@ -36,10 +36,20 @@ class PlayError(ValueError):
     """Invalid play settings (batch size, perturbation probability)."""
 
 
-def _chunks(seeds: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:
+# With no batch size, one jitted call plays at most about this many game-steps (games x steps):
+# a long evaluation then reports progress batch by batch and its device memory stays bounded.
+GAME_STEPS_PER_CALL = 1 << 20
+
+
+def _chunks(seeds: np.ndarray, batch_size: int | None, steps: int | None = None) -> Iterator[np.ndarray]:
+    """``seeds`` in batches of ``batch_size`` games; None: all at once, unless that is more
+    than `GAME_STEPS_PER_CALL` game-steps of ``steps`` each (then equal batches below it)."""
     batch = len(seeds) if batch_size is None else int(batch_size)
     if batch < 1:
         raise PlayError(f"batch_size={batch_size} must be >= 1 (or None for all games at once).")
+    if batch_size is None and steps and len(seeds) * int(steps) > GAME_STEPS_PER_CALL:
+        calls = -(-len(seeds) * int(steps) // GAME_STEPS_PER_CALL)
+        batch = -(-len(seeds) // calls)
     for start in range(0, len(seeds), batch):
         yield seeds[start:start + batch]
 
@@ -95,10 +105,10 @@ def _expert_batch(env, expert, events, steps, params, seeds, expert_args):
 
 
 def _tally_in_batches(play: Callable[[jax.Array], dict], seeds: np.ndarray, tally: type[Tally],
-                      batch_size: int | None, progress: bool, desc: str) -> Tally:
+                      batch_size: int | None, progress: bool, desc: str, steps: int | None = None) -> Tally:
     parts = []
     with tqdm(total=len(seeds), desc=desc, unit="game", disable=not progress) as bar:
-        for chunk in _chunks(np.asarray(seeds), batch_size):
+        for chunk in _chunks(np.asarray(seeds), batch_size, steps):
             parts.append(tally.from_counts(jax.device_get(play(jnp.asarray(chunk, jnp.int32)))))
             bar.update(len(chunk))
     return tally.concatenate(parts)
@@ -114,7 +124,7 @@ def evaluate_model_games(
     def play(chunk):
         return _greedy_model_batch(env, events, graphdef, int(steps), False, model_state, params, chunk)[0]
 
-    return _tally_in_batches(play, seeds, tally, batch_size, progress, desc)
+    return _tally_in_batches(play, seeds, tally, batch_size, progress, desc, steps)
 
 
 def evaluate_expert_games(
@@ -126,7 +136,7 @@ def evaluate_expert_games(
     def play(chunk):
         return _expert_batch(env, expert, events, int(steps), params, chunk, expert_args)
 
-    return _tally_in_batches(play, seeds, tally, batch_size, progress, desc)
+    return _tally_in_batches(play, seeds, tally, batch_size, progress, desc, steps)
 
 
 def record_model_games(

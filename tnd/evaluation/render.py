@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from tnd.envs.pong.render import BACKGROUND, PROGRESS_DELAY, render_frames
+from tnd.training.config import check_seed
 
 ENVS = ("pong", "atari_pong")
 COUNT_FIELDS = ("catches", "misses", "points_won", "points_lost")  # running counts drawn on the frames
@@ -64,11 +65,13 @@ class RenderOptions:
     plugins: tuple[str, ...] = ()  # plugin modules a run trained with plugins=[...] needs (the user's consent)
 
     def validate(self) -> None:
-        """Every size positive (one readable `RenderError` otherwise)."""
+        """Every size positive and the seed a seed (one readable error otherwise)."""
         for name in ("steps", "games", "fps", "scale"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise RenderError(f"{name} must be a positive integer, got {value}.")
+        if self.seed is not None:
+            check_seed("--seed", self.seed)
 
 
 @dataclasses.dataclass(frozen=True)

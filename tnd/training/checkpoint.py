@@ -16,10 +16,13 @@ cannot be read raises `CheckpointError` with the folder and the fix.
 (``<step>/files.sha256.json``), checked before anything is read, so a missing or altered
 file is one readable error rather than a library traceback; and ``meta["digests"]`` holds a
 SHA-256 of each saved tree's bytes, computed from the arrays being saved and recomputed from
-what was read, so flipped bytes are detected, not silently loaded. `restore_intact` walks back from the newest step to the
-newest intact one, warning once (`CheckpointWarning`) for each damaged step it skips, and
-fails only when none is intact. Only finite parameters are ever saved (the train step
-refuses updates that are not) and a restore refuses non-finite ones.
+what was read, so flipped bytes are detected, not silently loaded. The steps kept after each
+finished save are recorded too (``<checkpoints>/saved_steps.json``), so a step folder that
+was deleted is noticed. `restore_intact` walks back from the newest step to the newest
+intact one and then warns once (`CheckpointWarning`) for each damaged or deleted step it
+skipped; when none is intact it fails with one error and no warning. Only finite parameters
+are ever saved (the train step refuses updates that are not) and a restore refuses
+non-finite ones.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,7 @@ def _canonical(obj: Any) -> Any:
 
 
 FILES_RECORD = "files.sha256.json"
+STEPS_RECORD = "saved_steps.json"  # in the checkpoints folder: the steps kept after the last finished save
 
 
 def _file_sha256(path: Path) -> str:
@@ -129,10 +133,30 @@ class Checkpointer:
         self.manager.save(int(step), args=ocp.args.Composite(**items))
 
     def wait(self) -> None:
-        """Waits for the pending save, then records the files of every finished step."""
+        """Waits for the pending save, then records the files of every finished step and
+        which steps are kept (`STEPS_RECORD`)."""
         self.manager.wait_until_finished()
         for step in self.manager.all_steps():
             self._record_files(step)
+        self._record_steps()
+
+    def _record_steps(self) -> None:
+        steps = sorted(int(s) for s in self.manager.all_steps())
+        if not steps or steps == self.recorded_steps():
+            return
+        record = self.directory / STEPS_RECORD
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"steps": steps}))
+        tmp.replace(record)
+
+    def recorded_steps(self) -> list[int]:
+        """The steps `STEPS_RECORD` says were kept ([] when absent or unreadable). Orbax
+        deletes the oldest steps beyond ``max_to_keep`` only when a newer one is saved."""
+        try:
+            steps = json.loads((self.directory / STEPS_RECORD).read_text())["steps"]
+            return sorted(int(s) for s in steps)
+        except (OSError, ValueError, TypeError, KeyError):
+            return []
 
     def _record_files(self, step: int) -> None:
         folder = self.directory / str(step)
@@ -196,28 +220,50 @@ class Checkpointer:
         out = self._restore_trees(step, self.read_meta(step), params=params, rest=rest)
         return out["params"], _with_graph_data(out["rest"], graph)
 
-    def restore_intact(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
+    def restore_intact(self, restore: Callable[[int], Any], *,
+                       recorded: Mapping[int, str] | None = None) -> tuple[int, Any]:
         """``(step, restore(step))`` for the newest step that is intact, newest first.
 
-        A damaged step (`DamagedCheckpointError`) is skipped with one `CheckpointWarning`;
-        other errors (a different model, a changed config) are raised as they are.
+        A damaged step (`DamagedCheckpointError`) is skipped, and so is a deleted one: a step
+        that the run's records say was saved (`STEPS_RECORD`, or ``recorded``: step -> the
+        record that names it, e.g. the run's summary) and whose folder is gone. Steps older
+        than every kept one are not counted as deleted (orbax removes those itself). Once an
+        intact step is restored, each skipped step gets one `CheckpointWarning`; when none is
+        intact, one `DamagedCheckpointError` says so (no warnings first). Other errors (a
+        different model, a changed config) are raised as they are.
         """
         steps = self.steps()
+        gone = self.deleted_steps(steps, recorded or {})
         if not steps:
-            raise CheckpointError(f"No complete checkpoint in {self.directory}.")
-        damaged = []
-        for step in steps:
+            raise CheckpointError(f"No complete checkpoint in {self.directory}"
+                                  + (f"; {'; '.join(gone.values())}." if gone else "."))
+        skipped: list[tuple[int, str, str]] = []  # (step, "damaged" / "missing", why)
+        for step in sorted(set(steps) | set(gone), reverse=True):
+            if step in gone:
+                skipped.append((step, "missing", gone[step]))
+                continue
             try:
-                return step, restore(step)
+                result = restore(step)
             except DamagedCheckpointError as exc:
-                damaged.append(str(exc))
-                older = [s for s in steps if s < step]
-                if older:
-                    warnings.warn(f"checkpoint {step} is damaged; using checkpoint {older[0]} instead. ({exc})",
-                                  CheckpointWarning, stacklevel=2)
-        raise DamagedCheckpointError(
-            f"No intact checkpoint in {self.directory} ({len(damaged)} damaged; newest: {damaged[0]})"
-        )
+                skipped.append((step, "damaged", str(exc)))
+                continue
+            for old, what, why in skipped:
+                warnings.warn(f"checkpoint {old} is {what}; using checkpoint {step} instead. ({why})",
+                              CheckpointWarning, stacklevel=2)
+            return step, result
+        counts = ", ".join(f"{sum(w == what for _, w, _ in skipped)} {what}" for what in ("damaged", "missing")
+                           if any(w == what for _, w, _ in skipped))
+        raise DamagedCheckpointError(f"No intact checkpoint in {self.directory} ({counts}; newest: {skipped[0][2]})")
+
+    def deleted_steps(self, steps: list[int], recorded: Mapping[int, str]) -> dict[int, str]:
+        """``{step: why}`` for each step the records name that is not among ``steps`` (the
+        complete ones on disk) and newer than the oldest of them (or any, when none is left)."""
+        named = {**{s: f"the run recorded it in {self.directory / STEPS_RECORD}" for s in self.recorded_steps()},
+                 **dict(recorded)}
+        oldest = min(steps, default=None)
+        return {s: f"{self.directory / str(s)} is gone although {why}"
+                for s, why in sorted(named.items(), reverse=True)
+                if s not in steps and (oldest is None or s > oldest)}
 
     def _restore_trees(self, step: int, meta: dict[str, Any], **templates: Any) -> dict[str, Any]:
         """Restores the named trees of ``step`` shaped like ``templates`` (empty trees pass
@@ -287,7 +333,8 @@ def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any] | None, 
 # it: they change no result (where files go, what is printed, how often, the final evaluation).
 RESUMABLE_CHANGES = (
     "train.progress", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.max_to_keep", "train.devices",
-    "train.resume_with_changes", "train.param_limit", "data.root", "data.path", "data.num_envs", "eval",
+    "train.resume_with_changes", "train.param_limit", "train.memory_fraction", "data.root", "data.path", "data.num_envs",
+    "eval",
 )
 
 

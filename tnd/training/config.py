@@ -8,6 +8,7 @@ fails at start-up), and a notebook can build them by hand. Library code never se
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Optional
 
 
@@ -79,10 +80,13 @@ class TrainSpec:
     # Guards (they never change a valid run, so they are not part of the config hash):
     param_limit: float = 1.0e6  # an update that makes any |parameter| exceed this stops the run as diverged
     resume_with_changes: bool = False  # resume a folder whose checkpoint was saved under another config
+    # the share of the available memory a run may plan on (tnd.app.memory refuses runs estimated
+    # to need more, before anything is built); None: tnd.app.memory.DEFAULT_MEMORY_FRACTION (0.8)
+    memory_fraction: Optional[float] = None
 
 
 # TrainSpec fields that change no result of a valid run (left out of the config hash).
-NON_RESULT_TRAIN_FIELDS = ("progress", "param_limit", "resume_with_changes", "devices")
+NON_RESULT_TRAIN_FIELDS = ("progress", "param_limit", "resume_with_changes", "devices", "memory_fraction")
 
 
 @dataclasses.dataclass
@@ -120,6 +124,36 @@ class ExperimentSpec:
     # Python modules imported before anything is built (they register topologies, models,
     # envs; see tnd.training.plugins), e.g. plugins=[my_topologies]
     plugins: list[str] = dataclasses.field(default_factory=list)
+
+
+class SeedError(ValueError):
+    """A seed that is not an integer from 0 to `MAX_SEED`."""
+
+
+# JAX keys keep 32 bits of a seed: a larger one would silently repeat a smaller one (2**32 -> 0).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: Any, example: str | None = None) -> None:
+    """One readable error unless ``value`` is an integer seed in ``[0, MAX_SEED]`` (``name``
+    is the option that gave it, ``example`` a valid setting of it; default ``<name>=0``).
+    ``jax.random.key`` takes a negative seed without a word."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:
+        raise SeedError(f"{name} must be an integer from 0 to {MAX_SEED} (a seed), got {value!r}; "
+                        f"e.g. {example or name + '=0'}.")
+
+
+def validate_seeds(spec: ExperimentSpec) -> None:
+    """Every seed an experiment is given (``seed``, ``graph.seed``, ``data.seed``,
+    ``eval.seed``, ``eval.validation_seed``, ``model.options.graph_seed``) is a valid seed."""
+    check_seed("seed", spec.seed)
+    check_seed("data.seed", spec.data.seed)
+    check_seed("eval.seed", spec.eval.seed)
+    check_seed("eval.validation_seed", spec.eval.validation_seed)
+    if spec.graph.seed is not None:
+        check_seed("graph.seed", spec.graph.seed)
+    if spec.model.options.get("graph_seed") is not None:
+        check_seed("model.options.graph_seed", spec.model.options["graph_seed"])
 
 
 def to_dict(spec: Any) -> dict[str, Any]:

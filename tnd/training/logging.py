@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,26 @@ log = logging.getLogger(__name__)
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def tensorboard_writer() -> type:
+    """tensorboardX's ``SummaryWriter``, imported without PyTorch.
+
+    tensorboardX imports ``torch`` whenever it is installed (the ``parity`` extra) only to
+    accept torch tensors; the runs log plain floats. That import costs seconds, and torch's
+    exit hook logs three stray ``fake_tensor`` INFO lines after a run's last line (Hydra
+    sets the root logger to INFO). A torch imported earlier by the caller is left alone.
+    """
+    if "torch" in sys.modules or "tensorboardX.writer" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # `import torch` raises ImportError: tensorboardX's own fallback
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
 
 
 class MetricsLogger:
@@ -48,8 +69,7 @@ class MetricsLogger:
             self.path.write_text("".join(k + "\n" for k in kept))
         self.writer = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
+            SummaryWriter = tensorboard_writer()
             self.writer = SummaryWriter(
                 str(Path(run_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
             )

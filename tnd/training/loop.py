@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +34,9 @@ import numpy as np
 from flax import nnx
 
 from tnd.data.windows import CLASS_BALANCE, Windows, WindowSampler
-from tnd.training.checkpoint import Checkpointer, check_config
+from tnd.training.checkpoint import CheckpointError, Checkpointer, check_config
 from tnd.training.config import TrainSpec
+from tnd.training.interrupts import check_interrupt
 from tnd.training.logging import MetricsLogger
 from tnd.training.optimizer import make_optimizer
 from tnd.training.parallel import batch_sharding, data_mesh, replicate
@@ -94,6 +96,69 @@ def validate_train_spec(spec: TrainSpec) -> None:
         raise TrainSpecError(
             f"Unknown train.class_balance '{spec.class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}."
         )
+
+
+class ProgressLines:
+    """Training progress as plain lines on stderr, for output that is not a terminal (a log
+    file, CI, a notebook), where a progress bar's carriage returns show nothing until the
+    end: one line per logged row (every ``train.log_every`` steps, and the last step) with
+    the step, loss, accuracy, steps per second and the time left. Has the methods of a
+    ``tqdm`` bar that the loop uses."""
+
+    def __init__(self, total: int, initial: int, desc: str, stream=None):
+        self.total, self.n, self.desc = int(total), int(initial), desc
+        self.stream = stream if stream is not None else sys.stderr
+        self.fields: dict[str, str] = {}
+        self.due = False
+        self.t_last, self.n_last = time.perf_counter(), self.n
+
+    def set_postfix(self, refresh: bool = False, **fields: str) -> None:
+        """The latest metrics; the line that shows them is printed at the next `update`."""
+        self.fields, self.due = {k: str(v) for k, v in fields.items()}, True
+
+    def update(self, steps: int = 1) -> None:
+        first = self.n == self.n_last  # the step that compiled: the rate is measured from its end
+        self.n += int(steps)
+        if first and not self.due:
+            self.t_last, self.n_last = time.perf_counter(), self.n
+        if self.due:
+            self.due = False
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def line(self) -> str:
+        now = time.perf_counter()
+        rate = (self.n - self.n_last) / max(now - self.t_last, 1e-9)
+        self.t_last, self.n_last = now, self.n
+        left = (self.total - self.n) / rate if rate > 0 else float("nan")
+        metrics = "".join(f", {key} {value}" for key, value in self.fields.items() if key != "tps")
+        return (f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f}%){metrics}, "
+                f"{rate:.3g} steps/s, ETA {_duration(left)}")
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``95`` -> ``1 min 35 s``; ``nan`` -> ``?``."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def progress_display(spec: TrainSpec, start: int, desc: str):
+    """What shows training progress (``train.progress``): a ``tqdm`` bar on a terminal,
+    `ProgressLines` elsewhere; None with ``train.progress=false``."""
+    if not spec.progress:
+        return None
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=spec.steps, initial=start, desc=desc, dynamic_ncols=True)
+    return ProgressLines(spec.steps, start, desc)
 
 
 @dataclasses.dataclass
@@ -212,6 +277,11 @@ def train_seeds(
         if m.run_dir is None:
             continue
         ckpt = ckpts[i] = Checkpointer(Path(m.run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
+        if ckpt.latest_step() is None and ckpt.recorded_steps():  # never start over silently
+            raise CheckpointError(
+                f"Every checkpoint this run saved is gone from {ckpt.directory} (it recorded steps "
+                f"{', '.join(map(str, ckpt.recorded_steps()))}): restore them, or train afresh in another folder."
+            )
         if ckpt.latest_step() is not None:
             templates = dict(params=params_each[i], rest=rest_each[i], opt_state=opt_each[i], fingerprint=m.fingerprint)
             _, restored = ckpt.restore_intact(functools.partial(ckpt.restore, **templates))
@@ -264,12 +334,7 @@ def train_seeds(
             last_saved[i] = step
             log.info("saved checkpoint %s", ckpt.directory / str(step))
 
-    progress = None
-    if spec.progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=spec.steps, initial=start, desc="train" if count == 1 else f"train {count} seeds",
-                        dynamic_ncols=True)
+    progress = progress_display(spec, start, "train" if count == 1 else f"train {count} seeds")
 
     inside = outside = 0.0  # seconds in / outside the jitted step (steps after the first)
     timed_steps = 0
@@ -334,6 +399,7 @@ def train_seeds(
                 excluded += time.perf_counter() - ts
             if progress is not None:
                 progress.update(1)
+            check_interrupt()  # a Ctrl-C that a library swallowed (tnd.training.interrupts)
     except KeyboardInterrupt:
         first = next((c for c in ckpts if c is not None), None)
         raise TrainingInterrupted(done, last_saved[0], first.directory if first is not None else None) from None

@@ -12,7 +12,9 @@ checkpoint records where each module came from (`plugin_origins`).
 **Consent.** Restoring a run folder (``tnd-eval``, ``tnd-render``, `restore_model`) never
 imports code just because the folder's metadata names it: the user names the plugins again
 (``tnd-eval RUN plugins=[my_topologies]``, ``restore_model(run, plugins=[...])``), and
-otherwise gets one line saying which modules the run needs and where they came from.
+otherwise gets one line saying which modules the run needs and where they came from. A
+module the user names is always imported first, so a name that cannot be imported (or that
+is a path, not a module name) is refused with the same line by every command.
 """
 
 from __future__ import annotations
@@ -28,11 +30,24 @@ class PluginError(ValueError):
     """A plugin module that cannot be imported, or one a run folder needs without consent."""
 
 
+def is_module_name(name: str) -> bool:
+    """Whether ``name`` is an absolute, dotted Python module name (``my_pkg.topologies``):
+    no path, no relative ``..module``."""
+    return all(part.isidentifier() for part in name.split("."))
+
+
 def _names(modules: Iterable[str] | None) -> list[str]:
+    """The plugin modules named in ``modules``; one `PluginError` for anything but module names."""
     names = list(modules or ())
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise PluginError(f"plugins must be module names (strings), got {name!r}.")
+        if not is_module_name(name):
+            raise PluginError(
+                f"plugins=[{name}]: '{name}' is not a Python module name. Name the module as you would import it "
+                "(my_topologies, my_pkg.topologies), not a path or a relative name: put its file in the directory "
+                "you launch from or on PYTHONPATH."
+            )
     return names
 
 

@@ -6,7 +6,10 @@
 
 Equal effort: every model's study stops at the same number of *finished* trials
 (complete or pruned; failed ones are retried, not counted) with the same TPE sampler seed
-and the same median pruner. Storage is an SQLite file (``*.db``) or an Optuna journal
+and the same pruner. The default pruner is Hyperband: trials train as long as the table's
+runs, and successive-halving brackets stop the weaker ones at ``min_resource``,
+``min_resource * reduction_factor``, ... training steps, so the budget goes to promising
+trials while the winner is chosen on its score at full length. Storage is an SQLite file (``*.db``) or an Optuna journal
 file (any other name): several processes or machines sharing the file work on one study.
 With SQLite a trial whose process was killed stops sending heartbeats and is failed and
 re-queued with the same parameters after ``grace_seconds``; rerunning the command resumes.
@@ -24,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
@@ -33,6 +37,7 @@ from optuna.trial import TrialState
 from tnd.tuning.space import SearchSpace
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+PRUNERS = ("hyperband", "successive_halving", "median", "none")
 
 # run_trial(overrides, trial_number, report) -> (objective value, extra attributes);
 # report(step, value) raises optuna.TrialPruned when the pruner stops the trial
@@ -51,8 +56,12 @@ class StudySettings:
     storage: str
     n_trials: int = 16
     sampler_seed: int = 0
-    n_startup_trials: int = 4       # pruner: no pruning until this many trials finished
-    n_warmup_steps: int = 0         # pruner: no pruning before this training step
+    n_startup_trials: int = 4       # TPE's random trials (and the median pruner's: no pruning before)
+    pruner: str = "hyperband"       # hyperband | successive_halving | median | none
+    min_resource: int = 500         # hyperband / successive halving: the first rung, in training steps
+    max_resource: int = 3000        # hyperband: a full trial's training steps (the trial's train.steps)
+    reduction_factor: int = 3       # hyperband / successive halving: 1 in this many trials goes on
+    n_warmup_steps: int = 0         # median pruner: no pruning before this training step
     heartbeat_seconds: int = 60     # SQLite storage: a running trial's heartbeat
     grace_seconds: int = 180        # ... and how long without one before it is failed and re-queued
     max_failures: int = 8           # stop when this many trials failed in one invocation
@@ -62,6 +71,37 @@ class StudySettings:
             raise TuneError(f"study.n_trials must be >= 1, got {self.n_trials}.")
         if not self.name:
             raise TuneError("study.name is empty.")
+        if self.pruner not in PRUNERS:
+            raise TuneError(f"study.pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}.")
+        if not 0 < int(self.min_resource) <= int(self.max_resource):
+            raise TuneError(f"study.min_resource must be in 1..max_resource ({self.max_resource}), "
+                            f"got {self.min_resource}.")
+        if int(self.reduction_factor) < 2:
+            raise TuneError(f"study.reduction_factor must be >= 2, got {self.reduction_factor}.")
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """The study's pruner (the same for every model's study)."""
+        if self.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=int(self.min_resource),
+                                                  max_resource=int(self.max_resource),
+                                                  reduction_factor=int(self.reduction_factor))
+        if self.pruner == "successive_halving":
+            return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(self.min_resource),
+                                                          reduction_factor=int(self.reduction_factor))
+        if self.pruner == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=int(self.n_startup_trials),
+                                               n_warmup_steps=int(self.n_warmup_steps))
+        return optuna.pruners.NopPruner()
+
+    def describe_pruner(self) -> str:
+        """The pruner in words, for summaries and tuned files."""
+        if self.pruner in ("hyperband", "successive_halving"):
+            name = "Hyperband" if self.pruner == "hyperband" else "SuccessiveHalving"
+            top = f", max_resource={self.max_resource}" if self.pruner == "hyperband" else ""
+            return f"{name}(min_resource={self.min_resource}{top}, reduction_factor={self.reduction_factor})"
+        if self.pruner == "median":
+            return f"Median(n_startup_trials={self.n_startup_trials}, n_warmup_steps={self.n_warmup_steps})"
+        return "none"
 
 
 def _storage(settings: StudySettings):
@@ -101,13 +141,31 @@ def open_study(settings: StudySettings, worker: int = 0) -> optuna.Study:
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # tnd-tune prints its own line per trial
     with _creation_lock(settings.storage):
+        storage = _storage(settings)
         return optuna.create_study(
-            study_name=settings.name, storage=_storage(settings), direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=int(settings.sampler_seed) + int(worker),
+            study_name=settings.name, storage=storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed(settings, worker, _trials_so_far(storage, settings.name)),
                                                n_startup_trials=int(settings.n_startup_trials)),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=int(settings.n_startup_trials),
-                                               n_warmup_steps=int(settings.n_warmup_steps)),
+            pruner=settings.make_pruner(),
         )
+
+
+def sampler_seed(settings: StudySettings, worker: int, trials_so_far: int) -> int:
+    """The sampler's seed: from the study's seed, the worker and the trials already in the study.
+    A resumed study continues with new draws instead of proposing its first trials again (a
+    sampler seeded alike at every start repeats its random start-up sequence)."""
+    if trials_so_far == 0:
+        return int(settings.sampler_seed) + int(worker)
+    entropy = [int(settings.sampler_seed), int(worker), int(trials_so_far)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+def _trials_so_far(storage, name: str) -> int:
+    """How many trials the study ``name`` already has in ``storage`` (0 for a new study)."""
+    try:
+        return len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+    except KeyError:
+        return 0
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -205,7 +263,10 @@ def study_summary(study: optuna.Study, settings: StudySettings) -> dict[str, Any
         "study": study.study_name, "n_trials_target": int(settings.n_trials), "trials": counts,
         "finished": counts["complete"] + counts["pruned"], "finished_not_counted": extra,
         "sampler": f"TPE(seed={settings.sampler_seed})",
-        "pruner": f"Median(n_startup_trials={settings.n_startup_trials}, n_warmup_steps={settings.n_warmup_steps})",
+        "pruner": settings.describe_pruner(),
+        "reached_full_length": counts["complete"],  # a complete trial trained every step; a pruned one stopped early
+        "trial_seconds": round(sum(t.duration.total_seconds() for t in study.get_trials(deepcopy=False)
+                                   if t.number in counted and t.duration), 1),
         "best_trial": best.number, "best_value": best.value, "best_params": dict(best.params),
         "best_attrs": dict(best.user_attrs),
     }

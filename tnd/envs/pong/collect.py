@@ -21,11 +21,10 @@ import jax.numpy as jnp
 
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
 from tnd.envs.jax_play import collect_expert_games
-from tnd.envs.pong.env import COLLECT_STREAM, PongConfig, PongConfigError, SinglePlayerPong, game_seeds, to_params
+from tnd.envs.pong.env import COLLECT_STREAM, PongConfig, PongConfigError, game_seeds
 from tnd.envs.pong.events import step_events
-from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND, expert_action
-
-_ENV = SinglePlayerPong()  # stateless: everything that varies lives in the params pytree
+from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND
+from tnd.envs.pong.perturb import env_for, game_expert
 DEFAULT_BATCH = 1024  # games per jitted call: bounds host memory ([B, T, 5] float32 per call)
 
 
@@ -53,8 +52,9 @@ def collect_demonstrations(
     if int(batch_size) < 1:
         raise PongConfigError(f"batch_size={batch_size} must be >= 1.")
     seeds = game_seeds(seed, num_episodes, COLLECT_STREAM)
+    env, params = env_for(config)  # perturbations change what is recorded and executed, not the labels
     games = collect_expert_games(
-        _ENV, to_params(config), seeds, steps=int(config.max_steps), expert=expert_action,
+        env, params, seeds, steps=int(config.max_steps), expert=game_expert(env),
         expert_args=(jnp.float32(aim), jnp.float32(deadband)), epsilon=epsilon, events=step_events,
         batch_size=int(batch_size), progress=progress, desc="pong demos",
     )

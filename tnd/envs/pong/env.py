@@ -63,6 +63,8 @@ STAY, UP, DOWN = 0, 1, 2
 NUM_ACTIONS = 3
 OBS_DIM = 5
 OPPONENT_Y = 0.5  # constant stand-in for the absent opponent paddle (objects-mode slot 3)
+PERTURBATION_OPTIONS = ("obs_noise", "action_delay", "repeat_action_probability", "occlusion_steps", "occlusion_rate")
+MAX_PERTURBATION_STEPS = 1000  # action_delay and occlusion_steps: longer is not a perturbation
 
 
 class PongConfigError(ValueError):
@@ -98,6 +100,13 @@ class PongConfig:
     serve_x: float = 0.5  # serve line
     serve_y_range: tuple[float, float] = (0.2, 0.8)  # serve height, uniform
     serve_angle: float = 0.6  # serve angle uniform in +- this, heading to the left wall
+    # Perturbations (`tnd.envs.pong.perturb`; all off by default): what the agent sees and
+    # how its actions land change, the game itself does not.
+    obs_noise: float = 0.0  # Gaussian noise (sigma, court units) on the observed positions
+    action_delay: int = 0  # steps between choosing an action and its execution
+    repeat_action_probability: float = 0.0  # sticky actions: the last executed action repeats
+    occlusion_steps: int = 0  # k: an occlusion holds the ball's observation for k steps
+    occlusion_rate: float = 0.0625  # chance per visible step that an occlusion starts (once a rally)
 
     def __post_init__(self):
         object.__setattr__(self, "serve_y_range", tuple(float(v) for v in self.serve_y_range))
@@ -130,6 +139,16 @@ class PongConfig:
                 f"serve_y_range={self.serve_y_range} must be (lo, hi) with 0 <= lo <= hi <= 1 and "
                 f"serve_x={self.serve_x} in (0, 1)"
             )
+        if not 0.0 <= self.obs_noise <= 1.0:
+            problems.append(f"obs_noise={self.obs_noise} must lie in [0, 1] (sigma in court units)")
+        if not 0 <= int(self.action_delay) <= MAX_PERTURBATION_STEPS:
+            problems.append(f"action_delay={self.action_delay} must lie in 0..{MAX_PERTURBATION_STEPS} steps")
+        if not 0.0 <= self.repeat_action_probability < 1.0:
+            problems.append(f"repeat_action_probability={self.repeat_action_probability} must lie in [0, 1)")
+        if not 0 <= int(self.occlusion_steps) <= MAX_PERTURBATION_STEPS:
+            problems.append(f"occlusion_steps={self.occlusion_steps} must lie in 0..{MAX_PERTURBATION_STEPS} steps")
+        if not 0.0 < self.occlusion_rate <= 1.0:
+            problems.append(f"occlusion_rate={self.occlusion_rate} must lie in (0, 1]")
         if problems:
             raise PongConfigError("Invalid PongConfig: " + "; ".join(problems) + ".")
 
@@ -143,10 +162,12 @@ class PongConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (tuples become lists)."""
+        """JSON-able form (tuples become lists). Perturbation options at their defaults (off)
+        are left out, so an unperturbed config addresses the same datasets as before they existed."""
         d = dataclasses.asdict(self)
         d["serve_y_range"] = list(self.serve_y_range)
-        return d
+        defaults = PongConfig.__dataclass_fields__
+        return {k: v for k, v in d.items() if k not in PERTURBATION_OPTIONS or v != defaults[k].default}
 
 
 def obs_shape(config: PongConfig | None = None) -> tuple[int, ...]:

@@ -25,12 +25,11 @@ from flax import nnx
 
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.jax_play import evaluate_expert_games, evaluate_model_games, record_model_games
-from tnd.envs.pong.env import EVAL_STREAM, PongConfig, SinglePlayerPong, game_seeds, to_params
+from tnd.envs.pong.env import EVAL_STREAM, PongConfig, game_seeds
 from tnd.envs.pong.events import step_events
-from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND, expert_action
+from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND
+from tnd.envs.pong.perturb import env_for, game_expert, game_states
 from tnd.envs.rollout import Trajectory
-
-_ENV = SinglePlayerPong()  # stateless: everything that varies lives in the params pytree
 
 
 def evaluate_model(
@@ -50,7 +49,7 @@ def evaluate_model(
     ``max_steps``). Returns one `CatchTally` entry per game.
     """
     return evaluate_model_games(
-        model, _ENV, to_params(config), game_seeds(seed, num_games, EVAL_STREAM), steps=int(config.max_steps),
+        model, *env_for(config), game_seeds(seed, num_games, EVAL_STREAM), steps=int(config.max_steps),
         events=step_events, tally=CatchTally, batch_size=batch_size, progress=progress, desc="pong eval",
     )
 
@@ -59,12 +58,14 @@ def record_model(model: nnx.Module, config: PongConfig, *, num_games: int, seed:
     """`evaluate_model`'s games (same seeds, same greedy play, one batch) with their `Trajectory`.
 
     The trajectory is NumPy, games first ``[G, T, ...]`` (``T = max_steps``): ``states`` a
-    `PongState` (after each step) and ``events`` one int array per tally field.
+    `PongState` (after each step; the game's own state under perturbations) and ``events``
+    one int array per tally field.
     """
-    return record_model_games(
-        model, _ENV, to_params(config), game_seeds(seed, num_games, EVAL_STREAM), steps=int(config.max_steps),
-        events=step_events, tally=CatchTally,
+    tally, trajectory = record_model_games(
+        model, *env_for(config), game_seeds(seed, num_games, EVAL_STREAM),
+        steps=int(config.max_steps), events=step_events, tally=CatchTally,
     )
+    return tally, trajectory.replace(states=game_states(trajectory.states))
 
 
 def evaluate_expert(
@@ -78,8 +79,9 @@ def evaluate_expert(
     batch_size: int | None = None,
 ) -> CatchTally:
     """The analytic expert (`tnd.envs.pong.expert`) played like `evaluate_model` (same games per seed)."""
+    env, params = env_for(config)
     return evaluate_expert_games(
-        _ENV, to_params(config), game_seeds(seed, num_games, EVAL_STREAM), steps=int(config.max_steps),
-        expert=expert_action, expert_args=(jnp.float32(aim), jnp.float32(deadband)), events=step_events,
+        env, params, game_seeds(seed, num_games, EVAL_STREAM), steps=int(config.max_steps),
+        expert=game_expert(env), expert_args=(jnp.float32(aim), jnp.float32(deadband)), events=step_events,
         tally=CatchTally, batch_size=batch_size, progress=progress, desc="pong expert",
     )

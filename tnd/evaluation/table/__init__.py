@@ -57,14 +57,16 @@ from tnd.evaluation.table.render import (
     write_csv,
     write_markdown,
 )
-from tnd.evaluation.table.runs import RunRecord, collect_runs, infer_row_keys, load_expert_summary, read_run, run_value
+from tnd.evaluation.table.runs import (
+    RunRecord, RunRecordError, collect_runs, infer_row_keys, load_expert_summary, read_hydra_file, read_run, run_value,
+)
 from tnd.evaluation.table.statistics import Interval, TableError, student_t_interval, student_t_quantile
 from tnd.run_folder import ERROR_FILE, EXPERT_FILE, STACKED_SEEDS_KEY, SUMMARY_FILE
 
 __all__ = [
     "ERROR_FILE", "EXPERT_FILE", "KEY_LABELS", "METRIC", "METRICS", "METRIC_LABELS", "MODEL_KEY", "MODEL_LABELS",
-    "PAPER", "SEED_KEY", "SUMMARY_FILE", "Interval", "Metric", "PublishedFigures", "RunRecord", "Table",
+    "PAPER", "SEED_KEY", "SUMMARY_FILE", "Interval", "Metric", "PublishedFigures", "RunRecord", "RunRecordError", "Table",
     "STACKED_SEEDS_KEY", "TableError", "TableRow", "aggregate", "collect_runs", "error_bars", "format_interval", "infer_row_keys",
-    "load_expert_summary", "model_order", "plot_table", "plot_variants", "read_run", "render_markdown", "run_value",
+    "load_expert_summary", "model_order", "plot_table", "plot_variants", "read_hydra_file", "read_run", "render_markdown", "run_value",
     "student_t_interval", "student_t_quantile", "variant_labels", "write_csv", "write_markdown",
 ]

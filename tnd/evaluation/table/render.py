@@ -138,14 +138,16 @@ def render_markdown(table: Table) -> str:
     problems = [(row.label, r) for row in table.rows for r in row.problems] + [(None, r) for r in table.unidentified]
     if problems:
         keys = [MODEL_KEY, *(k for k in table.keys if k != MODEL_KEY), SEED_KEY]
-        named = ", ".join(keys[:-1]) + " or " + keys[-1]
         notes += ["", f"**Runs not counted ({len(problems)}):**", ""]
         for label, r in problems:
             where = f"`{r.path}`" if r.path is not None else "no run folder"
             why = {"failed": f"failed: {r.error}", "unfinished": "unfinished (no summary.json or error.json; killed or still running)",
                    "missing": "missing (expected by the sweep, never started)"}.get(r.status, r.status)
             if label is None:
-                why = f"{r.status}; {named} unknown (no {'/'.join(k + '=' for k in keys)} in .hydra/overrides.yaml or config)"
+                unknown = [k for k in keys if run_value(r, k) is None]
+                why = (f"{r.status}; {' and '.join(unknown)} unknown (no {'/'.join(k + '=' for k in unknown)} in "
+                       ".hydra/overrides.yaml, and none in its config or summary)"
+                       + (f"; {r.error}" if r.status == "failed" and r.error else ""))
                 label = _variant_text(r, table.keys) if table.is_variant_table else MODEL_LABELS.get(r.model, r.model)
             notes.append(f"- {label} seed {r.seed}: {why} — {where}")
     if table.duplicates:

@@ -1,9 +1,15 @@
 """Run folders -> `RunRecord`: status (ok / failed / unfinished / missing), metrics, the
-swept values Hydra recorded for the run."""
+swept values Hydra recorded for the run.
+
+A run's ``.hydra/`` files are read as plain YAML data only: one that is malformed or holds
+a tag that is not plain data (``!!python/...``) makes its run "failed" with a message naming
+the file (`RunRecordError`), and the other runs are read as usual.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -14,7 +20,7 @@ import yaml
 
 from tnd.evaluation.table.columns import MODEL_KEY, SEED_KEY
 from tnd.evaluation.table.statistics import TableError
-from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE, stacked_seed
+from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE, read_summary, stacked_seed
 
 # --------------------------------------------------------------------------- run folders
 
@@ -34,6 +40,9 @@ class RunRecord:
     metrics: Mapping[str, object] = dataclasses.field(default_factory=dict)
     error: str | None = None
     overrides: tuple[str, ...] = ()
+    config: Mapping[str, object] = dataclasses.field(default_factory=dict)  # .hydra/config.yaml, resolved by the run
+    choices: Mapping[str, object] = dataclasses.field(default_factory=dict)  # config group -> option (.hydra/hydra.yaml)
+    unreadable: str | None = None  # the .hydra/ file that could not be read (then status "failed")
 
 
 def _read_json(path: Path) -> dict:
@@ -46,11 +55,48 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _read_yaml(path: Path):
+HYDRA_RECORD_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")  # what Hydra writes into .hydra/
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # plain data only, in C where available
+
+
+@functools.lru_cache(maxsize=4096)
+def _load_yaml(path: str, mtime_ns: int, size: int):
+    """A YAML file's plain data, parsed once per version of the file (the sweep's progress
+    display reads every run folder every few seconds)."""
+    return yaml.load(Path(path).read_text(), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
+class RunRecordError(TableError):
+    """A file of a run folder's ``.hydra/`` record that is not plain, readable YAML."""
+
+
+def read_hydra_file(path: Path):
+    """The plain data of a ``.hydra/`` record file (None when absent).
+
+    Only plain YAML is read (a safe loader): a malformed file, or one with a tag that is not
+    plain data (``!!python/object/...``, which a full loader would execute), raises
+    `RunRecordError` naming the file.
+    """
+    path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        stat = path.stat()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise RunRecordError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if not path.is_file():
+        return None
+    try:
+        return _load_yaml(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise RunRecordError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        kind = "holds a tag that is not plain data" if "constructor" in problem else "is not valid YAML"
+        raise RunRecordError(f"{path} {kind}{where}: {problem}. Restore that file from the run (or delete the "
+                             "run folder).") from None
 
 
 def _as_seed(value) -> int | None:
@@ -60,55 +106,81 @@ def _as_seed(value) -> int | None:
         return None
 
 
-def _identity_from_hydra(run_dir: Path) -> tuple[str | None, int | None, tuple[str, ...]]:
-    """(model, seed, overrides) of a job folder from what Hydra wrote into ``.hydra/``."""
-    hydra_dir = run_dir / ".hydra"
+@dataclasses.dataclass(frozen=True)
+class HydraRecord:
+    """What Hydra wrote into a job folder's ``.hydra/`` (each part empty when absent or unreadable)."""
+
+    overrides: tuple[str, ...] = ()
+    choices: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    config: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    unreadable: str | None = None  # the first file that could not be read, and why (`RunRecordError`)
+
+
+def read_hydra_record(run_dir: Path) -> HydraRecord:
+    """The overrides, config-group choices and resolved config of a job folder; a file that
+    cannot be read (`read_hydra_file`) is left out and named in ``unreadable``."""
+    hydra_dir = Path(run_dir) / ".hydra"
+    data, problems = {}, []
+    for name in HYDRA_RECORD_FILES:
+        try:
+            data[name] = read_hydra_file(hydra_dir / name)
+        except RunRecordError as exc:
+            problems.append(str(exc))
+    overrides, hydra_cfg, config = data.get("overrides.yaml"), data.get("hydra.yaml"), data.get("config.yaml")
+    choices = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices") if isinstance(hydra_cfg, dict) else None
+    return HydraRecord(
+        overrides=tuple(str(o) for o in overrides) if isinstance(overrides, list) else (),
+        choices=types.MappingProxyType(dict(choices)) if isinstance(choices, dict) else types.MappingProxyType({}),
+        config=types.MappingProxyType(config) if isinstance(config, dict) else types.MappingProxyType({}),
+        unreadable=problems[0] if problems else None,
+    )
+
+
+def _identity(record: HydraRecord) -> tuple[str | None, int | None]:
+    """(model, seed) of a job from its overrides, else its config-group choice and config."""
     model = seed = None
-    overrides = _read_yaml(hydra_dir / "overrides.yaml") or []
-    overrides = tuple(str(o) for o in overrides) if isinstance(overrides, list) else ()
-    for line in overrides:
-        key, sep, value = line.partition("=")
-        key = key.lstrip("+~").split("@")[0]
-        if sep and key == "model":
+    for line in record.overrides:
+        _, sep, value = line.partition("=")
+        if sep and _override_key(line) == "model":
             model = value
-        elif sep and key == "seed":
+        elif sep and _override_key(line) == "seed":
             seed = _as_seed(value)
+    if model is None and isinstance(record.choices.get("model"), str):
+        model = record.choices["model"]
     if model is None:
-        hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
-        choices = (hydra_cfg.get("hydra") or {}).get("runtime", {}).get("choices", {}) if isinstance(hydra_cfg, dict) else {}
-        if isinstance(choices, dict) and isinstance(choices.get("model"), str):
-            model = choices["model"]
-    config = None
-    if model is None or seed is None:
-        config = _read_yaml(hydra_dir / "config.yaml")
-    if isinstance(config, dict):
-        if model is None:
-            node = config.get("model")
-            if isinstance(node, dict):
-                node = node.get("name")
-            model = node if isinstance(node, str) else None
-        if seed is None:
-            seed = _as_seed(config.get("seed"))
-    return model, seed, overrides
+        node = record.config.get("model")
+        node = node.get("name") if isinstance(node, dict) else node
+        model = node if isinstance(node, str) else None
+    if seed is None:
+        seed = _as_seed(record.config.get("seed"))
+    return model, seed
 
 
 def read_run(run_dir: str | os.PathLike) -> RunRecord:
-    """The RunRecord of one Hydra job folder (summary.json wins over a stale error.json)."""
+    """The RunRecord of one Hydra job folder (summary.json wins over a stale error.json).
+
+    The model comes from the overrides, the config-group choice or the config, and the
+    summary (or error.json) where it names one. A ``.hydra/`` file that cannot be read makes
+    the run "failed" with that file named (`read_hydra_file`).
+    """
     run_dir = Path(run_dir)
-    model, seed, overrides = _identity_from_hydra(run_dir)
+    hydra_record = read_hydra_record(run_dir)
+    unreadable = hydra_record.unreadable
+    model, seed = _identity(hydra_record)
     summary, error = run_dir / SUMMARY_FILE, run_dir / ERROR_FILE
+    known = {"overrides": hydra_record.overrides, "config": hydra_record.config, "choices": hydra_record.choices,
+             "unreadable": unreadable}
+    data = _read_json(summary) if summary.is_file() else _read_json(error) if error.is_file() else {}
+    model = data.get("model") or model
+    seed = _as_seed(data.get("seed", seed))
+    if unreadable is not None:
+        return RunRecord(model, seed, "failed", run_dir, types.MappingProxyType({}), unreadable, **known)
     if summary.is_file():
-        data = _read_json(summary)
-        model = data.get("model", model)
-        seed = _as_seed(data.get("seed", seed))
-        return RunRecord(model, seed, "ok", run_dir, types.MappingProxyType(data), None, overrides)
+        return RunRecord(model, seed, "ok", run_dir, types.MappingProxyType(read_summary(data)), None, **known)
     if error.is_file():
-        data = _read_json(error)
-        model = data.get("model", model)
-        seed = _as_seed(data.get("seed", seed))
         message = str(data.get("error", "error.json without an 'error' message"))
-        return RunRecord(model, seed, "failed", run_dir, types.MappingProxyType({}), message, overrides)
-    return RunRecord(model, seed, "unfinished", run_dir, types.MappingProxyType({}), None, overrides)
+        return RunRecord(model, seed, "failed", run_dir, types.MappingProxyType({}), message, **known)
+    return RunRecord(model, seed, "unfinished", run_dir, types.MappingProxyType({}), None, **known)
 
 
 def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
@@ -143,11 +215,34 @@ def _override_key(line: str) -> str:
     return line.partition("=")[0].lstrip("+~").split("@")[0]
 
 
+def _override_text(value) -> str:
+    """A config value as Hydra's override text (``true``, ``null``, ``[1,2]``, ``0.5``)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _config_value(record: RunRecord, key: str) -> str | None:
+    """The value of ``key`` the run resolved: a config group's chosen option (``graph``) or
+    the dotted key in its ``.hydra/config.yaml`` (``train.steps``); None if neither has it."""
+    if isinstance(record.choices.get(key), str):
+        return str(record.choices[key])
+    node: object = record.config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return _override_text(node)
+
+
 def run_value(record: RunRecord, key: str) -> str | None:
     """The value of swept ``key`` in one run, as Hydra's override text; None if unknown.
 
     ``model`` and ``seed`` come from the record (summary, overrides or config); any other
-    key from the overrides Hydra recorded for the job (``.hydra/overrides.yaml``).
+    key from the overrides Hydra recorded for the job (``.hydra/overrides.yaml``), else from
+    the config the run resolved (a key a single run left at its default: `_config_value`).
     """
     if key == MODEL_KEY:
         return record.model
@@ -156,7 +251,7 @@ def run_value(record: RunRecord, key: str) -> str | None:
     for line in record.overrides:
         if "=" in line and _override_key(line) == key:
             return line.partition("=")[2]
-    return None
+    return _config_value(record, key)
 
 
 def infer_row_keys(records: Iterable[RunRecord], ignore: Iterable[str] = ()) -> tuple[str, ...]:

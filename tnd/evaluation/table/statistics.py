@@ -7,7 +7,6 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from scipy import stats
 
 
 class TableError(ValueError):
@@ -24,6 +23,8 @@ def student_t_quantile(p: float, df: float) -> float:
         raise TableError(f"Quantile probability must lie strictly between 0 and 1, got {p}.")
     if df <= 0:
         raise TableError(f"Student-t degrees of freedom must be > 0, got {df}.")
+    from scipy import stats  # on first use: reading run folders (tnd-eval) does not pay for scipy
+
     return float(stats.t.ppf(p, df))
 
 
@@ -62,4 +63,5 @@ def student_t_interval(values: Iterable[float], confidence: float = 0.95) -> Int
     mean = float(x.mean())
     if n == 1:
         return Interval(mean, math.nan, 1)
-    return Interval(mean, student_t_quantile(0.5 + confidence / 2.0, n - 1) * float(stats.sem(x)), n)
+    sem = float(x.std(ddof=1)) / math.sqrt(n)  # the standard error of the mean (scipy.stats.sem)
+    return Interval(mean, student_t_quantile(0.5 + confidence / 2.0, n - 1) * sem, n)

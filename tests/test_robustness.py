@@ -1,0 +1,101 @@
+"""tnd-table --robustness / --memory: a tiny finished sweep measured under perturbations, no retraining."""
+
+import csv
+import json
+
+import pytest
+from train_helpers import data_root, train_tiny  # noqa: F401  (fixture)
+
+from experiments import table as driver
+from tnd.evaluation import robustness as rb
+from tnd.evaluation.robustness import RobustnessError, load_perturbations
+
+SETTINGS = load_perturbations(driver.Path(driver.__file__).parents[1] / "conf" / "table" / "robustness.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory, data_root):  # noqa: F811
+    """Two seeds of the vanilla RNN at the tiny budget: a finished sweep folder."""
+    root = tmp_path_factory.mktemp("sweep")
+    for seed in (0, 1):
+        train_tiny(root / f"rnn_seed{seed}", data_root, "model=rnn", f"seed={seed}", "eval.num_games=4")
+    return root
+
+
+def test_the_configured_columns_are_the_issue_s_perturbations():
+    names = [p.name for p in SETTINGS.perturbations]
+    assert names[0] == "none" and len(names) == 9
+    assert SETTINGS.occlusion_steps == (0, 1, 2, 4, 8, 16)
+
+
+@pytest.mark.slow
+def test_robustness_table_of_a_tiny_sweep(tiny_sweep, tmp_path, capsys, monkeypatch):
+    results = tmp_path / "tables"
+    argv = ["--robustness", "--perturbations", "noise_0.1,delay_1", "--sweep-dir", str(tiny_sweep),
+            "--results-dir", str(results), "--name", "tiny"]
+    assert driver.main(argv) == 0
+    with open(results / "tiny-robustness.csv") as f:
+        rows = list(csv.DictReader(f))
+    cells = {(r["column"], r["metric"]): r for r in rows}
+    assert [c for c, m in cells if m == "catch_rate"] == ["none", "noise_0.1", "delay_1"]  # unperturbed first
+    assert all(r["model"] == "rnn" and r["n_seeds"] == "2" for r in rows)
+    summaries = [json.loads((tiny_sweep / f"rnn_seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    assert float(cells[("none", "catch_rate")]["mean"]) == pytest.approx(
+        sum(s["catch_rate"] for s in summaries) / 2)  # the unperturbed column repeats the run's own evaluation
+    assert {"relative_step", "lyapunov"} <= {r["metric"] for r in rows if r["column"] == "smoothness"}
+    assert (results / "tiny-robustness.md").exists() and (results / "tiny-robustness.png").exists()
+
+    # measured once: a second call renders from the runs' robustness.json without playing a game
+    monkeypatch.setattr("tnd.app.robustness.evaluate", lambda *a, **k: pytest.fail("evaluated again"))
+    assert driver.main(argv) == 0
+
+
+@pytest.mark.slow
+def test_memory_curve_of_a_tiny_sweep(tiny_sweep, tmp_path):
+    results = tmp_path / "tables"
+    assert driver.main(["--memory", "--sweep-dir", str(tiny_sweep), "--results-dir", str(results), "--name", "t"]) == 0
+    with open(results / "t-memory.csv") as f:
+        columns = [r["label"] for r in csv.DictReader(f) if r["metric"] == "catch_rate"]
+    assert columns == [f"k = {k}" for k in (0, 1, 2, 4, 8, 16)]
+
+
+def test_unknown_perturbation_is_one_line_with_the_closest_name(tmp_path, capsys):
+    with pytest.raises(RobustnessError, match="did you mean 'noise_0.03'") as info:
+        SETTINGS.select(["noise_0.3"])
+    assert "\n" not in str(info.value)
+    rc = driver.main(["--robustness", "--perturbations", "sticky", "--sweep-dir", str(tmp_path), "--results-dir",
+                      str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Unknown perturbation 'sticky'" in err and "Traceback" not in err
+
+
+def test_out_of_range_amounts_and_malformed_settings_are_one_line(tmp_path):
+    config = rb.Perturbation("x", "x", scale={"nosuch": 2.0})
+    from tnd.envs.pong import PongConfig, PongConfigError
+
+    with pytest.raises(RobustnessError, match="nosuch"):
+        config.options(PongConfig())
+    with pytest.raises(PongConfigError, match="obs_noise"):
+        PongConfig(**rb.Perturbation("n", "n", set={"obs_noise": -0.5}).options(PongConfig()))
+    bad = tmp_path / "r.yaml"
+    bad.write_text("perturbations:\n  noise: {set: {obs_noise: 0.1}}\n")
+    with pytest.raises(RobustnessError, match="first perturbation must be 'none"):
+        load_perturbations(bad)
+    bad.write_text("perturbations:\n  none: {}\n  x: {sett: {}}\n")
+    with pytest.raises(RobustnessError, match="unknown field"):
+        load_perturbations(bad)
+
+
+def test_no_finished_run_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert driver.main(["--memory", "--sweep-dir", str(tmp_path / "empty"), "--results-dir", str(tmp_path)]) == 2
+    assert "No finished runs" in capsys.readouterr().err
+
+
+def test_a_measurement_stored_as_not_finite_is_shown_as_such():
+    """A Transformer's exponent is -inf, stored as JSON null: the table shows "–", it does not fail."""
+    runs = [rb.RunMeasurement("transformer", s, f"r{s}", {"none": {"catch_rate": 1.0, "catches_per_round": 9.0}},
+                              {"relative_step": 0.3, "lyapunov": None}) for s in (0, 1)]
+    table = rb.robustness_table(runs, SETTINGS.select([]), caption="# t")
+    assert table.rows[0].smoothness["lyapunov"].n == 0
+    assert "| Transformer | 0.300 ± 0.000 | – |" in rb.render_markdown(table)
