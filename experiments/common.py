@@ -373,7 +373,12 @@ def report_errors(folder: Path, identity: dict[str, Any], prog: str,
     log = logging.getLogger("tnd")
     try:
         with interrupts_recorded():
-            yield
+            try:
+                yield
+            except Exception as exc:
+                if interrupted() and not isinstance(exc, TrainingInterrupted):  # a Ctrl-C that a library
+                    raise KeyboardInterrupt from exc  # turned into its own error (Hydra, OmegaConf)
+                raise
             if interrupted():  # a Ctrl-C that a library swallowed (tnd.training.interrupts)
                 raise KeyboardInterrupt
     except (KeyboardInterrupt, TrainingInterrupted) as exc:

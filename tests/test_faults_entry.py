@@ -264,3 +264,21 @@ def test_summaries_name_evaluation_steps_apart_from_training_steps(tmp_path, mon
     (run / "summary.json").write_text(json.dumps(old))
     assert read_run(run).metrics[EVAL_STEPS_KEY] == 100
     assert eval_metrics({"steps": 7, "games": 1}) == {EVAL_STEPS_KEY: 7, "games": 1}
+
+
+def test_a_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interrupt(tmp_path, capsys):
+    """Ctrl-C raised inside a library that catches it and raises its own error (as OmegaConf's
+    handlers can) still ends with the interrupt's line and 130, not with that error."""
+    import os
+
+    from experiments.common import report_errors
+
+    with pytest.raises(SystemExit) as stop, report_errors(tmp_path, {}, "tnd-train"):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt here, and is remembered
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise RuntimeError("a library's own error, raised while handling Ctrl-C") from None
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("tnd-train: interrupted") and "RuntimeError" not in err
