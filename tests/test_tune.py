@@ -135,6 +135,34 @@ def test_a_resumed_study_draws_new_trials(tmp_path):
     assert all(r != s for r in resumed for s in started)
 
 
+def test_trials_that_fail_now_and_then_do_not_stop_the_study_and_a_broken_space_does(tmp_path):
+    """Failed trials (a shape that misses the budget) are not counted and the study goes on to
+    n_trials finished; failures in a row stop it with one line, and nothing is written."""
+    from tnd.tuning import run_study
+
+    space = SearchSpace.from_dict({"train.lr": SPACE["train.lr"]})
+    calls = []
+
+    def sometimes_fails(overrides, number, report):
+        calls.append(number)
+        if number % 3 == 1:
+            raise TuneError("no width lands within the budget")
+        return 0.5, {}
+
+    settings = StudySettings(name="s", storage=str(tmp_path / "s.db"), n_trials=12, max_failures=3, pruner="none")
+    study = run_study(open_study(settings), settings, space, sometimes_fails, log=lambda line: None)
+    assert len(finished_trials(study)) == 12 and len(calls) > 12 + 3  # more failures in all than the limit
+
+    broken = StudySettings(name="b", storage=str(tmp_path / "s.db"), n_trials=12, max_failures=3, pruner="none")
+
+    def always_fails(overrides, number, report):
+        raise TuneError("broken")
+
+    with pytest.raises(TuneError, match="3 trials in a row failed") as info:
+        run_study(open_study(broken), broken, space, always_fails, log=lambda line: None)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("field, value, match", [
     ("pruner", "asha", "study.pruner must be one of"),
     ("min_resource", 0, "study.min_resource"),

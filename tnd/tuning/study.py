@@ -64,7 +64,7 @@ class StudySettings:
     n_warmup_steps: int = 0         # median pruner: no pruning before this training step
     heartbeat_seconds: int = 60     # SQLite storage: a running trial's heartbeat
     grace_seconds: int = 180        # ... and how long without one before it is failed and re-queued
-    max_failures: int = 8           # stop when this many trials failed in one invocation
+    max_failures: int = 8           # stop when this many trials in a row failed
 
     def __post_init__(self):
         if int(self.n_trials) < 1:
@@ -217,26 +217,31 @@ def run_study(
     if remaining <= 0:
         log(f"study '{settings.name}' already has {settings.n_trials} finished trials")
         return study
-    study.optimize(
-        objective, n_trials=remaining + int(settings.max_failures), catch=(ValueError,),
-        callbacks=[MaxTrialsCallback(int(settings.n_trials), states=FINISHED), announce,
-                   _FailureLimit(int(settings.max_failures))],
+    limit = _FailureLimit(int(settings.max_failures))
+    study.optimize(  # until n_trials are finished: failed trials (e.g. shapes off the budget) do not count
+        objective, n_trials=None, catch=(ValueError,),
+        callbacks=[MaxTrialsCallback(int(settings.n_trials), states=FINISHED), announce, limit],
         gc_after_trial=True,
     )
+    if limit.tripped:
+        raise TuneError(f"Study '{settings.name}' stopped: {limit.limit} trials in a row failed (see the log; a search "
+                        f"space that cannot be trained?) with {len(finished_trials(study))} of {settings.n_trials} "
+                        "finished. Fix the cause and rerun the command to resume.")
     return study
 
 
 class _FailureLimit:
-    """Stops a study whose trials keep failing (a broken search space, not bad luck)."""
+    """Stops a study whose trials keep failing: ``limit`` failures in a row (a broken search
+    space, not the occasional shape that misses the parameter budget)."""
 
     def __init__(self, limit: int):
-        self.limit, self.failures = limit, 0
+        self.limit, self.in_a_row, self.tripped = limit, 0, False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL:
-            self.failures += 1
-            if self.failures >= self.limit:
-                study.stop()
+        self.in_a_row = self.in_a_row + 1 if trial.state == TrialState.FAIL else 0
+        if self.in_a_row >= self.limit:
+            self.tripped = True
+            study.stop()
 
 
 def _best(study: optuna.Study, n_trials: int | None = None) -> optuna.trial.FrozenTrial | None:
