@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tnd.app.memory import DEFAULT_MEMORY_FRACTION, check_resources, host_available_bytes
+from tnd.app.memory import check_games_fit, check_resources
 from tnd.app.stacks import common_program_shape, program_groups
 from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
 from tnd.data.windows import label_frequencies, make_windows
@@ -252,35 +252,6 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
 def eval_env_config(env: EnvDefinition, env_options: dict[str, Any], eval_spec: EvalSpec):
     """The env config for evaluation: the training env's options with ``env_overrides``."""
     return env.make_config({**dict(env_options), **dict(eval_spec.env_overrides)})
-
-
-# Host bytes per evaluated game besides the tally fields: its seed (uint32 state, int64 seed, int32 copy).
-SEED_BYTES_PER_GAME = 16
-# Host bytes per game and tally field: the int32 counts read back, their int64 tally, the concatenation.
-TALLY_BYTES_PER_FIELD = 20
-
-
-def game_bytes(env: EnvDefinition) -> int:
-    """Host bytes one evaluated game needs until its metrics are pooled (seed and tally)."""
-    return SEED_BYTES_PER_GAME + TALLY_BYTES_PER_FIELD * len(env.tally.field_names())
-
-
-def check_games_fit(env: EnvDefinition, num_games: int, setting: str = "eval.num_games") -> None:
-    """Refuses (`ExperimentError`, one line naming ``setting`` and the estimate) an evaluation
-    whose per-game arrays would take more than the share of the host's available memory a
-    run may plan on (`tnd.app.memory`: ``DEFAULT_MEMORY_FRACTION`` of ``host_available_bytes``),
-    before any of them is allocated. The games themselves are played in bounded batches
-    (`tnd.envs.jax_play`), so only these per-game arrays grow with ``num_games``."""
-    per_game, available = game_bytes(env), host_available_bytes()
-    share = DEFAULT_MEMORY_FRACTION
-    if not available or int(num_games) * per_game <= share * available:
-        return
-    raise ExperimentError(
-        f"{setting}={int(num_games):,} would need about {int(num_games) * per_game / 2**30:,.1f} GiB of memory "
-        f"({per_game} bytes per game for its seed and tally), more than {share:.0%} of the "
-        f"{available / 2**30:.1f} GiB available: set {setting} to at most {int(share * available) // per_game:,} "
-        "(or evaluate in several runs)."
-    )
 
 
 def evaluate(model: nnx.Module, env: EnvDefinition, config, *, num_games: int, seed: int,

@@ -62,11 +62,14 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tnd.models.budget import width_for_budget
 from tnd.models.registry import get_model_builder, width_option
 from tnd.training.config import DataSpec, ExperimentSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from tnd.envs import EnvDefinition
 
 DEFAULT_MEMORY_FRACTION = 0.8  # the share of the available memory a run may plan on (train.memory_fraction: null)
 MAX_BUILD_SECONDS = 60.0  # a graph (or a budget search's graphs) estimated to take longer to build is refused
@@ -799,3 +802,32 @@ def check_resources(spec: ExperimentSpec, obs_shape, num_actions: int, options: 
             f"lower {', '.join(keys) if keys else 'the model, batch or window size'}."
         )
     return result
+
+
+# Host bytes per evaluated game besides the tally fields: its seed (uint32 state, int64 seed, int32 copy).
+SEED_BYTES_PER_GAME = 16
+# Host bytes per game and tally field: the int32 counts read back, their int64 tally, the concatenation.
+TALLY_BYTES_PER_FIELD = 20
+
+
+def game_bytes(env: EnvDefinition) -> int:
+    """Host bytes one evaluated game needs until its metrics are pooled (seed and tally)."""
+    return SEED_BYTES_PER_GAME + TALLY_BYTES_PER_FIELD * len(env.tally.field_names())
+
+
+def check_games_fit(env: EnvDefinition, num_games: int, setting: str = "eval.num_games") -> None:
+    """Refuses (`ResourceError`, one line naming ``setting`` and the estimate) an evaluation
+    whose per-game arrays would take more than the share of the host's available memory a
+    run may plan on (`tnd.app.memory`: ``DEFAULT_MEMORY_FRACTION`` of ``host_available_bytes``),
+    before any of them is allocated. The games themselves are played in bounded batches
+    (`tnd.envs.jax_play`), so only these per-game arrays grow with ``num_games``."""
+    per_game, available = game_bytes(env), host_available_bytes()
+    share = DEFAULT_MEMORY_FRACTION
+    if not available or int(num_games) * per_game <= share * available:
+        return
+    raise ResourceError(
+        f"{setting}={int(num_games):,} would need about {int(num_games) * per_game / 2**30:,.1f} GiB of memory "
+        f"({per_game} bytes per game for its seed and tally), more than {share:.0%} of the "
+        f"{available / 2**30:.1f} GiB available: set {setting} to at most {int(share * available) // per_game:,} "
+        "(or evaluate in several runs)."
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from flax import nnx
 
-from tnd.app.experiment import _positive, check_games_fit, eval_env_config, evaluate
+from tnd.app.experiment import _positive, eval_env_config, evaluate
 from tnd.envs import get_env
 from tnd.evaluation.table.runs import HYDRA_RECORD_FILES, read_hydra_file
 from tnd.models import build_model
@@ -108,7 +108,7 @@ def evaluate_checkpoint(
     ``env_options`` (if given) replace those options of the training env (the others stay
     as trained; an unknown option fails with the valid ones); ``eval_spec.env_overrides``
     then apply on top (e.g. sticky actions); ``plugins``: as in `restore_model`. An
-    evaluation whose games would not fit in memory is refused first (`check_games_fit`).
+    evaluation whose games would not fit in memory is refused first (by `evaluate`).
     Returns the metrics with model, step, seed.
     """
     for name in ("num_games", "num_envs"):
@@ -116,7 +116,6 @@ def evaluate_checkpoint(
     check_seed("eval.seed", eval_spec.seed)
     model, spec, meta = restore_model(run_dir, plugins=plugins)
     env = get_env(spec.env.name)
-    check_games_fit(env, eval_spec.num_games, "eval.num_games")
     config = eval_env_config(env, {**dict(spec.env.options), **dict(env_options or {})}, eval_spec)
     t0 = time.perf_counter()
     metrics = evaluate(model, env, config, num_games=eval_spec.num_games, seed=eval_spec.seed,
