@@ -22,7 +22,7 @@ from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_ob
 def main(cfg: DictConfig) -> dict | None:
     folder = run_dir()
     with report_errors(folder, {"env": cfg.env.name}, "tnd-collect"):
-        from tnd.app.experiment import collect_dataset
+        from tnd.app.datasets import collect_dataset
 
         conf = to_object(cfg)
         conf.data.root = absolute(conf.data.root)

@@ -282,16 +282,6 @@ def to_object(cfg: DictConfig) -> Any:
     return OmegaConf.to_object(cfg)
 
 
-def use_command_line_graph(spec, overrides: list[str] | None = None) -> None:
-    """``graph=...`` among the overrides (default: the command line's) replaces a model's own
-    topology (a tuned one, ``model.options.topology``)."""
-    task = HydraConfig.get().overrides.task if overrides is None else overrides
-    if any(o.lstrip("+~").split("=")[0].split(".")[0] == "graph" for o in task):
-        for key in ("topology", "topology_options"):
-            if key in spec.model.options:
-                spec.model.options[key] = None
-
-
 HYDRA_SPECIAL = set("=,[]{}()'\" :")
 
 

@@ -24,8 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.table import DEFAULT_SCALE, OUTPUT_DIR, PUBLISHED_DIR, default_sweep_dir, output_name
-from tnd.evaluation import curves as crv
+from tnd.app.sweep import DEFAULT_SCALE, OUTPUT_DIR, PUBLISHED_DIR, default_sweep_dir, output_name
+from tnd.evaluation import curves
 
 EXPERIMENT = "learning_curves"  # the sweep (tnd-table --experiment learning_curves writes learning_curves-*.*)
 NAME = "validation_curves"
@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--publish", action="store_true",
                         help=f"write to {PUBLISHED_DIR}/, refreshing the repository's committed figure")
     parser.add_argument("--name", help=f"file stem of the outputs (default: {NAME}-<env>-<scale>)")
-    parser.add_argument("--metric", default=crv.DEFAULT_METRIC,
+    parser.add_argument("--metric", default=curves.DEFAULT_METRIC,
                         help="metrics.jsonl column to draw (default: %(default)s; e.g. eval_catches_per_round, eval_score)")
-    parser.add_argument("--tolerance", type=float, default=crv.DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=float, default=curves.DEFAULT_TOLERANCE,
                         help="plateau: largest later gain of the mean that still counts as no improvement, "
                              "in the metric's units (default: %(default)s)")
     parser.add_argument("--all-runs", action="store_true",
@@ -63,28 +63,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.name = args.name or output_name(NAME, args.env, args.scale)
     try:
         if not args.tolerance >= 0:
-            raise crv.CurveError(f"--tolerance must be >= 0, got {args.tolerance}.")
+            raise curves.CurveError(f"--tolerance must be >= 0, got {args.tolerance}.")
         statuses = ("ok", "failed", "unfinished") if args.all_runs else ("ok",)
-        runs, skipped = crv.collect_curves(args.sweep_dir, args.metric, statuses=statuses)
+        runs, skipped = curves.collect_curves(args.sweep_dir, args.metric, statuses=statuses)
         if not runs:
             which = "run folders" if args.all_runs else "finished run folders"
-            raise crv.CurveError(
+            raise curves.CurveError(
                 f"No '{args.metric}' rows in the metrics.jsonl of the {which} under '{args.sweep_dir}' "
                 f"({len(skipped)} folder(s) found). Train with train.eval_every > 0 "
                 "(tnd-table --experiment learning_curves), or pass --all-runs for unfinished runs."
             )
-        clip = crv.RATE_RANGE if args.metric in crv.RATE_METRICS else None
-        curves = crv.aggregate_curves(runs, clip=clip)
-        markdown = crv.render_curves_markdown(curves, metric=args.metric, tolerance=args.tolerance, skipped=skipped)
-    except crv.CurveError as exc:
+        clip = curves.RATE_RANGE if args.metric in curves.RATE_METRICS else None
+        aggregated = curves.aggregate_curves(runs, clip=clip)
+        markdown = curves.render_curves_markdown(aggregated, metric=args.metric, tolerance=args.tolerance, skipped=skipped)
+    except curves.CurveError as exc:
         print(f"tnd-curves: error: {exc}", file=sys.stderr)
         return 2
     results = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
     outputs = [
-        crv.plot_curves(curves, results / f"{args.name}.png", metric=args.metric, tolerance=args.tolerance),
-        crv.write_curves_csv(curves, results / f"{args.name}.csv"),
-        crv.write_curves_markdown(curves, results / f"{args.name}.md", metric=args.metric,
-                                  tolerance=args.tolerance, skipped=skipped),
+        curves.plot_curves(aggregated, results / f"{args.name}.png", metric=args.metric, tolerance=args.tolerance),
+        curves.write_curves_csv(aggregated, results / f"{args.name}.csv"),
+        curves.write_curves_markdown(aggregated, results / f"{args.name}.md", metric=args.metric,
+                                    tolerance=args.tolerance, skipped=skipped),
     ]
     print(markdown)
     print("[tnd-curves] wrote " + ", ".join(str(p) for p in outputs), flush=True)

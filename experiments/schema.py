@@ -1,4 +1,4 @@
-"""Hydra structured-config schemas: the library's spec dataclasses, registered in ConfigStore.
+"""The entry points' Hydra schemas (`tnd.app.spec`, registered in ConfigStore) and ``--help`` text.
 
 The primary configs in ``conf/`` list ``train_schema`` / ``eval_schema`` /
 ``collect_schema`` first in their defaults, so every group file and override is merged
@@ -10,51 +10,16 @@ model, topology or env does not have, listing the valid ones.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import sys
-from pathlib import Path
-from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
-from tnd.training.config import DataSpec, EnvSpec, EvalSpec, ExperimentSpec
+from tnd.app.spec import CONF_DIR, CollectConfig, EvalConfig, TrainJobConfig, register_schemas
 
-
-@dataclasses.dataclass
-class TrainJobConfig(ExperimentSpec):
-    """tnd-train: one experiment, or with ``seeds=[0,1,2]`` those seeds of it trained as one
-    jitted program (each into ``<run folder>/seed=<k>/``; `tnd.app.run_seeds`)."""
-
-    seeds: Optional[list[int]] = None
-
-    def experiment(self) -> ExperimentSpec:
-        """The plain `ExperimentSpec` (what checkpoints, hashes and summaries record)."""
-        return ExperimentSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ExperimentSpec)})
+__all__ = ["CONF_DIR", "CollectConfig", "EvalConfig", "TrainJobConfig", "register", "register_schemas"]
 
 
-@dataclasses.dataclass
-class EvalConfig:
-    """tnd-eval: a run folder, eval settings, optional env options for the evaluation env."""
-
-    run_dir: str = MISSING
-    eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
-    env_options: Optional[dict[str, Any]] = None
-    plugins: list[str] = dataclasses.field(default_factory=list)  # consent to import the run's plugin modules
-    json: bool = False  # print the metrics as one JSON line (tnd-eval --json)
-
-
-@dataclasses.dataclass
-class CollectConfig:
-    """tnd-collect: an env and a dataset spec."""
-
-    env: EnvSpec = dataclasses.field(default_factory=EnvSpec)
-    data: DataSpec = dataclasses.field(default_factory=DataSpec)
-    progress: bool = True
-
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_MODULES = {  # the console script of each Hydra app (pyproject.toml) -> its module
     "tnd-train": "experiments.train", "tnd-eval": "experiments.evaluate",
     "tnd-collect": "experiments.collect", "tnd-tune": "experiments.tune",
@@ -83,10 +48,7 @@ def group_options(*, _root_) -> str:
 
 def register() -> None:
     """Stores the schemas and the help resolvers (idempotent)."""
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainJobConfig)
-    cs.store(name="eval_schema", node=EvalConfig)
-    cs.store(name="collect_schema", node=CollectConfig)
+    register_schemas()
     OmegaConf.register_new_resolver("tnd_usage", usage_text, replace=True)
     OmegaConf.register_new_resolver("tnd_groups", group_options, replace=True)
 

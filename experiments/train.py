@@ -7,8 +7,9 @@
     tnd-train model=lstm seeds=[0,1,2]               # three seeds as one jitted program: <run>/seed=<k>/
     python -m experiments.train ...
 
-Writes to the Hydra run folder: .hydra/ (the job's record, written once the folder's lock is
-held, so a second tnd-train refused there changes nothing), summary.json, metrics.jsonl,
+Writes to the Hydra run folder: .hydra/ (Hydra's record of the job, written once the folder's
+lock is held, so a second tnd-train refused there changes nothing), run.json (the run's own
+description: its spec and overrides, as every run writes it), summary.json, metrics.jsonl,
 train.log (the same rows as readable lines, checkpoints, evaluations, errors), tensorboard/,
 checkpoints/ (and error.json on failure), and prints one short result line. Rerunning with the same ``hydra.run.dir=...``
 resumes from the latest checkpoint and ends with the same parameters as an uninterrupted
@@ -30,7 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
-from experiments.common import CONF_DIR, absolute, report_errors, run_dir, to_object, use_command_line_graph
+from experiments.common import CONF_DIR, launch_dir, report_errors, run_dir, to_object
 from tnd.run_folder import RECORD_DIR, STACKED_SEEDS_KEY, own_run_folder, seed_folder
 from tnd.training.config import check_seed
 
@@ -53,6 +54,8 @@ def seed_logs(seed_folders: list[Path]) -> Iterator[None]:
     lines (the stack's lines name every seed's folder), so a seed folder reads like a run's."""
     logger = logging.getLogger("tnd")
     job_file = next((h for h in logger.handlers if isinstance(h, logging.FileHandler)), None)
+    for folder in seed_folders:
+        folder.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(folder / "train.log") for folder in seed_folders]
     for handler in handlers:
         if job_file is not None:
@@ -79,17 +82,6 @@ def write_record(folder: Path, config: DictConfig, overrides: list[str]) -> None
     OmegaConf.save(OmegaConf.create(list(overrides)), record / "overrides.yaml")
 
 
-def write_seed_record(cfg: DictConfig, seed: int, folder: Path) -> None:
-    """``<folder>/.hydra/``: what Hydra records for a job, as if ``seed`` had run alone
-    (``seed=<k>``, no ``seeds``), so every reader of run folders (tnd-table, tnd-curves,
-    tnd-eval) treats a seed of a ``seeds=[...]`` job like a separate run."""
-    config = OmegaConf.to_container(cfg, resolve=False)
-    config.update(seed=seed, seeds=None)
-    task = [o for o in HydraConfig.get().overrides.task
-            if o.partition("=")[0].lstrip("+~") not in ("seed", STACKED_SEEDS_KEY)]
-    write_record(folder, OmegaConf.create(config), [*task, f"seed={seed}"])
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tnd_train")
 def main(cfg: DictConfig) -> dict | list[dict] | None:
     folder = run_dir()
@@ -98,25 +90,22 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
     folders = {s: seed_folder(folder, s) for s in dict.fromkeys(seeds or ())}
     also = [(f, {**identity, "seed": s}) for s, f in folders.items()]
     with report_errors(folder, identity, "tnd-train", also=also), own_run_folder(folder):
-        write_record(folder, cfg, list(HydraConfig.get().overrides.task))
+        overrides = list(HydraConfig.get().overrides.task)
+        write_record(folder, cfg, overrides)
         from tnd.app.experiment import ExperimentError, run_experiment, run_seeds
+        from tnd.app.spec import spec_from_job
 
-        spec = to_object(cfg).experiment()
-        use_command_line_graph(spec)
-        spec.data.root = absolute(spec.data.root)
-        spec.data.path = absolute(spec.data.path) if spec.data.path else None
+        spec = spec_from_job(to_object(cfg), overrides, base_dir=launch_dir())
         if seeds is None:
-            summary = run_experiment(spec, folder)
+            summary = run_experiment(spec, folder, overrides=overrides)
             print(result_line(summary, folder), flush=True)
             return summary
         if not seeds or len(set(seeds)) != len(seeds):
             raise ExperimentError(f"seeds must list different seeds, e.g. seeds=[0,1,2]; got {seeds}.")
         for seed in seeds:
             check_seed("seeds", seed, example="seeds=[0,1,2]")
-        for seed, where in folders.items():
-            write_seed_record(cfg, seed, where)
         with seed_logs(list(folders.values())):
-            summaries = run_seeds(spec, seeds, list(folders.values()))
+            summaries = run_seeds(spec, seeds, list(folders.values()), overrides=overrides)
         for summary, where in zip(summaries, folders.values()):
             print(result_line(summary, where), flush=True)
         return summaries

@@ -33,7 +33,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from experiments import schema  # noqa: F401  (registers the structured configs)
-from experiments.common import CONF_DIR, absolute, report_errors, to_object
+from experiments.common import CONF_DIR, absolute, report_errors
 
 
 
@@ -51,25 +51,26 @@ def load_space(model: str):
     return SearchSpace.from_dict(data.get("space") or {})
 
 
+def trial_overrides(cfg: DictConfig, extra: list[str]) -> list[str]:
+    """The tnd-train overrides of one trial: the table's experiment and scale, untuned, ``extra`` last."""
+    return [f"model={cfg.model.name}", f"experiment={cfg.trial.experiment}", f"scale={cfg.trial.scale}",
+            "tuned=none", *cfg.trial.overrides, *extra]
+
+
 def trial_spec(cfg: DictConfig, extra: list[str]):
     """The ExperimentSpec of one trial, with its evaluations moved onto validation games."""
-    from hydra import compose
-
+    from tnd.app.spec import SpecError, load_spec
     from tnd.tuning import TuneError
 
-    base = [f"model={cfg.model.name}", f"experiment={cfg.trial.experiment}", f"scale={cfg.trial.scale}",
-            "tuned=none", *cfg.trial.overrides, *extra]
-    job = to_object(compose(config_name="tnd_train", overrides=base))
-    if job.seeds:
-        raise TuneError("A trial trains one seed: drop seeds=[...] from the trial's overrides.")
-    spec = job.experiment()
+    try:
+        spec = load_spec(trial_overrides(cfg, extra), base_dir=absolute("."))
+    except SpecError as exc:
+        raise TuneError(f"A trial trains one seed: {exc}") from exc
     test_seed, validation = int(spec.eval.seed), int(spec.eval.validation_seed)
     if test_seed in (validation, validation + 1):
         raise TuneError(f"eval.validation_seed={validation} collides with the test games (eval.seed={test_seed}).")
     spec.eval.seed, spec.eval.validation_seed = validation, validation + 1  # objective, pruning
     spec.train.progress = False
-    spec.data.root = absolute(spec.data.root)
-    spec.data.path = absolute(spec.data.path) if spec.data.path else None
     return spec, test_seed
 
 
@@ -167,8 +168,9 @@ def main(cfg: DictConfig) -> dict | None:
         settings = StudySettings(**study_cfg)
 
         def run_trial(overrides, number, report):
-            spec, test_seed = trial_spec(cfg, [f"seed={int(cfg.trial.seed_base) + number}", *overrides])
-            summary = run_experiment(spec, trials_dir / f"trial_{number:03d}",
+            extra = [f"seed={int(cfg.trial.seed_base) + number}", *overrides]
+            spec, test_seed = trial_spec(cfg, extra)
+            summary = run_experiment(spec, trials_dir / f"trial_{number:03d}", overrides=trial_overrides(cfg, extra),
                                      on_eval=lambda step, m: report(step, m["catch_rate"]))
             attrs = {k: summary[k] for k in ("catches_per_round", "num_params", "train_seconds", "config_hash")}
             return float(summary["catch_rate"]), {**attrs, "seed": spec.seed, "train_steps": summary["train_steps"],

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from experiments import collect as collect_entry
 from experiments import evaluate as eval_entry
 from experiments import train as train_entry
-from experiments.common import use_command_line_graph
+from tnd.app.spec import load_spec
 from tnd.envs import env_names
 from tnd.graph import topology_names
 from tnd.models import model_names
@@ -33,15 +32,14 @@ def test_every_registered_name_has_a_config_file():
 
 @pytest.mark.slow
 def test_every_model_graph_env_combination_composes():
-    from hydra import compose, initialize_config_dir
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         for model in GROUP_FILES["model"]:
             for graph in GROUP_FILES["graph"]:
                 for env in GROUP_FILES["env"]:
                     overrides = [f"model={model}", f"graph={graph}", f"env={env}"]
-                    spec = OmegaConf.to_object(compose("tnd_train", overrides=overrides))
-                    use_command_line_graph(spec, overrides)  # graph= replaces a tuned topology, as in tnd-train
+                    spec = load_spec(overrides)  # graph= replaces a tuned topology, as in tnd-train
                     assert isinstance(spec, ExperimentSpec)
                     assert (spec.model.name, spec.graph.name, spec.env.name) == (model, graph, env)
                     options = model_options(spec)  # every option name is valid for the builder

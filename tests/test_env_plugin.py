@@ -1,10 +1,11 @@
 """A plugin environment, one module plus one conf/env/<name>.yaml, trains and evaluates from the terminal.
 
 The plugin below registers a tiny pure-JAX env (keep a drifting dot near the centre of a
-line, 2 actions, an analytic expert, its own tally) with `tnd.envs.register_env`; the
-generic pieces (`tnd.envs.jax_play`, the one rollout) do its collection and evaluation.
-`tnd-train` collects its demonstrations, trains a model whose action head has the env's 2
-actions and evaluates it with the env's own summary; `tnd-eval` evaluates the run later.
+line, 2 actions, an analytic expert, its own tally, its own drawing and protocol note) with
+`tnd.envs.register_env`; the generic pieces (`tnd.envs.batched_games`, the one rollout) do
+its collection, evaluation and recording. `tnd-train` collects its demonstrations, trains a
+model whose action head has the env's 2 actions and evaluates it with the env's own summary;
+`tnd-eval` evaluates the run later, `tnd-render` draws it, and a table names its protocol.
 """
 
 import json
@@ -33,7 +34,8 @@ from flax import struct
 
 from tnd.envs import EnvDefinition, register_env
 from tnd.envs.demonstrations import demonstrations_from_games
-from tnd.envs.jax_play import collect_expert_games, evaluate_model_games
+from tnd.envs.batched_games import collect_expert_games, evaluate_model_games, record_model_games
+from tnd.envs.recording import Recording, running_counts
 from tnd.envs.spaces import Box, Discrete
 from tnd.envs.tally import Tally
 
@@ -120,7 +122,7 @@ def game_seeds(seed, num_games, stream):
     return (np.random.SeedSequence([seed, stream]).generate_state(num_games) >> 1).astype(np.int64)
 
 
-def collect(config, *, num_episodes, seed, epsilon, progress):
+def collect(config, *, num_episodes, seed, epsilon, num_envs, progress):
     seeds = game_seeds(seed, num_episodes, 0)
     games = collect_expert_games(ENV, env_and_params(config)[1], seeds, steps=config.max_steps, expert=expert,
                                  epsilon=epsilon, events=step_events, progress=progress)
@@ -128,13 +130,30 @@ def collect(config, *, num_episodes, seed, epsilon, progress):
                                      miss_event="off_centre")
 
 
-def evaluate(model, config, *, num_games, seed, progress):
+def evaluate(model, config, *, num_games, seed, num_envs, progress):
     return evaluate_model_games(model, ENV, env_and_params(config)[1], game_seeds(seed, num_games, 1),
                                 steps=config.max_steps, events=step_events, tally=CentredTally, progress=progress)
 
 
+def draw_games(model, config, *, games, seed, steps, progress):
+    """The evaluation's games as 8 x 32 frames: the line dark, the dot a white column."""
+    seeds = game_seeds(seed, games, 1)
+    config = dataclasses.replace(config, max_steps=steps)
+    _, trajectory = record_model_games(model, ENV, env_and_params(config)[1], seeds, steps=steps,
+                                       events=step_events, tally=CentredTally)
+    column = np.clip(np.round(np.asarray(trajectory.states.x).reshape(-1) * 31), 0, 31).astype(int)
+    frames = np.zeros((column.size, 8, 32, 3), np.uint8)
+    frames[np.arange(column.size), :, column] = 255
+    return Recording(env="keep_centred", frames=frames, game=np.repeat(np.arange(games), steps),
+                     step=np.tile(np.arange(1, steps + 1), games),
+                     counts=running_counts(trajectory.events, ("centred", "off_centre")),
+                     seeds=tuple(int(s) for s in seeds), fps=10)
+
+
 register_env(EnvDefinition(name="keep_centred", config=KeepCentredConfig, make=env_and_params,
-                           collect_demonstrations=collect, evaluate_model=evaluate, tally=CentredTally))
+                           collect_demonstrations=collect, evaluate_model=evaluate, tally=CentredTally,
+                           draw_games=draw_games,
+                           table_note="Our runs' environment: {envs}: a dot kept centred, not the paper's {protocol}."))
 '''
 
 CONFIG = """# A plugin env (registered by my_plugin_env_keep_centred); options: its KeepCentredConfig fields.
@@ -199,3 +218,58 @@ def test_a_plugin_env_is_collected_trained_and_evaluated(plugin_env, monkeypatch
     metrics = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert metrics["env"] == ENV and metrics["games"] == 3 and metrics["eval_steps"] == 300 and "centred_fraction" in metrics
     assert ENV in tnd.envs.env_names()
+
+    # tnd-render draws the run with the env's own drawing, its counts in name-value pairs
+    from tnd.app.render import render_run
+    from tnd.evaluation.render import RenderOptions
+
+    result = render_run(run, tmp_path / "agent.gif", RenderOptions(steps=12, progress=False, plugins=(MODULE,)))
+    assert result.shape[0] == 12 and result.recording.env == ENV
+    assert result.lines[-1][-1].startswith("centred ") and " off_centre " in result.lines[-1][-1]
+
+
+def _load_plugin(plugin_env, monkeypatch):
+    """Imports the plugin module (it registers its env) and returns the env's definition."""
+    import importlib
+
+    from tnd.envs import get_env
+
+    monkeypatch.syspath_prepend(str(plugin_env))
+    importlib.import_module(MODULE)
+    return get_env(ENV)
+
+
+def test_a_plugin_env_draws_its_games_with_their_counts(plugin_env, monkeypatch):
+    from flax import nnx
+
+    from tnd.evaluation.render import annotate, overlay_lines
+    from tnd.models import build_model
+
+    env = _load_plugin(plugin_env, monkeypatch)
+    model = build_model("rnn", obs_shape=(2,), num_actions=2, rngs=nnx.Rngs(0), hidden_size=4)
+    config = env.make_config({"max_steps": 40})
+    recording = env.draw_games(model, config, games=2, seed=3, steps=6, progress=False)
+    assert recording.frames.shape == (12, 8, 32, 3) and recording.env == ENV
+    tally = env.evaluate(model, env.make_config({"max_steps": 6}), num_games=2, seed=3)  # the same games
+    lines = overlay_lines(recording, "rnn")
+    assert lines[5][-1] == f"centred {tally.centred[0]}  off_centre {tally.off_centre[0]}"
+    assert lines[-1] == ("rnn  step 6", "game 2/2", f"centred {tally.centred[1]}  off_centre {tally.off_centre[1]}")
+    framed = annotate(recording.frames, lines)  # a header above each frame
+    assert framed.shape[0] == 12 and framed.shape[1] > 8 and framed.shape[2] == 32
+
+
+def test_a_table_of_a_plugin_env_carries_the_env_s_own_protocol_note(plugin_env, monkeypatch):
+    from tnd.evaluation.table.aggregation import Table
+    from tnd.evaluation.table.render import render_markdown
+
+    _load_plugin(plugin_env, monkeypatch)
+    text = render_markdown(Table(rows=(), envs=(ENV,)))
+    assert f"Our runs' environment: {ENV}: a dot kept centred, not the paper's " in text
+    assert "(another protocol)" in text  # the paper's figures are labelled as another protocol's
+    pong = render_markdown(Table(rows=(), envs=("pong",)))
+    assert "Our runs' environment: pong (single-player Pong, the paper's protocol)." in pong
+    assert "(another protocol)" not in pong
+    atari = render_markdown(Table(rows=(), envs=("atari_pong",)))
+    assert "Our runs' environment: atari_pong: Atari Pong against the built-in opponent, not the paper's " in atari
+    unknown = render_markdown(Table(rows=(), envs=("not_imported_env",)))
+    assert "Our runs' environment: not_imported_env; the paper's protocol is " in unknown

@@ -66,7 +66,7 @@ def test_env_options_in_every_documented_form_reach_the_evaluation(lstm_run, tmp
 def test_an_evaluation_too_large_for_memory_is_refused_before_any_game_is_seeded(
         lstm_run, tmp_path, monkeypatch, capsys):
     import tnd.envs.pong.evaluate as pong_evaluate
-    from tnd.envs import jax_play
+    from tnd.envs import batched_games as jax_play
 
     def no_seeds(*args, **kwargs):
         raise AssertionError("game seeds were allocated")
@@ -244,7 +244,7 @@ def test_a_missing_run_folder_is_named_even_when_its_name_has_an_equals_sign(tmp
 
 # ------------------------------------------------------------------ 9. the sweep's ETA
 def test_the_sweep_eta_weighs_each_job_by_its_models_length():
-    from experiments.table import JobTiming, sweep_eta
+    from tnd.app.sweep import JobTiming, sweep_eta
 
     # 6 models x 5 seeds, two jobs side by side; TND's jobs come first and take 10x the others'
     models = ["tnd"] * 5 + [m for _ in range(5) for m in ("rnn", "sparse_rnn", "lstm", "cfc", "transformer")]

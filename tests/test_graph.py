@@ -71,6 +71,9 @@ def test_layered_ncp_types_and_wiring():
 def test_unknown_topology_lists_valid_names():
     with pytest.raises(TopologyError, match="Unknown topology 'nope'.*erdos_renyi.*small_world"):
         build_topology("nope", 10)
+    with pytest.raises(TopologyError, match=r"Unknown topology 'smallworld' \(did you mean 'small_world'\?\)\. "
+                                            "Valid topologies: .*Register a new one with tnd.graph.register_topology"):
+        build_topology("smallworld", 10)
 
 
 def test_bad_topology_option_is_named():
@@ -91,6 +94,10 @@ def test_user_registers_a_topology_without_editing_the_library():
         assert "test_star" in topology_names()
         g = build_topology("test_star", 9, num_sensory=1, num_motor=2)
         assert g.num_edges == 16
+        with pytest.raises(TopologyError, match="Topology 'test_star' has no option 'hubb'. Valid options: hub."):
+            build_topology("test_star", 9, hubb=1)
+        with pytest.raises(TopologyError, match="register_topology needs a non-empty name"):
+            register_topology("")
     finally:  # other tests check the registry against conf/graph/
         _TOPOLOGIES.pop("test_star", None)
 
@@ -130,3 +137,10 @@ def test_error_empty_graph():
         NeuronGraph.from_edges(**{**_edges(), "senders": [], "receivers": []})
     with pytest.raises(GraphError, match="is empty"):
         NeuronGraph.from_networkx(nx.DiGraph())
+
+
+def test_a_built_graph_cannot_be_changed_in_place():
+    graph = NeuronGraph.from_edges(3, [0, 1], [1, 2], sensory=[0], motor=[2], neuron_types=[0, 1, 1])
+    for array in (graph.senders, graph.receivers, graph.sensory, graph.motor, graph.neuron_types):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1

@@ -179,5 +179,3 @@ def test_user_registered_model_is_built():
         from tnd.models import registry
 
         registry._MODELS.pop("test_user_rnn", None)
-        registry._WIDTH_OPTIONS.pop("test_user_rnn", None)
-        registry._GRAPH_MODES.pop("test_user_rnn", None)

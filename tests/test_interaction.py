@@ -146,5 +146,8 @@ def test_bad_options_raise_one_clear_error(graph):
         _make("scalar", graph, path="gpu")
     with pytest.raises(InteractionError, match="Unknown phi"):
         _make("scalar", graph, phi="swishy")
-    with pytest.raises(InteractionError, match="Bad option for interaction 'scalar'"):
+    with pytest.raises(InteractionError, match="Interaction 'scalar' has no option 'rank'. Valid options: edge_gate, "
+                                               "gate_init_logit, gate_penalty, path, phi"):
         _make("scalar", graph, rank=3)
+    with pytest.raises(InteractionError, match="Interaction 'lowrank' has no option 'rnak'.*phi, rank"):
+        _make("lowrank", graph, rnak=3)

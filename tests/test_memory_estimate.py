@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import pytest
 from flax import nnx
-from omegaconf import OmegaConf
 
 from experiments import train as train_entry
-from experiments.common import use_command_line_graph
+from tnd.app.spec import load_spec
 from tnd.app import experiment, memory
 from tnd.app.memory import (
     Available,
@@ -30,7 +29,7 @@ from tnd.envs import get_env
 from tnd.graph import build_topology
 from tnd.models import count_params, effective_param_count
 
-from train_helpers import assert_one_readable_error, call_main, compose_cfg
+from train_helpers import assert_one_readable_error, call_main
 
 GB = 1e9
 THIS_MACHINE = Available(None, 23 * GB)  # a CPU machine with 23 GB available (the development machine)
@@ -38,9 +37,7 @@ MODELS = ("tnd", "rnn", "sparse_rnn", "lstm", "cfc", "transformer")
 
 
 def spec_of(overrides: list[str]):
-    spec = OmegaConf.to_object(compose_cfg("tnd_train", overrides)).experiment()
-    use_command_line_graph(spec, overrides)
-    return spec
+    return load_spec(overrides)
 
 
 def shapes(spec):
@@ -202,7 +199,7 @@ def test_a_budget_out_of_reach_is_left_to_the_budget_search():
                                               ("model.options.state_dim=100000", "model.options.state_dim=100000"),
                                               ("model.options.num_neurons=1000000", "model.options.num_neurons=1000000")])
 def test_tnd_train_refuses_before_building_anything(tmp_path, monkeypatch, capsys, nothing_is_built, override, setting):
-    monkeypatch.setattr(memory, "available_memory", lambda: THIS_MACHINE)
+    monkeypatch.setattr(memory.check, "available_memory", lambda: THIS_MACHINE)  # what check_resources calls
     argv = ["model=tnd", "experiment=smoke", "graph=layered_ncp", override, f"hydra.run.dir={tmp_path}",
             f"data.root={tmp_path / 'data'}"]
     assert call_main(train_entry.main, argv, monkeypatch) == 1

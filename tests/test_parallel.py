@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     from test_training import Tiny, memory_task, spec
     from tnd.data.windows import make_windows
     from tnd.training.logging import read_metrics
-    from tnd.training.loop import Member, train, train_seeds
+    from tnd.training.loop import SeedRun, train, train_seeds
 
     assert len(jax.local_devices()) == 2
     w = make_windows(memory_task(), 8, num_actions=3)
@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
         model = Tiny(nnx.Rngs(0))
         train(model, w, spec(steps=12, log_every=1, devices=devices), seed=3, class_weights=np.ones(3),
               run_dir=run, tensorboard=False)
-        stack = [Member(Tiny(nnx.Rngs(s)), s) for s in (3, 4)]  # seeds in one program, its batch split too
+        stack = [SeedRun(Tiny(nnx.Rngs(s)), s) for s in (3, 4)]  # seeds in one program, its batch split too
         train_seeds(stack, w, spec(steps=12, devices=devices), class_weights=np.ones(3), tensorboard=False)
         out[devices] = {{"loss": [r["loss"] for r in read_metrics(run)], "params": params(model),
                          "stack": [params(m.model) for m in stack]}}

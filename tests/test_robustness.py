@@ -99,3 +99,16 @@ def test_a_measurement_stored_as_not_finite_is_shown_as_such():
     table = rb.robustness_table(runs, SETTINGS.select([]), caption="# t")
     assert table.rows[0].smoothness["lyapunov"].n == 0
     assert "| Transformer | 0.300 ± 0.000 | – |" in rb.render_markdown(table)
+
+
+def test_smoothness_needs_an_env_that_records_its_games():
+    """Smoothness reads the env's recorded games (`EnvDefinition.record_model`): Pong records them, Atari does not."""
+    from types import SimpleNamespace
+
+    from tnd.app.robustness import _smoothness
+    from tnd.envs import get_env
+
+    assert get_env("pong").record_model is not None
+    spec = SimpleNamespace(eval=SimpleNamespace(seed=1))
+    with pytest.raises(RobustnessError, match="env 'atari_pong' does not record its games.*Leave out --smoothness"):
+        _smoothness(None, spec, get_env("atari_pong"), None, {}, SETTINGS)

@@ -19,7 +19,7 @@ from tnd.data.windows import make_windows
 from tnd.models import build_model
 from tnd.training.checkpoint import Checkpointer
 from tnd.training.logging import read_metrics
-from tnd.training.loop import Member, NonFiniteLossError, TrainSpecError, train, train_seeds
+from tnd.training.loop import SeedRun, NonFiniteLossError, TrainSpecError, train, train_seeds
 from tnd.training.loss import class_weights
 
 SEEDS = (3, 4)
@@ -33,7 +33,7 @@ def task():
 
 
 def _stack(tmp_path, windows, weights, **kw):
-    members = [Member(Tiny(nnx.Rngs(seed)), seed, tmp_path / f"seed={seed}") for seed in SEEDS]
+    members = [SeedRun(Tiny(nnx.Rngs(seed)), seed, tmp_path / f"seed={seed}") for seed in SEEDS]
     results = train_seeds(members, windows, spec(**kw), class_weights=weights, tensorboard=False)
     return members, results
 
@@ -69,10 +69,10 @@ def _killed_then_resumed(build, seeds, folder, windows, weights, train_spec, kil
             raise Killed
         return {}
 
-    members = [Member(build(s), s, folder / f"seed={s}", evaluate=crash) for s in seeds]
+    members = [SeedRun(build(s), s, folder / f"seed={s}", evaluate=crash) for s in seeds]
     with pytest.raises(Killed):
         train_seeds(members, windows, train_spec, class_weights=weights, tensorboard=False)
-    members = [Member(build(s), s, folder / f"seed={s}") for s in seeds]
+    members = [SeedRun(build(s), s, folder / f"seed={s}") for s in seeds]
     return members, train_seeds(members, windows, train_spec, class_weights=weights, tensorboard=False)
 
 
@@ -94,7 +94,7 @@ def test_a_resumed_stack_resumes_every_seed_to_the_uninterrupted_parameters(tmp_
 
 def test_a_non_finite_seed_stops_the_stack_naming_it(tmp_path, task):
     windows, weights = task
-    members = [Member(Tiny(nnx.Rngs(s)), s, tmp_path / f"seed={s}") for s in SEEDS]
+    members = [SeedRun(Tiny(nnx.Rngs(s)), s, tmp_path / f"seed={s}") for s in SEEDS]
     broken = members[1].model.w.kernel
     broken[...] = np.full(broken.shape, np.nan, np.float32)  # only seed 4 turns non-finite
     with pytest.raises(NonFiniteLossError, match=r"step 1 \(seed 4\): the loss became non-finite"):
@@ -106,14 +106,14 @@ def test_seeds_of_different_structure_or_steps_are_refused(tmp_path, task):
     graphs = [build_model("sparse_rnn", obs_shape=(5,), num_actions=3, rngs=nnx.Rngs(s), num_neurons=12,
                           topology="erdos_renyi", topology_options={"density": 0.3}, graph_seed=s) for s in (0, 1)]
     with pytest.raises(TrainSpecError, match="graph.seed"):
-        train_seeds([Member(m, s) for s, m in enumerate(graphs)], windows, spec(steps=2), class_weights=weights)
+        train_seeds([SeedRun(m, s) for s, m in enumerate(graphs)], windows, spec(steps=2), class_weights=weights)
     with pytest.raises(TrainSpecError, match="must differ"):
-        train_seeds([Member(Tiny(nnx.Rngs(0)), 1), Member(Tiny(nnx.Rngs(1)), 1)], windows, spec(steps=2),
+        train_seeds([SeedRun(Tiny(nnx.Rngs(0)), 1), SeedRun(Tiny(nnx.Rngs(1)), 1)], windows, spec(steps=2),
                     class_weights=weights)
     # one seed's folder is ahead of the others: resuming them together would mix steps
     train(Tiny(nnx.Rngs(3)), windows, spec(steps=3), seed=3, class_weights=weights, run_dir=tmp_path / "seed=3",
           tensorboard=False)
-    members = [Member(Tiny(nnx.Rngs(s)), s, tmp_path / f"seed={s}") for s in SEEDS]
+    members = [SeedRun(Tiny(nnx.Rngs(s)), s, tmp_path / f"seed={s}") for s in SEEDS]
     with pytest.raises(TrainSpecError, match="seed 3: step 3, seed 4: step 0"):
         train_seeds(members, windows, spec(steps=6), class_weights=weights, tensorboard=False)
 
@@ -136,7 +136,7 @@ def test_a_stack_of_tnd_seeds_with_their_own_graphs_equals_separate_runs(task):
     windows, weights = task
     seeds = (0, 1, 2)
     stacked_build, alone_build = _tnd_seeds(seeds)
-    members = [Member(stacked_build(s), s) for s in seeds]
+    members = [SeedRun(stacked_build(s), s) for s in seeds]
     assert len({m.model.graph for m in members}) == 3  # three different graphs
     assert len({m.model.core.arrays.shape.fan_in for m in members}) == 1  # padded to one program
     train_seeds(members, windows, spec(steps=3), class_weights=weights, tensorboard=False)
@@ -152,7 +152,7 @@ def test_a_killed_stack_of_tnd_seeds_resumes_to_the_uninterrupted_parameters(tmp
     windows, weights = task
     seeds = (0, 1, 2)
     build, _ = _tnd_seeds(seeds)
-    straight = [Member(build(s), s, tmp_path / "a" / f"seed={s}") for s in seeds]
+    straight = [SeedRun(build(s), s, tmp_path / "a" / f"seed={s}") for s in seeds]
     train_seeds(straight, windows, spec(steps=7, eval_every=5), class_weights=weights, tensorboard=False)
     resumed, results = _killed_then_resumed(build, seeds, tmp_path / "b", windows, weights,
                                             spec(steps=7, eval_every=5), kill_at=5)  # after the checkpoint at step 3
@@ -174,7 +174,8 @@ def test_tnd_train_seeds_writes_one_run_folder_per_seed(tmp_path, monkeypatch, c
         assert summary["model_options"]["graph_seed"] == seed  # each seed its own graph
         assert "program_shape" not in summary["model_options"]
         assert f"tnd seed={seed} on pong" in out and (folder / "checkpoints" / "4").is_dir()
-        assert f"seed={seed}" in (folder / ".hydra" / "overrides.yaml").read_text()  # reads like a separate run
+        described = json.loads((folder / "run.json").read_text())  # reads like a separate run
+        assert f"seed={seed}" in described["overrides"] and described["spec"]["seed"] == seed
     assert "train as 2 programs" not in (tmp_path / "seed=2" / "train.log").read_text()  # one program
 
 

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments import multirun
 from experiments import table as driver
+from tnd.app import sweep as sweeps
+from tnd.run_folder import override_key
 from tnd.evaluation import table as tbl
 
 T975 = {1: 12.706, 2: 4.303, 4: 2.776, 30: 2.042}  # printed tables of t_{0.975, df}
@@ -212,7 +215,7 @@ def test_tables_go_to_the_users_outputs_unless_published(sweep, tmp_path, monkey
     assert not (tmp_path / "results").exists()
     assert driver.main([*args, "--publish", "env=atari_pong", "scale=smoke"]) == 0
     assert (tmp_path / "results" / "pong_table-atari_pong-smoke.md").exists()
-    assert driver.default_sweep_dir("pong_table", "atari_pong", "smoke") == Path("multirun/pong_table/atari_pong/smoke")
+    assert sweeps.default_sweep_dir("pong_table", "atari_pong", "smoke") == Path("multirun/pong_table/atari_pong/smoke")
 
 
 def test_aggregate_only_missing_folder_is_one_error(tmp_path, capsys):
@@ -221,15 +224,15 @@ def test_aggregate_only_missing_folder_is_one_error(tmp_path, capsys):
 
 
 def test_plan_jobs_follows_hydra_precedence():
-    jobs = driver.plan_jobs({"model": "tnd,lstm", "seed": "0,1,2"}, "pong_table", ["seed=5", "train.steps=3"])
-    assert [driver._job_id(j) for j in jobs] == [("tnd", 5), ("lstm", 5)]
+    jobs = sweeps.plan_jobs({"model": "tnd,lstm", "seed": "0,1,2"}, "pong_table", ["seed=5", "train.steps=3"])
+    assert [sweeps.job_id(j) for j in jobs] == [("tnd", 5), ("lstm", 5)]
     assert all("train.steps=3" in j and "experiment=pong_table" in j for j in jobs)
-    with pytest.raises(driver.SweepError, match="seed"):
-        driver.plan_jobs({"model": "tnd,lstm"}, "pong_table", [])
-    with pytest.raises(driver.SweepError, match="train.steps also varies"):
-        driver.plan_jobs({"model": "tnd", "seed": "0"}, "pong_table", ["train.steps=1,2"])
-    groups = driver._group_jobs([j for j in driver.plan_jobs({"model": "a,b", "seed": "0,1"}, "x", [])
-                                 if driver._job_id(j) != ("a", 0)])
+    with pytest.raises(sweeps.SweepError, match="seed"):
+        sweeps.plan_jobs({"model": "tnd,lstm"}, "pong_table", [])
+    with pytest.raises(sweeps.SweepError, match="train.steps also varies"):
+        sweeps.plan_jobs({"model": "tnd", "seed": "0"}, "pong_table", ["train.steps=1,2"])
+    groups = sweeps.group_jobs([j for j in sweeps.plan_jobs({"model": "a,b", "seed": "0,1"}, "x", [])
+                                 if sweeps.job_id(j) != ("a", 0)])
     assert sorted(g[-2:] for g in groups) == [["model=a", "seed=1"], ["model=b", "seed=0,1"]]
 
 
@@ -313,7 +316,7 @@ def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, mon
     def interrupted(cmd, grace_seconds=60.0):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(driver, "_call", interrupted)
+    monkeypatch.setattr(multirun, "_call", interrupted)
     assert driver.main(args) == 130
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("tnd-table")]
@@ -386,38 +389,38 @@ def ablation(tmp_path) -> Path:
 
 def test_plan_jobs_with_more_swept_keys():
     params = {"model": "tnd", "graph": "ring,grid", "model.options.inner_rounds": "1,2", "seed": "0,1"}
-    keys = driver.swept_keys(params)
+    keys = sweeps.swept_keys(params)
     assert keys == ("model", "graph", "model.options.inner_rounds", "seed")
-    jobs = driver.plan_jobs(params, "tnd_ablation", ["train.steps=3"])
+    jobs = sweeps.plan_jobs(params, "tnd_ablation", ["train.steps=3"])
     assert len(jobs) == 8 and all("train.steps=3" in j for j in jobs)
-    assert driver._job_id(jobs[0], keys) == ("tnd", "ring", "1", 0)
+    assert sweeps.job_id(jobs[0], keys) == ("tnd", "ring", "1", 0)
     # the command line narrows a swept key: the key stays an identity key (same folders as the full sweep)
-    narrowed = driver.plan_jobs(params, "tnd_ablation", ["model.options.inner_rounds=2", "seed=1"])
-    assert [driver._job_id(j, keys) for j in narrowed] == [("tnd", "ring", "2", 1), ("tnd", "grid", "2", 1)]
-    with pytest.raises(driver.SweepError, match="model.options.dynamics also varies"):
-        driver.plan_jobs(params, "tnd_ablation", ["model.options.dynamics=leaky,gated"])
+    narrowed = sweeps.plan_jobs(params, "tnd_ablation", ["model.options.inner_rounds=2", "seed=1"])
+    assert [sweeps.job_id(j, keys) for j in narrowed] == [("tnd", "ring", "2", 1), ("tnd", "grid", "2", 1)]
+    with pytest.raises(sweeps.SweepError, match="model.options.dynamics also varies"):
+        sweeps.plan_jobs(params, "tnd_ablation", ["model.options.dynamics=leaky,gated"])
     # the keys of sweep.json for the pong table: unchanged
-    assert driver.swept_keys({"model": "a,b", "seed": "0"}) == ("model", "seed")
+    assert sweeps.swept_keys({"model": "a,b", "seed": "0"}) == ("model", "seed")
 
 
 def _expand(group: list[str], keys) -> set[tuple]:
     """The job identities one multirun override list launches."""
     import itertools
 
-    values = {driver._key(o): o.partition("=")[2].split(",") for o in group}
+    values = {override_key(o): o.partition("=")[2].split(",") for o in group}
     return {(*combo[:-1], int(combo[-1])) for combo in itertools.product(*(values[k] for k in keys))}
 
 
 def test_group_jobs_cover_exactly_the_pending_variants():
     params = {"model": "tnd", "graph": "ring,grid,ws", "model.options.inner_rounds": "1,2", "seed": "0,1,2"}
-    keys = driver.swept_keys(params)
-    jobs = driver.plan_jobs(params, "tnd_ablation", [])
-    assert len(driver._group_jobs(jobs, keys)) == 1  # the full grid: one multirun
+    keys = sweeps.swept_keys(params)
+    jobs = sweeps.plan_jobs(params, "tnd_ablation", [])
+    assert len(sweeps.group_jobs(jobs, keys)) == 1  # the full grid: one multirun
     done = {("tnd", "ring", "1", 0), ("tnd", "ring", "1", 1), ("tnd", "grid", "2", 2), ("tnd", "ws", "1", 0)}
-    pending = [j for j in jobs if driver._job_id(j, keys) not in done]
-    groups = driver._group_jobs(pending, keys)
+    pending = [j for j in jobs if sweeps.job_id(j, keys) not in done]
+    groups = sweeps.group_jobs(pending, keys)
     launched = [_expand(g, keys) for g in groups]
-    assert set().union(*launched) == {driver._job_id(j, keys) for j in pending}
+    assert set().union(*launched) == {sweeps.job_id(j, keys) for j in pending}
     assert sum(map(len, launched)) == len(pending)  # disjoint: no job launched twice
     assert len(groups) < len(pending)
     assert all(g[0] == "experiment=tnd_ablation" for g in groups)
@@ -645,16 +648,16 @@ def test_the_plot_draws_the_papers_bars_only_beside_its_protocol(tmp_path, monke
 
 
 def test_stacked_launches_keep_structural_graph_models_one_job_per_seed():
-    jobs = driver.plan_jobs({"model": "sparse_rnn,tnd,lstm,rnn", "seed": "0,1,2"}, "x", [])
-    launches = driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=True)
-    alone = [g for g, stacked in launches if not stacked]
-    together = [g for g, stacked in launches if stacked]
+    jobs = sweeps.plan_jobs({"model": "sparse_rnn,tnd,lstm,rnn", "seed": "0,1,2"}, "x", [])
+    launches = sweeps.launch_groups(jobs, sweeps.SWEPT_KEYS, stack_seeds=True)
+    alone = [g.overrides for g in launches if not g.stacked]
+    together = [g.overrides for g in launches if g.stacked]
     assert alone == [["experiment=x", "model=sparse_rnn", "seed=0,1,2"]]  # its per-seed graph is its structure
     # TND holds its graph as data: its seeds, each with its own graph, stack like the baselines
     assert together == [["experiment=x", "model=tnd,lstm,rnn", "seed=0", "seeds=[0,1,2]"]]
-    fixed_graph = driver.plan_jobs({"model": "sparse_rnn", "seed": "0,1"}, "x", ["graph.seed=7"])
-    assert [s for _, s in driver._launches(fixed_graph, driver.SWEPT_KEYS, stack_seeds=True)] == [True]
-    assert all(not s for _, s in driver._launches(jobs, driver.SWEPT_KEYS, stack_seeds=False))
+    fixed_graph = sweeps.plan_jobs({"model": "sparse_rnn", "seed": "0,1"}, "x", ["graph.seed=7"])
+    assert [g.stacked for g in sweeps.launch_groups(fixed_graph, sweeps.SWEPT_KEYS, stack_seeds=True)] == [True]
+    assert all(not g.stacked for g in sweeps.launch_groups(jobs, sweeps.SWEPT_KEYS, stack_seeds=False))
 
 
 def test_collect_runs_reads_each_seed_of_a_stacked_job(tmp_path):
@@ -700,13 +703,13 @@ def test_smoke_sweep_with_stacked_seeds(tmp_path, monkeypatch):
 
 
 def test_the_table_uses_the_machine_cores_by_default_and_says_so(monkeypatch):
-    monkeypatch.setattr(driver, "default_jobs", lambda: 2)
-    assert driver.launcher_overrides([], None) == (
+    monkeypatch.setattr(multirun, "default_jobs", lambda: 2)
+    assert multirun.launcher_overrides([], None) == (
         ["hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"],
         "2 jobs at a time, one per CPU core (--jobs 1 runs one at a time)")
-    assert driver.launcher_overrides([], 1) == ([], "1 job at a time (--jobs N runs N at a time)")
-    assert driver.launcher_overrides(["hydra/launcher=slurm"], None)[0] == []  # a named launcher wins
-    with pytest.raises(driver.SweepError, match="--jobs must be at least 1"):
-        driver.launcher_overrides([], 0)
+    assert multirun.launcher_overrides([], 1) == ([], "1 job at a time (--jobs N runs N at a time)")
+    assert multirun.launcher_overrides(["hydra/launcher=slurm"], None)[0] == []  # a named launcher wins
+    with pytest.raises(sweeps.SweepError, match="--jobs must be at least 1"):
+        multirun.launcher_overrides([], 0)
     monkeypatch.undo()
-    assert driver.default_jobs() >= 1
+    assert multirun.default_jobs() >= 1

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnd.core import ProgramShape, TNDCore
+from tnd.core import ProgramShape, TNDCore, TNDCoreError
 from tnd.dynamics import DynamicsError, dynamics_names
 from tnd.graph import GraphData, NeuronGraph, TopologyError, build_topology
 from tnd.interaction import InteractionError, interaction_names
 from tnd.models import build_model, compile_step, count_params, model_names, width_option
-from tnd.models.tnd_model import TNDModel
+from tnd.models.tnd_model import TNDModel, build_core
 
 OBS, ACTIONS, D = (4,), 3, 3
 
@@ -72,16 +72,16 @@ def test_sequence_call_equals_step_applied_t_times(options):
 @pytest.mark.filterwarnings("ignore::tnd.core.cell.LatencyWarning")
 def test_locality_one_step_reaches_only_out_neighbours(interaction, dynamics, path):
     graph = build_topology("erdos_renyi", 14, seed=2, p=0.15)
-    core = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, interaction=interaction, dynamics=dynamics,
-                   sharing="per_neuron", path=path, inner_rounds=1)  # one round: one hop
+    core = build_core(graph, 5, rngs=nnx.Rngs(0), state_dim=D, interaction=interaction, dynamics=dynamics,
+                      sharing="per_neuron", path=path, inner_rounds=1)  # one round: one hop
     prepared = core.prepare(2)
     h = jax.random.normal(jax.random.key(0), (graph.num_neurons, D * 2))  # rows [N, d * B]
     u = core.place(core.input_rows(jax.random.normal(jax.random.key(1), (2, 5))))  # input held fixed
-    update = jax.jit(lambda h: core.round(prepared, h, core.interaction.phi(h), u)[0])
+    one_round = jax.jit(lambda h: core.round(prepared, h, core.interaction.phi(h), u)[0])
     n = graph.num_neurons
     # rows 0..n-1: h_j moved; row n: unperturbed (a real leak moves a neighbour by ~0.1)
     shifts = 0.5 * jnp.concatenate([jnp.eye(n), jnp.zeros((1, n))])[:, :, None]
-    out = np.asarray(jax.vmap(update)(h[None] + shifts))
+    out = np.asarray(jax.vmap(one_round)(h[None] + shifts))
     delta = np.abs(out[:n] - out[n:]).max(axis=2)  # [j, i]
     for j in range(n):
         moved = set(np.nonzero(delta[j] > 1e-5)[0].tolist())  # float noise of batched matmuls is ~1e-7
@@ -177,9 +177,9 @@ def test_edge_gate_regularization_and_pruning():
 def test_per_neuron_and_per_type_sharing_shapes():
     graph = build_topology("layered_ncp", 24, seed=0)
     for sharing, groups in (("shared", 1), ("per_neuron", 24), ("per_type", 4)):
-        core = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="gated", sharing=sharing)
+        core = build_core(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="gated", sharing=sharing)
         assert core.dynamics.w_hidden.shape[0] == groups
-    leaky = TNDCore(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="leaky")
+    leaky = build_core(graph, 5, rngs=nnx.Rngs(0), state_dim=D, dynamics="leaky")
     tau = leaky.dynamics.time_constants()
     assert tau.shape == (24, D) and float(tau.min()) >= 1.0
 
@@ -197,6 +197,37 @@ def test_unknown_option_values_raise_one_clear_error():
         _model(topology="torus")
     with pytest.raises(ValueError, match="inner_rounds"):
         _model(inner_rounds=0)
+
+
+def test_the_core_receives_its_parts_and_builds_the_same_parameters():
+    """I and F are objects handed to TNDCore; built by hand they give build_core's parameters."""
+    from tnd.dynamics import make_dynamics
+    from tnd.graph import GraphArrays
+    from tnd.interaction import make_interaction
+
+    graph = build_topology("layered_ncp", 20, seed=1)
+    rngs = nnx.Rngs(3)
+    arrays = GraphArrays(graph)
+    interaction = make_interaction("lowrank", arrays, D, rngs=rngs, path="dense", rank=2)
+    dynamics = make_dynamics("cfc", arrays, D, rngs=rngs, sharing="per_type")
+    core = TNDCore(graph, 5, interaction=interaction, dynamics=dynamics, rngs=rngs)
+    assert core.interaction is interaction and core.dynamics is dynamics and core.arrays is arrays
+    named = build_core(graph, 5, rngs=nnx.Rngs(3), state_dim=D, interaction="lowrank", path="dense",
+                       interaction_options={"rank": 2}, dynamics="cfc", sharing="per_type")
+    for (path, a), (_, b) in zip(nnx.to_flat_state(nnx.state(core)), nnx.to_flat_state(nnx.state(named)), strict=True):
+        np.testing.assert_array_equal(a[...], b[...], err_msg=str(path))
+    other = make_dynamics("leaky", GraphArrays(graph), D, rngs=rngs)
+    with pytest.raises(TNDCoreError, match="one GraphArrays"):
+        TNDCore(graph, 5, interaction=interaction, dynamics=other, rngs=rngs)
+
+
+def test_part_options_are_checked_by_name_with_the_valid_ones():
+    with pytest.raises(InteractionError, match=r"Interaction 'scalar' has no option 'rank'\. Valid options: edge_gate, "):
+        _model(interaction_options={"rank": 2})
+    with pytest.raises(DynamicsError, match=r"Dynamics 'leaky' has no option 'units'\. Valid options: learn_tau, tau_max"):
+        _model(dynamics_options={"units": 2})
+    with pytest.raises(InteractionError, match=r"Unknown interaction 'lowrnak' \(did you mean 'lowrank'\?\)"):
+        _model(interaction="lowrnak")
 
 
 def test_plugins_add_interactions_and_dynamics_by_decorator():

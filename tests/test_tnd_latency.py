@@ -76,7 +76,7 @@ def test_input_and_readout_placement():
     default = _model()
     everywhere = _model(input_neurons="all", readout="all")
     n, d = 24, 2
-    assert everywhere.core.latency_hops == 0 and everywhere.core.inner_rounds == 1
+    assert everywhere.core.input_readout_hops == 0 and everywhere.core.inner_rounds == 1
     assert everywhere.core.out_features == n * d
     assert default.core.out_features == default.graph.motor.size * d
     assert everywhere.core.input_kernel.shape == (8, n, d)

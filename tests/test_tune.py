@@ -6,6 +6,8 @@ import sys
 import time
 
 import optuna
+
+from tnd.app.spec import load_spec
 import pytest
 import yaml
 from train_helpers import TINY, call_main, data_root  # noqa: F401  (fixture)
@@ -83,8 +85,7 @@ def test_trials_train_as_long_as_the_table_and_hyperband_prunes_them(monkeypatch
     with initialize_config_dir(config_dir=tune_cli.CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="tnd_tune", overrides=["model=tnd"])
         trial, _ = tune_cli.trial_spec(cfg, [])
-        table = tune_cli.to_object(compose(config_name="tnd_train", overrides=["experiment=pong_table", "model=tnd",
-                                                                                     "tuned=none"]))
+        table = load_spec(["experiment=pong_table", "model=tnd", "tuned=none"])
     assert trial.train.steps == table.train.steps == 3000
     assert (trial.train.lr, trial.train.warmup_steps, trial.train.batch_size) == \
         (table.train.lr, table.train.warmup_steps, table.train.batch_size)
@@ -103,7 +104,7 @@ def test_each_trial_trains_its_own_seed(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(tune_cli, "absolute", lambda path: str(tmp_path / path))
 
-    def fake_run(spec, run_dir, on_eval):
+    def fake_run(spec, run_dir, on_eval, overrides=None):
         seen.append(spec.seed)
         return {"catch_rate": 0.5, "catches_per_round": 1.0, "num_params": 1, "train_seconds": 0.0,
                 "config_hash": "x", "train_steps": spec.train.steps}

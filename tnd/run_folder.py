@@ -1,6 +1,8 @@
 """The files of a run folder: their names, and the one atomic JSON write they all use.
 
-``tnd-train`` writes ``summary.json`` (or, on failure, ``error.json``) and, for a run with
+Every run writes ``run.json`` when it starts: its description (the resolved spec as a dict
+and the overrides that made it), which the table, the curves and the sweep read, whoever
+started the run (``tnd-train``, a sweep, a notebook). ``tnd-train`` writes ``summary.json`` (or, on failure, ``error.json``) and, for a run with
 plugins, ``plugins.json`` (where each plugin module came from), ``tnd-eval``
 writes ``eval.json``, ``tnd-table`` writes ``expert_summary.json`` in a sweep folder, and
 the table reads them back. A JSON file is written to a temporary name and renamed, so a
@@ -31,9 +33,27 @@ EXPERT_FILE = "expert_summary.json"
 LOCK_FILE = ".lock"  # held (flock) by the one process writing the run folder
 PLUGINS_FILE = "plugins.json"  # {module: file it was imported from}, for runs with plugins=[...]
 STACKED_SEEDS_KEY = "seeds"  # tnd-train seeds=[...]: several seeds of one job, each in <job>/seed=<k>/
-RECORD_DIR = ".hydra"  # the job's record (config.yaml, hydra.yaml, overrides.yaml); tnd-train writes it once it holds the lock
+RUN_FILE = "run.json"  # a run's description: {"spec": the resolved spec, "overrides": [...]}; written at its start
+RECORD_DIR = ".hydra"  # Hydra's record of a tnd-train job (config.yaml, hydra.yaml, overrides.yaml); tnd-train writes it once it holds the lock
 EVAL_STEPS_KEY = "eval_steps"  # summary.json / eval.json: env steps played by the evaluation (not training steps)
 OLD_EVAL_STEPS_KEY = "steps"  # its name in summaries written before it was renamed
+
+
+def write_run_description(run_dir: str | Path, spec: Mapping[str, Any], overrides: list[str] | None = None) -> Path:
+    """``<run_dir>/run.json``: the run's resolved spec (a plain dict) and the overrides that
+    made it (``[]`` when it was built by hand), so any reader can identify the run."""
+    return write_json(Path(run_dir) / RUN_FILE, {"spec": dict(spec), "overrides": [str(o) for o in overrides or []]})
+
+
+def override_key(line: str) -> str:
+    """``+graph.options.k@pkg=3`` -> ``graph.options.k``: the key an override line sets."""
+    return line.partition("=")[0].lstrip("+~").split("@")[0]
+
+
+def seed_overrides(overrides: list[str], seed: int) -> list[str]:
+    """The overrides of one seed of a stacked job: ``seed=<k>`` in place of ``seed``/``seeds``."""
+    drop = ("seed", STACKED_SEEDS_KEY)
+    return [o for o in overrides if override_key(o) not in drop] + [f"seed={int(seed)}"]
 
 
 def seed_folder(job_dir: str | Path, seed: int) -> Path:

@@ -181,11 +181,11 @@ def table_models(overrides: list[str], seeds: list[int | None]):
     padded to one program shape (`tnd.app.align_programs`)."""
     import dataclasses
 
-    from tnd.app.experiment import align_programs, prepare
+    from tnd.app.experiment import align_programs, set_up
 
     base = _table_spec(overrides)
     specs = [base if seed is None else dataclasses.replace(base, seed=int(seed)) for seed in seeds]
-    prepared = align_programs(specs, [prepare(spec) for spec in specs])
+    prepared = align_programs(specs, [set_up(spec) for spec in specs])
     return [(p.model, p.options, p.num_params, p.obs_shape) for p in prepared]
 
 

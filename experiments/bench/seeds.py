@@ -100,7 +100,7 @@ def _trainer_row(name: str, count: int, one_graph: bool, separate_models, stacke
     from experiments.bench.models import NUM_ACTIONS
     from tnd.data.windows import make_windows
     from tnd.envs.demonstrations import Demonstrations
-    from tnd.training import Member, TrainSpec, train, train_seeds
+    from tnd.training import SeedRun, TrainSpec, train, train_seeds
 
     steps, length = 4096, args.seeds_seq_len
     rng = np.random.default_rng(0)
@@ -121,7 +121,7 @@ def _trainer_row(name: str, count: int, one_graph: bool, separate_models, stacke
         return wall - (spec.steps - 1) * step, step
 
     alone = [compile_and_step(train(m, windows, spec, seed=s, class_weights=weights)) for m, s in separate_models]
-    results = train_seeds([Member(m, s) for s, m in enumerate(stacked_models)], windows, spec, class_weights=weights)
+    results = train_seeds([SeedRun(m, s) for s, m in enumerate(stacked_models)], windows, spec, class_weights=weights)
     compile_stacked, step_stacked = compile_and_step(results[0], count)
     compile_separate = sum(c for c, _ in alone)
     step_separate = sum(t for _, t in alone)

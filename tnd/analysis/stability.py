@@ -125,6 +125,27 @@ def lyapunov_exponents(
       ``[k]`` exponents in nats per step, in decreasing order. Use ``jax.vmap`` over
       ``(carry0, inputs, key)`` for many trajectories. NaN when no step was counted.
     """
+    num_steps = _check_options(inputs, num_exponents, renormalize_every, burn_in)
+    flat0, rest0, f = _flat_step(step_fn, carry0)
+    dim = _check_state_size(flat0, num_exponents)
+    skip = _skip_mask(skip, num_steps)
+    if key is None:
+        key = jax.random.PRNGKey(0)
+    dtype = flat0.dtype if jnp.issubdtype(flat0.dtype, jnp.floating) else jnp.float32
+    q0, _ = jnp.linalg.qr(jax.random.normal(key, (dim, num_exponents), dtype))
+    body = _tangent_step(f, num_exponents=num_exponents, renormalize_every=renormalize_every, burn_in=burn_in,
+                         num_steps=num_steps, dtype=dtype)
+    init = (flat0, rest0, q0, jnp.zeros((num_exponents,), dtype), jnp.zeros((), jnp.int32))
+    (_, _, _, log_sum, counted), _ = jax.lax.scan(
+        body, init, (jnp.arange(num_steps), inputs, skip)
+    )
+    exponents = log_sum / jnp.where(counted > 0, counted, jnp.nan)
+    return jnp.sort(exponents)[::-1]
+
+
+def _check_options(inputs: Any, num_exponents: int, renormalize_every: int, burn_in: int) -> int:
+    """Refuses bad options or inputs of `lyapunov_exponents`; returns ``T``, the inputs' shared
+    leading time axis length."""
     if num_exponents < 1:
         raise AnalysisError(f"num_exponents must be >= 1, got {num_exponents}.")
     if renormalize_every < 1:
@@ -137,7 +158,11 @@ def lyapunov_exponents(
         raise AnalysisError("All input leaves must share the leading time axis length T.")
     if burn_in >= num_steps:
         raise AnalysisError(f"burn_in ({burn_in}) must be smaller than the number of steps T = {num_steps}.")
-    flat0, rest0, f = _flat_step(step_fn, carry0)
+    return num_steps
+
+
+def _check_state_size(flat0: jax.Array, num_exponents: int) -> int:
+    """``D``, the size of the flat float state ``flat0 [D]``; refuses ``D = 0`` or ``k > D``."""
     dim = flat0.shape[0]
     if dim == 0:
         raise AnalysisError("carry0 has no floating-point leaves: there is no state to perturb.")
@@ -145,15 +170,24 @@ def lyapunov_exponents(
         raise AnalysisError(
             f"num_exponents={num_exponents} exceeds the state dimension D={dim}; ask for at most {dim}."
         )
+    return dim
+
+
+def _skip_mask(skip: jax.Array | None, num_steps: int) -> jax.Array:
+    """``skip`` as a ``[T]`` bool mask (all false when None)."""
     if skip is None:
         skip = jnp.zeros((num_steps,), bool)
     skip = jnp.asarray(skip, bool)
     if skip.shape != (num_steps,):
         raise AnalysisError(f"skip must have shape [T] = ({num_steps},), got {skip.shape}.")
-    if key is None:
-        key = jax.random.PRNGKey(0)
-    dtype = flat0.dtype if jnp.issubdtype(flat0.dtype, jnp.floating) else jnp.float32
-    q0, _ = jnp.linalg.qr(jax.random.normal(key, (dim, num_exponents), dtype))
+    return skip
+
+
+def _tangent_step(f: Callable, *, num_exponents: int, renormalize_every: int, burn_in: int, num_steps: int,
+                  dtype) -> Callable:
+    """The scan body of `lyapunov_exponents`: one step of the carry and of its ``k`` tangent
+    vectors ``q [D, k]`` (pushed forward by the JVP, re-orthonormalised by QR when due), adding
+    ``log |diag R| [k]`` to the running sum for counted steps."""
 
     def body(state, inputs_t):
         flat, rest, q, log_sum, counted = state
@@ -176,12 +210,7 @@ def lyapunov_exponents(
         counted = counted + jnp.where(count_logs & ~skip_t, 1, 0)
         return (new_flat, new_rest, q, log_sum, counted), None
 
-    init = (flat0, rest0, q0, jnp.zeros((num_exponents,), dtype), jnp.zeros((), jnp.int32))
-    (_, _, _, log_sum, counted), _ = jax.lax.scan(
-        body, init, (jnp.arange(num_steps), inputs, skip)
-    )
-    exponents = log_sum / jnp.where(counted > 0, counted, jnp.nan)
-    return jnp.sort(exponents)[::-1]
+    return body
 
 
 def _linearize(f, flat, x_t, rest):

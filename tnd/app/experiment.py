@@ -12,7 +12,7 @@ A trained run comes back from its folder through `tnd.app.restore` (`restore_mod
 Data flow: env config -> dataset (loaded or collected, cached by config) -> windows on
 device -> model (optionally sized to ``param_budget``) -> `train` (resumable) -> closed-loop
 evaluation on held-out seeds -> ``summary.json``. Every check that needs no computation
-(names, sizes, options) runs first (`prepare`), so bad input fails before any data is
+(names, sizes, options) runs first (`set_up`), so bad input fails before any data is
 collected or any model is compiled.
 """
 
@@ -33,27 +33,30 @@ import numpy as np
 from flax import nnx
 
 from tnd.app.memory import check_games_fit, check_resources
+from tnd.app.datasets import load_dataset
+from tnd.app.spec import ExperimentError, check_positive
 from tnd.app.stacks import common_program_shape, program_groups
-from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
-from tnd.data.windows import label_frequencies, make_windows
+from tnd.data.windows import make_windows
 from tnd.envs import EnvDefinition, get_env
 from tnd.evaluation.metrics import summarize
 from tnd.graph import topology_names
-from tnd.models import build_model, effective_param_count, graph_mode, model_option_names, width_option
-from tnd.models.budget import width_for_budget
-from tnd.run_folder import ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, eval_metrics, run_folder_lock, write_json
-from tnd.training.config import (
-    NON_RESULT_TRAIN_FIELDS, DataSpec, EnvSpec, EvalSpec, ExperimentSpec, check_seed, to_dict, validate_seeds,
+from tnd.models import (
+    build_model, effective_param_count, graph_mode, holds_graph_as_data, model_option_names, width_option,
 )
-from tnd.training.loop import Member, TrainResult, train_seeds, validate_train_spec
+from tnd.models.budget import width_for_budget
+from tnd.registry import check_options
+from tnd.run_folder import (
+    ERROR_FILE, PLUGINS_FILE, SUMMARY_FILE, eval_metrics, run_folder_lock, seed_overrides, write_json,
+    write_run_description,
+)
+from tnd.training.config import (
+    NON_RESULT_TRAIN_FIELDS, EvalSpec, ExperimentSpec, to_dict, validate_seeds,
+)
+from tnd.training.loop import SeedRun, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
 from tnd.training.plugins import import_plugins, plugin_origins
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
-
-
-class ExperimentError(ValueError):
-    """Invalid experiment settings (sizes, options, names)."""
 
 
 # ------------------------------------------------------------------------- helpers
@@ -69,36 +72,50 @@ def config_hash(spec: ExperimentSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _positive(name: str, value: Any) -> None:
-    if value is None or int(value) <= 0:
-        raise ExperimentError(f"{name} must be a positive integer, got {value}.")
-
-
 def validate_sizes(spec: ExperimentSpec) -> None:
     """Every count and size in the spec is positive (one readable error otherwise)."""
 
     validate_train_spec(spec.train)
     validate_seeds(spec)
-    _positive("data.num_episodes", spec.data.num_episodes)
-    _positive("data.num_envs", spec.data.num_envs)
+    check_positive("data.num_episodes", spec.data.num_episodes)
+    check_positive("data.num_envs", spec.data.num_envs)
     if not 0.0 <= float(spec.data.epsilon) <= 1.0:
         raise ExperimentError(f"data.epsilon must lie in [0, 1], got {spec.data.epsilon}.")
-    _positive("eval.num_games", spec.eval.num_games)
-    _positive("eval.periodic_games", spec.eval.periodic_games)
-    _positive("eval.num_envs", spec.eval.num_envs)
+    check_positive("eval.num_games", spec.eval.num_games)
+    check_positive("eval.periodic_games", spec.eval.periodic_games)
+    check_positive("eval.num_envs", spec.eval.num_envs)
     if int(spec.eval.validation_seed) == int(spec.eval.seed):
         raise ExperimentError(
             f"eval.validation_seed equals eval.seed ({spec.eval.seed}): validation games (periodic "
             "evaluation, tuning) must differ from the test games. Choose another eval.validation_seed."
         )
     if spec.param_budget is not None:
-        _positive("param_budget", spec.param_budget)
+        check_positive("param_budget", spec.param_budget)
     for key, value in spec.model.options.items():
         if isinstance(value, int) and not isinstance(value, bool) and value <= 0 and key != "graph_seed":
             raise ExperimentError(f"model.options.{key} must be positive, got {value}.")
 
 
 # ------------------------------------------------------------------------- model
+def uses_graph(model: str, wired: bool | None) -> bool:
+    """Whether ``model`` runs on the graph group's topology: a graph-based model always
+    (``tnd``, ``sparse_rnn``) unless ``wired`` is false; an optionally wired one (the CfC) when
+    ``model.options.wired`` is true."""
+    mode = graph_mode(model)
+    if wired is None:
+        return mode == "always"
+    if wired and mode is None:
+        raise ExperimentError(f"Model '{model}' cannot be wired to a graph (no topology option).")
+    return bool(wired) and mode is not None
+
+
+def graph_in_structure(model: str, wired: bool | None) -> bool:
+    """Whether a seed's graph is part of the model's structure (the sparse RNN, a wired CfC),
+    so that seeds with different graphs cannot share one program: a model that uses a graph
+    and does not hold it as data (TND does: `tnd.app.stacks`)."""
+    return uses_graph(model, wired) and not holds_graph_as_data(model)
+
+
 def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     """The builder options of ``spec.model``, with the graph group merged in when used.
 
@@ -110,28 +127,20 @@ def model_options(spec: ExperimentSpec) -> dict[str, Any]:
     with the valid ones.
     """
 
-    mode = graph_mode(spec.model.name)
     valid = model_option_names(spec.model.name)
     options = dict(spec.model.options)
     wired = options.pop("wired", None)
-    unknown = sorted(set(options) - set(valid) - {"graph"}) if valid is not None else []
-    if unknown or "graph" in options:
-        raise ExperimentError(
-            f"Model '{spec.model.name}' has no option {', '.join(map(repr, unknown or ['graph']))}. "
-            f"Valid options: {', '.join(v for v in valid if v != 'graph')}."
-        )
-    takes_graph = mode is not None
-    uses_graph = mode == "always" if wired is None else bool(wired) and takes_graph
-    if wired and not takes_graph:
-        raise ExperimentError(f"Model '{spec.model.name}' cannot be wired to a graph (no topology option).")
-    if uses_graph and options.get("topology") is not None:  # the model's own topology (conf/tuned/tnd.yaml)
+    check_options(f"Model '{spec.model.name}'", options, None if valid is None else [v for v in valid if v != "graph"],
+                  ExperimentError)  # the graph group, not an option, gives a model its graph
+    graph_based = uses_graph(spec.model.name, wired)
+    if graph_based and options.get("topology") is not None:  # the model's own topology (conf/tuned/tnd.yaml)
         if options["topology"] not in topology_names():
             raise ExperimentError(
                 f"Unknown model.options.topology '{options['topology']}'. Valid graphs: {', '.join(topology_names())}."
             )
         options["topology_options"] = dict(options.get("topology_options") or {})
         options.setdefault("graph_seed", int(spec.seed) if spec.graph.seed is None else int(spec.graph.seed))
-    elif uses_graph:
+    elif graph_based:
         if not spec.graph.name:
             raise ExperimentError(
                 "graph.name is empty: name the topology your plugin registers, e.g. "
@@ -176,75 +185,22 @@ def build_agent(
     return model, options, effective_param_count(model)
 
 
-def align_programs(specs: list[ExperimentSpec], prepared: list[Prepared]) -> list[Prepared]:
+def align_programs(specs: list[ExperimentSpec], setups: list[RunSetup]) -> list[RunSetup]:
     """The seeds of a stack rebuilt to one program shape where their models hold graphs that
     differ in fan-in, fan-out or rounds per step (`tnd.app.stacks.common_program_shape`)."""
-    common = common_program_shape([p.model for p in prepared])
+    common = common_program_shape([p.model for p in setups])
     if common is None:
-        return prepared
+        return setups
     return [dataclasses.replace(p, model=build_agent(spec, p.obs_shape, p.num_actions, program_shape=common)[0])
-            for spec, p in zip(specs, prepared)]
+            for spec, p in zip(specs, setups)]
 
 
-def fingerprint(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_actions: int,
+def architecture(spec: ExperimentSpec, options: dict[str, Any], obs_shape, num_actions: int,
                 num_params: int) -> dict[str, Any]:
     """What identifies the model architecture of a checkpoint."""
     return {
         "model": spec.model.name, "options": options, "obs_shape": list(obs_shape),
         "num_actions": int(num_actions), "num_params": int(num_params), "env": spec.env.name,
-    }
-
-
-# ------------------------------------------------------------------------- data
-def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, Any]:
-    """The dict that addresses the dataset in the cache (`tnd.data.storage.dataset_path`)."""
-    return {
-        "env": env.name, "env_config": env.config_dict(env_config),
-        "num_episodes": int(data.num_episodes), "epsilon": float(data.epsilon), "seed": int(data.seed),
-        **env.expert_fields(),
-    }
-
-
-def load_dataset(data: DataSpec, env: EnvDefinition, env_config, *, progress: bool = True):
-    """Loads ``data.path`` or the cached dataset of this config (collecting and storing it).
-
-    The dataset's metadata must match the env config, epsilon and seed, and its labels the
-    env's actions (`DatasetError`).
-    """
-
-    expected = env.expected_metadata(env_config, epsilon=data.epsilon, seed=data.seed)
-    num_actions = env.num_actions(env_config)
-    if data.path:
-        return load_demonstrations(Path(data.path), num_actions=num_actions, expected_metadata=expected)
-
-    def collect():
-        return env.collect(
-            env_config, num_episodes=int(data.num_episodes), seed=int(data.seed),
-            epsilon=float(data.epsilon), num_envs=int(data.num_envs), progress=progress,
-        )
-
-    return load_or_collect(
-        Path(data.root), dataset_config(data, env, env_config), collect,
-        num_actions=num_actions, expected_metadata=expected, progress=progress,
-    )
-
-
-def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True) -> dict[str, Any]:
-    """What tnd-collect does: load or collect the dataset; returns where and how big."""
-
-    _positive("data.num_episodes", data.num_episodes)
-    _positive("data.num_envs", data.num_envs)
-    check_seed("data.seed", data.seed)
-    env = get_env(env_spec.name)
-    env_config = env.make_config(env_spec.options)
-    path = Path(data.path) if data.path else dataset_path(Path(data.root), dataset_config(data, env, env_config))
-    existed = Path(path).exists()
-    demos = load_dataset(data, env, env_config, progress=progress)
-    return {
-        "path": str(path), "reused": existed, "env": env.name, "episodes": demos.num_episodes,
-        "expert": demos.metadata.get("expert_summary"),
-        "steps": demos.num_steps, "obs_shape": list(demos.obs_shape),
-        "label_frequencies": [float(f) for f in label_frequencies(demos.actions, env.num_actions(env_config))],
     }
 
 
@@ -269,8 +225,8 @@ def evaluate(model: nnx.Module, env: EnvDefinition, config, *, num_games: int, s
 
 # ------------------------------------------------------------------------- experiment
 @dataclasses.dataclass
-class Prepared:
-    """What `prepare` resolved: env definition, configs, model, options, sizes."""
+class RunSetup:
+    """What `set_up` resolved for one run: env definition, configs, model, options, sizes."""
 
     env: EnvDefinition
     env_config: Any
@@ -282,7 +238,7 @@ class Prepared:
     num_params: int
 
 
-def prepare(spec: ExperimentSpec, *, seeds: int = 1) -> Prepared:
+def set_up(spec: ExperimentSpec, *, seeds: int = 1) -> RunSetup:
     """All cheap checks and the model, before any data is touched.
 
     The last check, before anything is built, is `tnd.app.memory.check_resources`: a run
@@ -299,13 +255,15 @@ def prepare(spec: ExperimentSpec, *, seeds: int = 1) -> Prepared:
     check_resources(spec, obs_shape, num_actions, model_options(spec), seeds=seeds, env_config=env_config)
     check_games_fit(env, spec.eval.num_games)  # the final evaluation, refused now rather than after training
     model, options, num_params = build_agent(spec, obs_shape, num_actions)
-    return Prepared(env, env_config, eval_config, obs_shape, num_actions, model, options, num_params)
+    return RunSetup(env, env_config, eval_config, obs_shape, num_actions, model, options, num_params)
 
 
 def run_experiment(
     spec: ExperimentSpec, run_dir: str | Path, *, on_eval: Callable[[int, dict[str, Any]], None] | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Trains and evaluates one model; writes ``summary.json`` (and logs, checkpoints).
+    """Trains and evaluates one model; writes ``run.json`` (the spec and ``overrides``, the
+    ones it was loaded with: `tnd.app.load_spec`), then ``summary.json`` (and logs, checkpoints).
 
     Rerunning with the same ``run_dir`` resumes from its latest checkpoint. ``on_eval(step,
     metrics)`` sees every periodic (validation-game) evaluation; it may raise to stop the run
@@ -314,15 +272,17 @@ def run_experiment(
     """
     run_dir = Path(run_dir)
     with run_folder_lock(run_dir):
-        return _run_locked([spec], [run_dir], on_eval)[0]
+        return _run_locked([spec], [run_dir], on_eval, [list(overrides or [])])[0]
 
 
-def run_seeds(spec: ExperimentSpec, seeds: list[int], run_dirs: list[str | Path]) -> list[dict[str, Any]]:
+def run_seeds(spec: ExperimentSpec, seeds: list[int], run_dirs: list[str | Path], *,
+              overrides: list[str] | None = None) -> list[dict[str, Any]]:
     """``spec`` for each of ``seeds``, trained as one jitted program (`tnd.training.loop.train_seeds`).
 
     Seed ``seeds[i]`` writes the run folder ``run_dirs[i]`` exactly as `run_experiment` would
     (checkpoints, metrics, summary; a rerun resumes every seed) and its results equal a
-    separate run's up to float summation order. The seeds' models must share their structure:
+    separate run's up to float summation order; its ``run.json`` names ``seed=<k>`` among
+    ``overrides`` as a run of that seed alone would. The seeds' models must share their structure:
     TND and the sparse RNN need one graph for all (``graph.seed``). Returns the summaries.
     """
     if len(seeds) != len(run_dirs) or not seeds:
@@ -332,17 +292,19 @@ def run_seeds(spec: ExperimentSpec, seeds: list[int], run_dirs: list[str | Path]
     with contextlib.ExitStack() as held:
         for folder in folders:
             held.enter_context(run_folder_lock(folder))
-        return _run_locked(specs, folders, None)
+        return _run_locked(specs, folders, None, [seed_overrides(list(overrides or []), s) for s in seeds])
 
 
-def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> list[dict[str, Any]]:
+def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval,
+                overrides: list[list[str]]) -> list[dict[str, Any]]:
     """`run_experiment` (one spec) or `run_seeds` while holding the run folders' locks.
 
     The specs differ at most in seed, so they share the dataset, windows and class weights.
     """
-    prepared = align_programs(specs, [prepare(spec, seeds=len(specs)) for spec in specs])
-    spec, p = specs[0], prepared[0]
-    for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs):
+    setups = align_programs(specs, [set_up(spec, seeds=len(specs)) for spec in specs])
+    spec, p = specs[0], setups[0]
+    for run_spec, run_p, run_dir, run_overrides in zip(specs, setups, run_dirs, overrides):
+        write_run_description(run_dir, to_dict(run_spec), run_overrides)
         if run_spec.plugins:
             write_json(run_dir / PLUGINS_FILE, plugin_origins(run_spec.plugins))
         log.info("run %s: model=%s (%d parameters, options %s) env=%s seed=%d, %d steps", run_dir,
@@ -365,12 +327,12 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
         return metrics
 
     members = [
-        Member(run_p.model, int(run_spec.seed), run_dir,
-               fingerprint(run_spec, run_p.options, run_p.obs_shape, run_p.num_actions, run_p.num_params),
+        SeedRun(run_p.model, int(run_spec.seed), run_dir,
+               architecture(run_spec, run_p.options, run_p.obs_shape, run_p.num_actions, run_p.num_params),
                to_dict(run_spec), periodic_eval)
-        for run_spec, run_p, run_dir in zip(specs, prepared, run_dirs)
+        for run_spec, run_p, run_dir in zip(specs, setups, run_dirs)
     ]
-    groups = program_groups([run_p.model for run_p in prepared])
+    groups = program_groups([run_p.model for run_p in setups])
     if len(groups) > 1:
         log.warning("seeds %s: their models differ in structure (e.g. graphs with different edge counts), so they "
                     "train as %d programs one after another: %s", [s.seed for s in specs], len(groups),
@@ -381,10 +343,10 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval) -> l
         for i, result in zip(group, trained):
             results[i] = result
     return [_finish(run_spec, run_p, result, demos, run_dir)
-            for run_spec, run_p, result, run_dir in zip(specs, prepared, results, run_dirs)]
+            for run_spec, run_p, result, run_dir in zip(specs, setups, results, run_dirs)]
 
 
-def _finish(spec: ExperimentSpec, p: Prepared, result: TrainResult, demos, run_dir: Path) -> dict[str, Any]:
+def _finish(spec: ExperimentSpec, p: RunSetup, result: TrainResult, demos, run_dir: Path) -> dict[str, Any]:
     """The final evaluation on the test games and ``summary.json`` of one trained run."""
     t0 = time.perf_counter()
     final = evaluate(p.model, p.env, p.eval_config, num_games=spec.eval.num_games, seed=spec.eval.seed,

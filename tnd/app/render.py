@@ -3,8 +3,9 @@
     result = render_run("multirun/pong_table/pong/default/model=lstm,seed=0", "agent.gif", RenderOptions(steps=300))
     print(describe(result))
 
-`render_run` restores the folder's latest checkpoint (`restore_model`), plays the run's own
-evaluation games with the drawing pieces of `tnd.evaluation.render` and writes the file.
+`render_run` restores the folder's latest checkpoint (`restore_model`), has the run's env
+play and draw its own evaluation games (`EnvDefinition.draw_games`), puts the headers of
+`tnd.evaluation.render` above the frames and writes the file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from pathlib import Path
 
 from tnd.app.experiment import eval_env_config
 from tnd.app.restore import restore_model
-from tnd.envs import get_env
+from tnd.envs import env_names, get_env
 from tnd.envs.pong.render import check_animation_path, write_animation
 from tnd.evaluation.render import (
-    DEFAULT_FILE, ENVS, Recording, RenderError, RenderOptions, RenderResult, annotate, counts_text, overlay_lines,
-    record_atari, record_pong, upscale,
+    DEFAULT_FILE, Recording, RenderError, RenderOptions, RenderResult, annotate, counts_text, overlay_lines, upscale,
 )
 
 
@@ -27,13 +27,15 @@ def default_output(run_dir: str | Path) -> Path:
 
 
 def record_run(model, spec, options: RenderOptions, seed: int) -> Recording:
-    """The run's env (with its evaluation overrides), played by ``model`` as `options` say."""
-    if spec.env.name not in ENVS:
-        raise RenderError(f"Cannot render env '{spec.env.name}': supported envs are {', '.join(ENVS)}.")
-    config = eval_env_config(get_env(spec.env.name), spec.env.options, spec.eval)
-    if spec.env.name == "pong":
-        return record_pong(model, config, games=options.games, seed=seed, steps=options.steps)
-    return record_atari(model, config, games=options.games, seed=seed, steps=options.steps, progress=options.progress)
+    """The run's env (with its evaluation overrides), played by ``model`` and drawn by the env
+    (`EnvDefinition.draw_games`) as `options` say."""
+    env = get_env(spec.env.name)
+    if env.draw_games is None:
+        drawable = [name for name in env_names() if get_env(name).draw_games is not None]
+        raise RenderError(f"Cannot render env '{env.name}': it does not draw its games (EnvDefinition.draw_games); "
+                          f"envs that do: {', '.join(drawable)}.")
+    config = eval_env_config(env, spec.env.options, spec.eval)
+    return env.draw_games(model, config, games=options.games, seed=seed, steps=options.steps, progress=options.progress)
 
 
 def render_run(run_dir: str | Path, out: str | Path | None = None, options: RenderOptions | None = None) -> RenderResult:

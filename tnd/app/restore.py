@@ -11,7 +11,8 @@ from typing import Any
 
 from flax import nnx
 
-from tnd.app.experiment import _positive, eval_env_config, evaluate
+from tnd.app.experiment import eval_env_config, evaluate
+from tnd.app.spec import check_positive
 from tnd.envs import get_env
 from tnd.evaluation.table.runs import HYDRA_RECORD_FILES, read_hydra_file
 from tnd.models import build_model
@@ -112,7 +113,7 @@ def evaluate_checkpoint(
     Returns the metrics with model, step, seed.
     """
     for name in ("num_games", "num_envs"):
-        _positive(f"eval.{name}", getattr(eval_spec, name))
+        check_positive(f"eval.{name}", getattr(eval_spec, name))
     check_seed("eval.seed", eval_spec.seed)
     model, spec, meta = restore_model(run_dir, plugins=plugins)
     env = get_env(spec.env.name)

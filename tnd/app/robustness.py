@@ -93,16 +93,15 @@ def measure_run(run_dir: str | Path, columns: Sequence[Perturbation], *, setting
 
 
 def _smoothness(model, spec, env, base, cache: dict[str, Any], settings: RobustnessSettings) -> dict[str, float]:
-    """`hidden_state_smoothness` on the run's first unperturbed test games (cached like a column)."""
-    if env.name != "pong":
-        raise RobustnessError(f"Smoothness is measured on single-player Pong's recorded games; this run plays "
-                              f"'{env.name}'. Leave out --smoothness for it.")
-    from tnd.envs.pong import record_model
-
+    """`hidden_state_smoothness` on the run's first unperturbed test games (cached like a column),
+    as the env records them (`EnvDefinition.record_model`)."""
+    if env.record_model is None:
+        raise RobustnessError(f"Smoothness is measured on recorded games, and env '{env.name}' does not record "
+                              "its games (EnvDefinition.record_model). Leave out --smoothness for it.")
     key = json.dumps({"smoothness": [settings.smoothness_games, settings.smoothness_steps,
                                      settings.lyapunov_burn_in], "seed": int(spec.eval.seed)})
     if key not in cache:
-        _, trajectory = record_model(model, base, num_games=settings.smoothness_games, seed=int(spec.eval.seed))
+        _, trajectory = env.record_model(model, base, num_games=settings.smoothness_games, seed=int(spec.eval.seed))
         observations = trajectory.observations[:, :settings.smoothness_steps]
         burn_in = min(settings.lyapunov_burn_in, observations.shape[1] // 2)  # games shorter than configured
         cache[key] = hidden_state_smoothness(model, observations, burn_in=burn_in)

@@ -1,18 +1,33 @@
 """The TND core: input -> input neurons, K rounds of (interaction, local dynamics), readout.
 
-One time step with input features ``f_t: [B, F]`` and state ``h`` (rows ``[N, d * B]``
+**Words, one meaning each.**
+
+* *update*: F's per-neuron map ``h' = F(h, m, u)`` (`LocalDynamics.apply`), nothing else;
+* *round*: messages along the edges, then one update of every neuron (`TNDCore.round`);
+* *step*: one time step of the input, K rounds with the input held (`TNDCore.step`, also
+  the core's ``__call__``; the harness calls it `core_step`, and its own `step` wraps it
+  with the encoder and the action head);
+* *sequence*: T steps as one scan over their T * K rounds (`TNDCore.sequence`; the
+  harness's `core_sequence`).
+
+One step with input features ``f_t: [B, F]`` and state ``h`` (rows ``[N, d * B]``
 inside a program, `tnd.layout`; ``[B, N, d]`` in the harness's carry):
 
     u      = place_input(f_t W_in + b_in)                  zero off the input neurons
-    repeat K = inner_rounds times:
+    repeat K = inner_rounds times (one round each):
         m  = I(h)                                          messages along the graph's edges
-        h  = F(h, m, u)                                    local per-neuron update
+        h  = F(h, m, u)                                    the update of every neuron
     out    = h[readout neurons] flattened                  [B, R * d]
 
 ``W_in: [F, S, d]`` gives each input neuron its own projection of the input. Every round
 sees the same input ``u`` (the input is held during the step). The interaction weights are
 loop-invariant, and so are the dynamics' per-neuron parameters: `prepare` computes both once
-per sequence; the per-round work is only messages and updates.
+per sequence; the work of a round is only messages and updates.
+
+**The core receives its parts.** I and F are objects built on the graph's `GraphArrays`
+and handed to `TNDCore` (as jraph's ``GraphNetwork`` takes its update functions); the
+lookup by name (``interaction="plastic"``, ``dynamics="cfc"``) belongs to the model
+builder, `tnd.models.tnd_model.build_core`.
 
 **A sequence is a scan over rounds.** `sequence` runs one ``lax.scan`` over the T * K
 rounds of a window (the input and the reset of step t enter at its first round, the readout
@@ -51,10 +66,10 @@ import numpy as np
 from flax import nnx
 
 from tnd.core.fused import LeakyRoundWeights, leaky_round, leaky_round_forward
-from tnd.dynamics.local import LeakyDynamics, make_dynamics
-from tnd.graph.arrays import GraphArrays, GraphData, GraphShape
+from tnd.dynamics.local import LeakyDynamics, LocalDynamics
+from tnd.graph.arrays import GraphData, GraphShape
 from tnd.graph.neuron_graph import NeuronGraph
-from tnd.interaction.operators import PHI_GRADS_FROM_OUTPUT, Interaction, make_interaction
+from tnd.interaction.operators import PHI_GRADS_FROM_OUTPUT, Interaction
 from tnd.layout import batch_columns, from_rows, to_rows
 
 INPUT_PLACEMENTS = ("sensory", "all")
@@ -122,61 +137,68 @@ def resolve_inner_rounds(inner_rounds: int | str, distance: int, graph_name: str
     return int(inner_rounds)
 
 
+def check_placement(input_neurons: str, readout: str) -> None:
+    """Raises `TNDCoreError` for an unknown input placement or readout (before any part is built)."""
+    if input_neurons not in INPUT_PLACEMENTS:
+        raise TNDCoreError(f"Unknown input_neurons {input_neurons!r}. Valid values: {', '.join(INPUT_PLACEMENTS)}.")
+    if readout not in READOUTS:
+        raise TNDCoreError(f"Unknown readout {readout!r}. Valid values: {', '.join(READOUTS)}.")
+
+
+def check_state_dim(state_dim) -> int:
+    """d, the channels per neuron, as an int (`TNDCoreError` unless a positive integer)."""
+    if not isinstance(state_dim, (int, np.integer)) or state_dim < 1:
+        raise TNDCoreError(f"state_dim must be a positive integer, got {state_dim!r}.")
+    return int(state_dim)
+
+
 class TNDCore(nnx.Module):
     """The recurrent TND core on a `NeuronGraph` held as data (carry ``[B, N, d]``).
 
+    It receives its parts, built on the graph's arrays (`tnd.models.tnd_model.build_core`
+    builds them from option names), as jraph's ``GraphNetwork`` receives its update functions.
+
     Args:
-      graph: the neuron graph.
+      graph: the neuron graph (host side: its distances set the rounds).
       in_features: F, the width of the encoder features.
-      state_dim: d, channels per neuron.
-      interaction: one of ``tnd.interaction.interaction_names()``; ``interaction_options`` go to it
-        (``rank``, ``phi``, ``gate_penalty``, ``gate_init_logit``).
-      dynamics: one of ``tnd.dynamics.dynamics_names()``; ``dynamics_options`` go to it.
-      sharing: ``shared`` | ``per_neuron`` | ``per_type`` dynamics parameters.
+      interaction: I, an `Interaction` on the graph's `GraphArrays` (its ``state_dim`` is d).
+      dynamics: F, a `LocalDynamics` on the same `GraphArrays` and d.
       inner_rounds: communication rounds K per time step (>= 1), or ``"auto"``: one more than
         the input -> readout distance, so actions do not lag the input (module docstring).
       input_neurons: ``sensory`` (the graph's sensory neurons receive the input) | ``all``.
       readout: ``motor`` (the graph's motor neurons are read out) | ``all``.
-      path: ``auto`` | ``sparse`` | ``dense`` execution path of the interaction.
-      edge_gate: learn a sigmoid gate per edge with an L1 penalty (`regularization`).
-      program_shape: `ProgramShape` (or its dict) to pad to, so that graphs of one size share
-        a program; it never changes what the model computes.
+      program_rounds: the rounds per step of a program several graphs share (a stack's
+        `ProgramShape.rounds`; None: this graph's own); it never changes what the model computes.
     """
 
     def __init__(
-        self, graph: NeuronGraph, in_features: int, *, rngs: nnx.Rngs, state_dim: int = 4,
-        interaction: str = "scalar", dynamics: str = "leaky", sharing: str = "shared",
-        inner_rounds: int | str = "auto", path: str = "auto", edge_gate: bool = False,
-        interaction_options: dict | None = None, dynamics_options: dict | None = None,
-        input_neurons: str = "sensory", readout: str = "motor", program_shape: ProgramShape | dict | None = None,
+        self, graph: NeuronGraph, in_features: int, *, interaction: Interaction, dynamics: LocalDynamics,
+        rngs: nnx.Rngs, inner_rounds: int | str = "auto", input_neurons: str = "sensory", readout: str = "motor",
+        program_rounds: int | None = None,
     ):
-        if not isinstance(state_dim, (int, np.integer)) or state_dim < 1:
-            raise TNDCoreError(f"state_dim must be a positive integer, got {state_dim!r}.")
-        if input_neurons not in INPUT_PLACEMENTS:
-            raise TNDCoreError(f"Unknown input_neurons {input_neurons!r}. Valid values: {', '.join(INPUT_PLACEMENTS)}.")
-        if readout not in READOUTS:
-            raise TNDCoreError(f"Unknown readout {readout!r}. Valid values: {', '.join(READOUTS)}.")
-        shape = ProgramShape.parse(program_shape)
-        self.arrays = GraphArrays(graph, fan_in=shape.fan_in, fan_out=shape.fan_out)
-        self.state_dim = int(state_dim)
+        check_placement(input_neurons, readout)
+        arrays = interaction.arrays
+        shape = arrays.shape
+        if (dynamics.arrays is not arrays or dynamics.state_dim != interaction.state_dim
+                or (shape.num_neurons, shape.num_edges) != (graph.num_neurons, graph.num_edges)):
+            raise TNDCoreError("The interaction and the dynamics must run on one GraphArrays of this graph, "
+                               "with one state_dim.")
+        self.arrays = arrays
+        self.state_dim = int(interaction.state_dim)
         every = np.arange(graph.num_neurons)
         inputs = graph.sensory if input_neurons == "sensory" else every
         read = graph.motor if readout == "motor" else every
         self.input_neurons, self.readout_neurons = input_neurons, readout
         distance = int(graph.hops(inputs, read))
         own_rounds = resolve_inner_rounds(inner_rounds, distance, f"graph '{graph.name}'")
-        if shape.rounds is not None and shape.rounds < own_rounds:
-            raise TNDCoreError(f"program_shape rounds={shape.rounds} is below this graph's {own_rounds} rounds per step.")
-        self.inner_rounds = int(shape.rounds or own_rounds)  # rounds the program runs per step
-        self.masked_rounds = shape.rounds is not None  # a stack: this graph's own rounds are data
+        if program_rounds is not None and program_rounds < own_rounds:
+            raise TNDCoreError(f"program_shape rounds={program_rounds} is below this graph's {own_rounds} rounds per step.")
+        self.inner_rounds = int(program_rounds or own_rounds)  # rounds the program runs per step
+        self.masked_rounds = program_rounds is not None  # a stack: this graph's own rounds are data
         self.own_rounds = GraphData(jnp.asarray(own_rounds, jnp.int32))
         self.distance = GraphData(jnp.asarray(distance, jnp.int32))
-        self.interaction = make_interaction(
-            interaction, self.arrays, self.state_dim, rngs=rngs, path=path, edge_gate=edge_gate,
-            **(interaction_options or {}),
-        )
-        self.dynamics = make_dynamics(dynamics, self.arrays, self.state_dim, rngs=rngs, sharing=sharing,
-                                      **(dynamics_options or {}))
+        self.interaction = interaction
+        self.dynamics = dynamics
         num_inputs = int(inputs.size)
         self.input_kernel = nnx.Param(
             jax.random.normal(rngs.params(), (in_features, num_inputs, self.state_dim)) / np.sqrt(in_features)
@@ -199,7 +221,7 @@ class TNDCore(nnx.Module):
         return self.arrays.graph
 
     @property
-    def latency_hops(self) -> int:
+    def input_readout_hops(self) -> int:
         """D, the input -> readout distance in edges."""
         return int(self.distance[...])
 
@@ -305,6 +327,7 @@ class TNDCore(nnx.Module):
         return from_rows(h, batch), self.readout_features(self.read(h), batch)
 
     def __call__(self, carry: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Calling the core runs one `step`."""
         return self.step(carry, features)
 
     def sequence(self, carry: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -69,7 +69,7 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def config_hash(config: dict) -> str:
+def dataset_hash(config: dict) -> str:
     """A stable short hash of a JSON-able config (key order does not matter)."""
     text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -77,7 +77,7 @@ def config_hash(config: dict) -> str:
 
 def dataset_path(root, config: dict) -> pathlib.Path:
     """Where the dataset produced by ``config`` lives: ``<root>/demos-<hash(config)>``."""
-    return pathlib.Path(root) / f"demos-{config_hash(config)}"
+    return pathlib.Path(root) / f"demos-{dataset_hash(config)}"
 
 
 def _sha256(path: pathlib.Path) -> str:

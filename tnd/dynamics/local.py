@@ -40,6 +40,7 @@ from flax import nnx
 
 from tnd.graph.arrays import GraphArrays
 from tnd.layout import ChannelWeights, channel_map, channels, from_rows, per_neuron_rows, to_rows
+from tnd.registry import Registry, check_options, keyword_options
 
 SHARING = ("shared", "per_neuron", "per_type")
 
@@ -55,26 +56,21 @@ def num_groups(arrays: GraphArrays, sharing: str) -> int:
     return {"shared": 1, "per_neuron": arrays.num_neurons, "per_type": arrays.num_types}[sharing]
 
 
-_DYNAMICS: dict[str, type] = {}
+_DYNAMICS: Registry[type[LocalDynamics]] = Registry(
+    "dynamics", DynamicsError, listed="Valid values", sort_names=False, register_name="register_dynamics",
+    accepts=(lambda cls: isinstance(cls, type) and issubclass(cls, LocalDynamics), "a LocalDynamics subclass"),
+)
+PART_ARGUMENTS = ("rngs", "sharing")  # what make_dynamics passes every dynamics besides its options
 
 
 def register_dynamics(kind: str):
     """Class decorator: registers a `LocalDynamics` subclass as ``dynamics=kind``."""
-    if not isinstance(kind, str) or not kind:
-        raise DynamicsError(f"register_dynamics needs a non-empty name, got {kind!r}.")
-
-    def decorator(cls: type) -> type:
-        if not (isinstance(cls, type) and issubclass(cls, LocalDynamics)):
-            raise DynamicsError(f"register_dynamics('{kind}') needs a LocalDynamics subclass, got {cls!r}.")
-        _DYNAMICS[kind] = cls
-        return cls
-
-    return decorator
+    return _DYNAMICS.register(kind)
 
 
 def dynamics_names() -> tuple[str, ...]:
     """The registered dynamics families, built-ins first."""
-    return tuple(_DYNAMICS)
+    return tuple(_DYNAMICS.names())
 
 
 class LocalDynamics(nnx.Module):
@@ -248,11 +244,11 @@ def make_dynamics(kind: str, arrays: GraphArrays, state_dim: int, *, rngs: nnx.R
     (leaky; False keeps the initial taus fixed), ``backbone_units``
     and ``timespan`` (cfc).
     """
-    if kind not in _DYNAMICS:
-        raise DynamicsError(f"Unknown dynamics '{kind}'. Valid values: {', '.join(dynamics_names())}.")
+    cls = _DYNAMICS.get(kind)
     if sharing not in SHARING:
         raise DynamicsError(f"Unknown sharing '{sharing}'. Valid values: {', '.join(SHARING)}.")
+    check_options(f"Dynamics '{kind}'", options, keyword_options(cls, fixed=PART_ARGUMENTS), DynamicsError)
     try:
-        return _DYNAMICS[kind](arrays, state_dim, rngs=rngs, sharing=sharing, **options)
+        return cls(arrays, state_dim, rngs=rngs, sharing=sharing, **options)
     except TypeError as err:
         raise DynamicsError(f"Bad option for dynamics '{kind}': {err}") from err

@@ -17,11 +17,16 @@ imports the layers above (data, evaluation, training): they import the envs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tnd.envs.demonstrations import Demonstrations
+from tnd.envs.recording import Recording, counts_in_words
+from tnd.envs.rollout import Trajectory
 from tnd.envs.tally import Tally
+from tnd.registry import Registry, check_options
+
+DEFAULT_TABLE_NOTE = "Our runs' environment: {envs}; the paper's protocol is {protocol}."
 
 
 class UnknownEnvError(ValueError):
@@ -29,25 +34,50 @@ class UnknownEnvError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class DatasetNaming:
+    """How an env's datasets name it in their metadata (checked whenever one is loaded).
+
+    Datasets on disk carry the keys their env's collect wrote when they were made; they stay
+    valid, at their addresses, only while these stay as written, so they are part of what an
+    env is: ``env`` the value under ``"env"`` (None: the env's registered name) and
+    ``config_key`` the key holding the env config.
+    """
+
+    env: str | None = None
+    config_key: str = "env_config"
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvDefinition:
-    """One environment: its options, how to build it, collect expert data on it and evaluate on it.
+    """One environment: its options, how to build it, collect expert data on it, evaluate, draw
+    and describe it. Every env fills the same contract; what differs between envs is data here.
 
     * ``config``: a dataclass of the env's options (validated in its constructor).
     * ``make(config) -> (env, params)``: gymnax-style; ``env.num_actions`` and
       ``env.observation_space(params).shape`` give the model's action head and input.
-    * ``collect_demonstrations(config, *, num_episodes, seed, epsilon, progress[, num_envs])``
+    * ``collect_demonstrations(config, *, num_episodes, seed, epsilon, num_envs, progress)``
       -> `Demonstrations` (expert labels, ``epsilon`` random executed actions).
-    * ``evaluate_model(model, config, *, num_games, seed, progress[, num_envs])`` -> ``tally``:
+    * ``evaluate_model(model, config, *, num_games, seed, num_envs, progress)`` -> ``tally``:
       greedy closed-loop play of a harness model.
-    * ``evaluate_expert(config, *, num_games, seed, progress[, num_envs])`` -> ``tally``
+    * ``evaluate_expert(config, *, num_games, seed, num_envs, progress)`` -> ``tally``
       (optional): the expert on the same games, the tables' reference row.
+      (``num_envs``: games side by side in host emulators; a JAX env, whose games run in
+      jitted batches, takes it and has no use for it.)
     * ``tally``: the `Tally` subclass ``evaluate`` returns (its summary is the run's metrics).
-    * ``takes_num_envs``: collect/evaluate take ``num_envs`` (games side by side in host emulators).
-    * ``dataset_env`` / ``dataset_config_key``: the ``env`` its datasets' metadata names
-      (default: ``name``) and the key holding the env config there.
     * ``expert``: names the expert ``collect_demonstrations`` plays (empty: not named). A named
       expert is part of every dataset's address and metadata, so demonstrations of another
       expert (an earlier version) are never reused.
+    * ``dataset_naming``: how its datasets name it in their metadata (`DatasetNaming`).
+    * ``draw_games(model, config, *, games, seed, steps, progress)`` -> `Recording`
+      (optional): the first ``games`` evaluation games of ``seed``, ``steps`` steps each,
+      drawn with their running counts (what ``tnd-render`` writes; None: not drawable).
+    * ``describe_counts(counts) -> str``: a frame's counts line (default: name-value pairs).
+    * ``record_model(model, config, *, num_games, seed)`` -> ``(tally, Trajectory)``
+      (optional): the evaluation games with their observations, for measures along a game
+      (``tnd-table --robustness``'s smoothness; None: not recorded).
+    * ``table_note``: the tables' sentence on how its games relate to the paper's protocol
+      (``{envs}``: the runs' envs, ``{protocol}``: the paper's); ``plays_paper_protocol``:
+      its games are the paper's protocol, so the paper's figures stand beside ours.
     """
 
     name: str
@@ -56,11 +86,14 @@ class EnvDefinition:
     collect_demonstrations: Callable[..., Demonstrations]
     evaluate_model: Callable[..., Tally]
     tally: type[Tally]
-    takes_num_envs: bool = False
-    dataset_env: str | None = None
-    dataset_config_key: str = "env_config"
     expert: str = ""
     evaluate_expert: Callable[..., Tally] | None = None
+    dataset_naming: DatasetNaming = DatasetNaming()
+    draw_games: Callable[..., Recording] | None = None
+    describe_counts: Callable[[Mapping[str, int]], str] = counts_in_words
+    record_model: Callable[..., tuple[Tally, Trajectory]] | None = None
+    table_note: str = DEFAULT_TABLE_NOTE
+    plays_paper_protocol: bool = False
 
     def __post_init__(self):  # a malformed definition is a plugin bug: say which part
         if not isinstance(self.name, str) or not self.name.strip():
@@ -69,18 +102,14 @@ class EnvDefinition:
             raise TypeError(f"Env '{self.name}': config must be a dataclass type, got {self.config!r}.")
         if not (isinstance(self.tally, type) and issubclass(self.tally, Tally)):
             raise TypeError(f"Env '{self.name}': tally must be a subclass of tnd.envs.tally.Tally, got {self.tally!r}.")
+        if not isinstance(self.dataset_naming, DatasetNaming):
+            raise TypeError(f"Env '{self.name}': dataset_naming must be a DatasetNaming, got {self.dataset_naming!r}.")
 
     def make_config(self, options: dict[str, Any] | None = None):
         """The env's config dataclass from plain options; unknown options fail with the valid ones."""
         cls = self.config
         options = dict(options or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UnknownEnvError(
-                f"Env '{self.name}' has no option {', '.join(map(repr, unknown))}. "
-                f"Valid options: {', '.join(sorted(known))}."
-            )
+        check_options(f"Env '{self.name}'", options, [f.name for f in dataclasses.fields(cls)], UnknownEnvError)
         for f in dataclasses.fields(cls):  # tuples arrive as lists from config files
             if f.name in options and isinstance(options[f.name], list):
                 options[f.name] = tuple(options[f.name])
@@ -95,8 +124,8 @@ class EnvDefinition:
     def expected_metadata(self, config, *, epsilon: float, seed: int) -> dict[str, Any]:
         """Metadata a dataset for this config must carry (checked when it is loaded)."""
         return {
-            "env": self.dataset_env or self.name,
-            self.dataset_config_key: self.config_dict(config),
+            "env": self.dataset_naming.env or self.name,
+            self.dataset_naming.config_key: self.config_dict(config),
             "epsilon": float(epsilon),
             "seed": int(seed),
             **self.expert_fields(),
@@ -118,24 +147,16 @@ class EnvDefinition:
 
     def collect(self, config, *, num_episodes: int, seed: int, epsilon: float = 0.0,
                 num_envs: int = 8, progress: bool = True) -> Demonstrations:
-        """Expert demonstrations (`collect_demonstrations`, one keyword interface for every
-        env); their metadata carries `expected_metadata` where the env did not set those keys."""
-        kwargs = dict(num_episodes=num_episodes, seed=seed, epsilon=epsilon, progress=progress)
-        if self.takes_num_envs:
-            kwargs["num_envs"] = num_envs
-        demos = self.collect_demonstrations(config, **kwargs)
+        """Expert demonstrations (`collect_demonstrations`); their metadata carries
+        `expected_metadata` where the env did not set those keys."""
+        demos = self.collect_demonstrations(config, num_episodes=num_episodes, seed=seed, epsilon=epsilon,
+                                            num_envs=num_envs, progress=progress)
         expected = self.expected_metadata(config, epsilon=epsilon, seed=seed)
         return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 
-    def _play_kwargs(self, num_games: int, seed: int, num_envs: int, progress: bool) -> dict[str, Any]:
-        kwargs = {"num_games": num_games, "seed": seed, "progress": progress}
-        if self.takes_num_envs:
-            kwargs["num_envs"] = num_envs
-        return kwargs
-
     def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False) -> Tally:
         """Greedy closed-loop play of ``model`` (`evaluate_model`): the env's `tally`, one entry per game."""
-        tally = self.evaluate_model(model, config, **self._play_kwargs(num_games, seed, num_envs, progress))
+        tally = self.evaluate_model(model, config, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress)
         if not isinstance(tally, self.tally):
             raise TypeError(
                 f"Env '{self.name}' evaluated to a {type(tally).__name__}, not its declared {self.tally.__name__}."
@@ -147,28 +168,36 @@ class EnvDefinition:
         """The expert on the games `evaluate` plays for ``seed`` (None: the env has no `evaluate_expert`)."""
         if self.evaluate_expert is None:
             return None
-        return self.evaluate_expert(config, **self._play_kwargs(num_games, seed, num_envs, progress))
+        return self.evaluate_expert(config, num_games=num_games, seed=seed, num_envs=num_envs, progress=progress)
+
+    def table_sentence(self, envs: str, protocol: str) -> str:
+        """`table_note` for the runs' ``envs`` and the paper's ``protocol``."""
+        return self.table_note.format(envs=envs, protocol=protocol)
 
 
-_ENVS: dict[str, EnvDefinition] = {}
+_ENVS: Registry[EnvDefinition] = Registry("env", UnknownEnvError, listed="Valid envs")
 
 
 def register_env(definition: EnvDefinition) -> EnvDefinition:
     """Adds (or replaces) an environment; returns it."""
     if not isinstance(definition, EnvDefinition):
         raise TypeError(f"register_env takes an EnvDefinition, got {type(definition).__name__}.")
-    _ENVS[definition.name] = definition
-    return definition
+    return _ENVS.register(definition.name, definition)
 
 
 def env_names() -> list[str]:
-    return sorted(_ENVS)
+    """The registered envs, sorted."""
+    return _ENVS.names()
 
 
 def get_env(name: str) -> EnvDefinition:
-    if name not in _ENVS:
-        raise UnknownEnvError(f"Unknown env '{name}'. Valid envs: {', '.join(env_names())}.")
-    return _ENVS[name]
+    """The env registered as ``name`` (`UnknownEnvError` naming the valid ones)."""
+    return _ENVS.get(name)
+
+
+def find_env(name: str) -> EnvDefinition | None:
+    """The env registered as ``name``, or None (a run's env whose plugin is not imported)."""
+    return _ENVS.get(name) if name in _ENVS else None
 
 
 def make(name: str, **options) -> tuple[Any, Any]:

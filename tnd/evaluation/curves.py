@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnd.evaluation import table as tbl
+from tnd.evaluation import table as tables
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -61,7 +61,7 @@ RATE_RANGE = (0.0, 1.0)
 CSV_COLUMNS: tuple[str, ...] = ("model", "step", "mean", "lo", "hi", "n_seeds")
 
 
-class CurveError(tbl.TableError):
+class CurveError(tables.TableError):
     """Unreadable or absent run folders, or no evaluation rows to draw curves from."""
 
 
@@ -124,7 +124,7 @@ def _finite(value) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def read_curve(record: tbl.RunRecord, metric: str = DEFAULT_METRIC) -> RunCurve | None:
+def read_curve(record: tables.RunRecord, metric: str = DEFAULT_METRIC) -> RunCurve | None:
     """The curve of ``metric`` in one run folder; None without metrics.jsonl or such rows.
 
     A step logged twice (a resumed run keeps the rows up to its checkpoint, so this is
@@ -149,7 +149,7 @@ def read_curve(record: tbl.RunRecord, metric: str = DEFAULT_METRIC) -> RunCurve 
 
 def collect_curves(
     root: str | os.PathLike, metric: str = DEFAULT_METRIC, *, statuses: Iterable[str] = ("ok",)
-) -> tuple[list[RunCurve], list[tbl.RunRecord]]:
+) -> tuple[list[RunCurve], list[tables.RunRecord]]:
     """(curves, skipped): the curves of the run folders under ``root`` whose status is in
     ``statuses`` (finished runs by default), and the run folders not drawn (other status,
     no evaluation rows, or another folder for the same model and seed drawn instead).
@@ -157,8 +157,8 @@ def collect_curves(
     Raises CurveError when ``root`` does not exist.
     """
     try:
-        records = tbl.collect_runs(root)
-    except tbl.TableError as exc:
+        records = tables.collect_runs(root)
+    except tables.TableError as exc:
         raise CurveError(str(exc)) from exc
     statuses = set(statuses)
     rank = {"ok": 0, "failed": 1, "unfinished": 2}
@@ -179,7 +179,7 @@ def curves_by_model(curves: Iterable[RunCurve]) -> dict[str, dict[int, dict[int,
     grouped: dict[str, dict[int, dict[int, float]]] = {}
     for c in curves:
         grouped.setdefault(c.model, {})[c.seed] = dict(zip(c.steps, c.values))
-    order = tbl.model_order(grouped)
+    order = tables.model_order(grouped)
     return {m: dict(sorted(grouped[m].items())) for m in order}
 
 
@@ -221,7 +221,7 @@ def aggregate_curves(
         if clip is not None:
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)  # NaN stays NaN
         out.append(ModelCurve(
-            model=model, label=tbl.MODEL_LABELS.get(model, model), seeds=tuple(seeds),
+            model=model, label=tables.MODEL_LABELS.get(model, model), seeds=tuple(seeds),
             steps=np.asarray(steps, dtype=np.int64), mean=stats[:, 0], lo=lo, hi=hi,
             n=np.asarray([len(p) for p in points], dtype=np.int64), clipped=clip,
         ))
@@ -271,7 +271,7 @@ def write_curves_csv(curves: Sequence[ModelCurve], path: str | os.PathLike) -> P
 
 def _metric_label(metric: str) -> str:
     name = metric[len(EVAL_PREFIX):] if metric.startswith(EVAL_PREFIX) else metric
-    return f"validation {tbl.METRIC_LABELS.get(name, name).lower()}"
+    return f"validation {tables.METRIC_LABELS.get(name, name).lower()}"
 
 
 def _fmt_point(c: ModelCurve, i: int) -> str:
@@ -283,7 +283,7 @@ def render_curves_markdown(
     *,
     metric: str = DEFAULT_METRIC,
     tolerance: float = DEFAULT_TOLERANCE,
-    skipped: Sequence[tbl.RunRecord] = (),
+    skipped: Sequence[tables.RunRecord] = (),
 ) -> str:
     """Per model: seeds, plateau step, best mean (and its step), the value at the last step; then the rules."""
     what = _metric_label(metric)
@@ -312,7 +312,7 @@ def render_curves_markdown(
         notes.append(f"Intervals of this rate are clipped to [{low:g}, {high:g}].")
     if skipped:
         notes += ["", f"Run folders not drawn ({len(skipped)}):", ""]
-        notes += [f"- {tbl.MODEL_LABELS.get(r.model, r.model)} seed {r.seed} ({r.status}) — `{r.path}`" for r in skipped]
+        notes += [f"- {tables.MODEL_LABELS.get(r.model, r.model)} seed {r.seed} ({r.status}) — `{r.path}`" for r in skipped]
     return "\n".join(lines + notes) + "\n"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
@@ -31,6 +31,97 @@ def _index_array(values: Iterable[int] | np.ndarray, what: str) -> np.ndarray:
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise GraphError(f"{what} must be integer neuron indices, got dtype {array.dtype}.")
     return array.astype(np.int64)
+
+
+def _checked_num_neurons(num_neurons: int, name: str) -> int:
+    """``num_neurons`` as a Python int; refuses anything but a positive integer (bools too)."""
+    if isinstance(num_neurons, (bool, np.bool_)) or not isinstance(num_neurons, (int, np.integer)) or num_neurons <= 0:
+        raise GraphError(
+            f"Graph '{name}': num_neurons must be a positive integer, got {num_neurons!r}."
+        )
+    return int(num_neurons)
+
+
+def _sorted_edges(
+    num_neurons: int, senders: Sequence[int] | np.ndarray, receivers: Sequence[int] | np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The edge lists as ``[E]`` int32 ``(senders, receivers)`` sorted by (receiver, sender),
+    after checking they are non-empty, of equal length, in range and free of duplicates."""
+    senders = _index_array(senders, "senders")
+    receivers = _index_array(receivers, "receivers")
+    if senders.shape != receivers.shape:
+        raise GraphError(
+            f"Graph '{name}': senders and receivers must have the same length, "
+            f"got {senders.shape[0]} and {receivers.shape[0]}."
+        )
+    if senders.size == 0:
+        raise GraphError(f"Graph '{name}' is empty: it has no edges. Add at least one edge.")
+    for what, idx in (("senders", senders), ("receivers", receivers)):
+        bad = idx[(idx < 0) | (idx >= num_neurons)]
+        if bad.size:
+            raise GraphError(
+                f"Graph '{name}': edge index {int(bad[0])} in {what} is out of range "
+                f"for {num_neurons} neurons (valid: 0..{num_neurons - 1})."
+            )
+    senders, receivers = senders.astype(np.int32), receivers.astype(np.int32)  # in range: no wrap
+    order = np.lexsort((senders, receivers))
+    senders, receivers = senders[order], receivers[order]
+    keys = receivers.astype(np.int64) * num_neurons + senders
+    dup = np.nonzero(keys[1:] == keys[:-1])[0]
+    if dup.size:
+        e = dup[0]
+        raise GraphError(
+            f"Graph '{name}': duplicate edge {int(senders[e])} -> {int(receivers[e])}. "
+            "Each directed edge may appear once; merge duplicates into one edge."
+        )
+    return senders, receivers
+
+
+def _roles(
+    num_neurons: int, sensory: Sequence[int] | np.ndarray, motor: Sequence[int] | np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted, distinct int64 indices of the sensory and of the motor neurons; refuses an
+    empty role or an index out of range."""
+    sensory_idx = np.unique(_index_array(sensory, "sensory"))
+    motor_idx = np.unique(_index_array(motor, "motor"))
+    for what, idx in (("sensory", sensory_idx), ("motor", motor_idx)):
+        if idx.size == 0:
+            raise GraphError(
+                f"Graph '{name}' has no {what} neuron: pass at least one {what} neuron index."
+            )
+        if idx[0] < 0 or idx[-1] >= num_neurons:
+            bad = idx[(idx < 0) | (idx >= num_neurons)][0]
+            raise GraphError(
+                f"Graph '{name}': {what} neuron {int(bad)} is out of range for {num_neurons} neurons."
+            )
+    return sensory_idx, motor_idx
+
+
+def _type_ids(num_neurons: int, neuron_types: Sequence[int] | np.ndarray | None, name: str) -> np.ndarray:
+    """``[N]`` non-negative type ids (all 0 when ``neuron_types`` is None)."""
+    if neuron_types is None:
+        return np.zeros((num_neurons,), np.int32)
+    types = _index_array(neuron_types, "neuron_types")
+    if types.shape != (num_neurons,) or (types < 0).any():
+        raise GraphError(
+            f"Graph '{name}': neuron_types must be {num_neurons} non-negative integers, "
+            f"got shape {types.shape}."
+        )
+    return types
+
+
+def _unique_labels(num_neurons: int, labels: Sequence[Hashable] | None, name: str) -> tuple[Hashable, ...]:
+    """One distinct label per neuron (default: the indices ``0 .. N-1``)."""
+    if labels is None:
+        labels = tuple(range(num_neurons))
+    labels = tuple(labels)
+    if len(labels) != num_neurons:
+        raise GraphError(f"Graph '{name}': {len(labels)} labels for {num_neurons} neurons.")
+    if len(set(labels)) != len(labels):
+        seen: set = set()
+        twice = next(label for label in labels if label in seen or seen.add(label))
+        raise GraphError(f"Graph '{name}': node label {twice!r} is used twice; labels must be unique.")
+    return labels
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -71,73 +162,16 @@ class NeuronGraph:
         name: str = "custom",
     ) -> "NeuronGraph":
         """Builds and validates a graph from integer edge lists (``senders[e] -> receivers[e]``)."""
-        if isinstance(num_neurons, (bool, np.bool_)) or not isinstance(num_neurons, (int, np.integer)) or num_neurons <= 0:
-            raise GraphError(
-                f"Graph '{name}': num_neurons must be a positive integer, got {num_neurons!r}."
-            )
-        num_neurons = int(num_neurons)
-        senders = _index_array(senders, "senders")
-        receivers = _index_array(receivers, "receivers")
-        if senders.shape != receivers.shape:
-            raise GraphError(
-                f"Graph '{name}': senders and receivers must have the same length, "
-                f"got {senders.shape[0]} and {receivers.shape[0]}."
-            )
-        if senders.size == 0:
-            raise GraphError(f"Graph '{name}' is empty: it has no edges. Add at least one edge.")
-        for what, idx in (("senders", senders), ("receivers", receivers)):
-            bad = idx[(idx < 0) | (idx >= num_neurons)]
-            if bad.size:
-                raise GraphError(
-                    f"Graph '{name}': edge index {int(bad[0])} in {what} is out of range "
-                    f"for {num_neurons} neurons (valid: 0..{num_neurons - 1})."
-                )
-        senders, receivers = senders.astype(np.int32), receivers.astype(np.int32)  # in range: no wrap
-        order = np.lexsort((senders, receivers))
-        senders, receivers = senders[order], receivers[order]
-        keys = receivers.astype(np.int64) * num_neurons + senders
-        dup = np.nonzero(keys[1:] == keys[:-1])[0]
-        if dup.size:
-            e = dup[0]
-            raise GraphError(
-                f"Graph '{name}': duplicate edge {int(senders[e])} -> {int(receivers[e])}. "
-                "Each directed edge may appear once; merge duplicates into one edge."
-            )
-        sensory_idx = np.unique(_index_array(sensory, "sensory"))
-        motor_idx = np.unique(_index_array(motor, "motor"))
-        for what, idx in (("sensory", sensory_idx), ("motor", motor_idx)):
-            if idx.size == 0:
-                raise GraphError(
-                    f"Graph '{name}' has no {what} neuron: pass at least one {what} neuron index."
-                )
-            if idx[0] < 0 or idx[-1] >= num_neurons:
-                bad = idx[(idx < 0) | (idx >= num_neurons)][0]
-                raise GraphError(
-                    f"Graph '{name}': {what} neuron {int(bad)} is out of range for {num_neurons} neurons."
-                )
-        if neuron_types is None:
-            types = np.zeros((num_neurons,), np.int32)
-        else:
-            types = _index_array(neuron_types, "neuron_types")
-            if types.shape != (num_neurons,) or (types < 0).any():
-                raise GraphError(
-                    f"Graph '{name}': neuron_types must be {num_neurons} non-negative integers, "
-                    f"got shape {types.shape}."
-                )
-        if labels is None:
-            labels = tuple(range(num_neurons))
-        labels = tuple(labels)
-        if len(labels) != num_neurons:
-            raise GraphError(f"Graph '{name}': {len(labels)} labels for {num_neurons} neurons.")
-        if len(set(labels)) != len(labels):
-            seen: set = set()
-            twice = next(label for label in labels if label in seen or seen.add(label))
-            raise GraphError(f"Graph '{name}': node label {twice!r} is used twice; labels must be unique.")
+        num_neurons = _checked_num_neurons(num_neurons, name)
+        senders, receivers = _sorted_edges(num_neurons, senders, receivers, name)
+        sensory_idx, motor_idx = _roles(num_neurons, sensory, motor, name)
+        types = _type_ids(num_neurons, neuron_types, name)
+        labels = _unique_labels(num_neurons, labels, name)
         graph = cls(num_neurons, senders, receivers, sensory_idx.astype(np.int32), motor_idx.astype(np.int32),
                     types.astype(np.int32), labels, name)
         graph._check_motor_reachable()
-        for array in (senders, receivers, sensory_idx, motor_idx, types):
-            array.setflags(write=False)
+        for array in (graph.senders, graph.receivers, graph.sensory, graph.motor, graph.neuron_types):
+            array.setflags(write=False)  # the stored arrays: a graph is immutable
         return graph
 
     @classmethod
@@ -254,21 +288,25 @@ class NeuronGraph:
         0 when the two sets share a neuron; ``None`` when no target is reachable. A signal
         entering at ``sources`` needs this many message rounds to reach a target.
         """
-        sources, targets = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
-        reached = np.zeros(self.num_neurons, bool)
-        reached[sources] = True
-        frontier, distance = reached.copy(), 0
         is_target = np.zeros(self.num_neurons, bool)
-        is_target[targets] = True
-        while frontier.any():
+        is_target[np.asarray(targets, np.int64)] = True
+        for distance, frontier in enumerate(self._frontiers(sources)):
             if (frontier & is_target).any():
                 return distance
+        return None
+
+    def _frontiers(self, sources: Iterable[int] | np.ndarray) -> Iterator[np.ndarray]:
+        """Breadth-first search from ``sources``: yields ``[N]`` bool masks of the neurons first
+        reached after 0, 1, 2, ... edges (one sweep over the edges per level), until none is new."""
+        reached = np.zeros(self.num_neurons, bool)
+        reached[np.asarray(sources, np.int64)] = True
+        frontier = reached.copy()
+        while frontier.any():
+            yield frontier
             step = np.zeros_like(reached)
             step[self.receivers[frontier[self.senders]]] = True
             frontier = step & ~reached
             reached |= step
-            distance += 1
-        return None
 
     @property
     def sensory_motor_hops(self) -> int:
@@ -277,14 +315,10 @@ class NeuronGraph:
 
     # ------------------------------------------------------------------ validation
     def _check_motor_reachable(self) -> None:
+        """Refuses a motor neuron that no sensory neuron reaches (it could never respond)."""
         reached = np.zeros(self.num_neurons, bool)
-        reached[self.sensory] = True
-        frontier = reached.copy()
-        while frontier.any():
-            step = np.zeros_like(reached)
-            step[self.receivers[frontier[self.senders]]] = True
-            frontier = step & ~reached
-            reached |= step
+        for frontier in self._frontiers(self.sensory):
+            reached |= frontier
         unreachable = self.motor[~reached[self.motor]]
         if unreachable.size:
             i = int(unreachable[0])

@@ -20,23 +20,29 @@ recorded in the graph's name (``"+N repairs"``), so no random topology ever fail
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
 
 from tnd.graph.neuron_graph import GraphError, NeuronGraph
+from tnd.registry import Registry, check_options, keyword_options
 
 TopologyBuilder = Callable[..., NeuronGraph]
-_TOPOLOGIES: dict[str, TopologyBuilder] = {}
 
 SENSORY, INTER, COMMAND, MOTOR = 0, 1, 2, 3
 NCP_TYPE_NAMES = ("sensory", "inter", "command", "motor")
+BUILDER_ARGUMENTS = ("rng", "seed", "num_sensory", "num_motor")  # what build_topology passes every builder
 
 
 class TopologyError(GraphError):
     """An unknown topology name or invalid topology options."""
+
+
+_TOPOLOGIES: Registry[TopologyBuilder] = Registry(
+    "topology", TopologyError, listed="Valid topologies", hint="Register a new one with tnd.graph.register_topology.",
+    register_name="register_topology", accepts=(callable, "a builder function"),
+)
 
 
 def register_topology(name: str, builder: TopologyBuilder | None = None):
@@ -45,21 +51,12 @@ def register_topology(name: str, builder: TopologyBuilder | None = None):
     ``builder(num_neurons, *, rng, seed, num_sensory, num_motor, **options) -> NeuronGraph``.
     A later registration under the same name replaces the earlier one.
     """
-
-    if not isinstance(name, str) or not name:
-        raise TopologyError(f"register_topology needs a non-empty name, got {name!r}.")
-
-    def decorator(fn: TopologyBuilder) -> TopologyBuilder:
-        if not callable(fn):
-            raise TopologyError(f"register_topology('{name}') needs a builder function, got {fn!r}.")
-        _TOPOLOGIES[name] = fn
-        return fn
-
-    return decorator(builder) if builder is not None else decorator
+    return _TOPOLOGIES.register(name, builder)
 
 
 def topology_names() -> list[str]:
-    return sorted(_TOPOLOGIES)
+    """The registered topologies, sorted."""
+    return _TOPOLOGIES.names()
 
 
 def build_topology(
@@ -72,11 +69,7 @@ def build_topology(
     **options,
 ) -> NeuronGraph:
     """Builds the registered topology ``name`` with N neurons (deterministic given ``seed``)."""
-    if name not in _TOPOLOGIES:
-        raise TopologyError(
-            f"Unknown topology '{name}'. Valid topologies: {', '.join(topology_names())}. "
-            "Register a new one with tnd.graph.register_topology."
-        )
+    builder = _TOPOLOGIES.get(name)
     if not isinstance(num_neurons, (int, np.integer)) or num_neurons < 2:
         raise TopologyError(f"Topology '{name}' needs num_neurons >= 2, got {num_neurons!r}.")
     num_neurons = int(num_neurons)
@@ -87,14 +80,7 @@ def build_topology(
             f"Topology '{name}': need 1 <= num_sensory, 1 <= num_motor and num_sensory + num_motor "
             f"<= num_neurons; got {num_sensory} + {num_motor} for {num_neurons} neurons."
         )
-    builder = _TOPOLOGIES[name]
-    accepted = _option_names(builder)
-    unknown = sorted(set(options) - accepted) if accepted is not None else []
-    if unknown:
-        raise TopologyError(
-            f"Topology '{name}' has no option {', '.join(map(repr, unknown))}. "
-            f"Valid options: {', '.join(sorted(accepted)) or '(none)'}."
-        )
+    check_options(f"Topology '{name}'", options, keyword_options(builder, fixed=BUILDER_ARGUMENTS), TopologyError)
     try:
         graph = builder(
             num_neurons, rng=np.random.default_rng(seed), seed=int(seed),
@@ -110,14 +96,6 @@ def build_topology(
             "(end it with e.g. `return NeuronGraph.from_networkx(g, sensory=..., motor=...)`)."
         )
     return graph
-
-
-def _option_names(builder: TopologyBuilder) -> set[str] | None:
-    params = inspect.signature(builder).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    fixed = {"rng", "seed", "num_sensory", "num_motor"}
-    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed}
 
 
 # ---------------------------------------------------------------------- helpers

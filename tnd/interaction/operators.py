@@ -42,8 +42,10 @@ from flax import nnx, struct
 from tnd.graph.arrays import GraphArrays, GraphShape
 from tnd.interaction.neighbours import aggregate
 from tnd.layout import channel_map, per_neuron_rows
+from tnd.registry import Registry, check_options, keyword_options
 
 PATHS = ("auto", "sparse", "dense")
+PART_ARGUMENTS = ("rngs",)  # what make_interaction passes every interaction besides its options
 PHIS = {
     "tanh": jnp.tanh,
     "identity": lambda x: x,
@@ -90,19 +92,19 @@ def choose_path(shape: GraphShape, path: str = "auto") -> str:
     return "sparse" if shape.fan_in <= SPARSE_FAN_IN_SCALE * math.sqrt(shape.num_neurons) else "dense"
 
 
-_INTERACTIONS: dict[str, type] = {}
+_INTERACTIONS: Registry[type[Interaction]] = Registry(
+    "interaction", InteractionError, listed="Valid values", sort_names=False, register_name="register_interaction",
+    accepts=(lambda cls: isinstance(cls, type) and issubclass(cls, Interaction), "an Interaction subclass"),
+)
 
 
 def register_interaction(kind: str):
-    """Class decorator: registers an `Interaction` subclass as ``interaction=kind``."""
-    if not isinstance(kind, str) or not kind:
-        raise InteractionError(f"register_interaction needs a non-empty name, got {kind!r}.")
+    """Class decorator: registers an `Interaction` subclass as ``interaction=kind`` (its ``kind``)."""
+    register = _INTERACTIONS.register(kind)
 
     def decorator(cls: type) -> type:
-        if not (isinstance(cls, type) and issubclass(cls, Interaction)):
-            raise InteractionError(f"register_interaction('{kind}') needs an Interaction subclass, got {cls!r}.")
+        register(cls)
         cls.kind = kind
-        _INTERACTIONS[kind] = cls
         return cls
 
     return decorator
@@ -110,7 +112,7 @@ def register_interaction(kind: str):
 
 def interaction_names() -> tuple[str, ...]:
     """The registered interaction kinds, built-ins first."""
-    return tuple(_INTERACTIONS)
+    return tuple(_INTERACTIONS.names())
 
 
 @struct.dataclass
@@ -341,7 +343,8 @@ def make_interaction(kind: str, arrays: GraphArrays, state_dim: int, *, rngs: nn
     starts at sigmoid(3) ~ 0.95, nearly open), and ``rank`` for ``lowrank`` (default 8) /
     ``plastic`` (default 4).
     """
-    cls = _INTERACTIONS[_check_choice("interaction", kind, interaction_names())]
+    cls = _INTERACTIONS.get(kind)
+    check_options(f"Interaction '{kind}'", options, keyword_options(cls, fixed=PART_ARGUMENTS), InteractionError)
     try:
         return cls(arrays, state_dim, rngs=rngs, **options)
     except TypeError as err:

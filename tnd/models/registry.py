@@ -12,20 +12,18 @@ graphs of one size share one compiled program.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 from flax import nnx
 
 from tnd.models.base import SequenceModel
+from tnd.registry import Registry, check_options, keyword_options
 
 ModelBuilder = Callable[..., SequenceModel]
-_MODELS: dict[str, ModelBuilder] = {}
-_WIDTH_OPTIONS: dict[str, str] = {}
-_GRAPH_MODES: dict[str, str | None] = {}
-_GRAPH_DATA: set[str] = set()
 GRAPH_MODES = ("always", "optional", None)
+BUILDER_ARGUMENTS = ("obs_shape", "num_actions", "rngs")  # what build_model passes every builder
 
 
 class UnknownModelError(ValueError):
@@ -34,6 +32,26 @@ class UnknownModelError(ValueError):
 
 class ModelOptionError(ValueError):
     """A model built with an option it does not have, or with an impossible size."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model: its builder and how the harness sizes it and hands it a graph.
+
+    ``width_option``: the integer option budget sizing searches over; ``graph``: whether it
+    runs on a neuron graph (``"always"``, ``"optional"`` when ``wired``, None);
+    ``graph_data``: it holds its graph as data (seeds with graphs of one size share a program).
+    """
+
+    builder: ModelBuilder
+    width_option: str = "hidden_size"
+    graph: str | None = None
+    graph_data: bool = False
+
+
+_MODELS: Registry[RegisteredModel] = Registry(
+    "model", UnknownModelError, listed="Valid models", hint="Register a new one with tnd.models.register_model.",
+)
 
 
 def register_model(
@@ -48,44 +66,40 @@ def register_model(
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         if not callable(builder):
             raise ModelOptionError(f"register_model('{name}') needs a builder function, got {builder!r}.")
-        _MODELS[name] = builder
-        _WIDTH_OPTIONS[name] = width_option
-        _GRAPH_MODES[name] = graph
-        (_GRAPH_DATA.add if graph_data else _GRAPH_DATA.discard)(name)
+        _MODELS.register(name, RegisteredModel(builder, width_option, graph, bool(graph_data)))
         return builder
 
     return decorator
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS)
+    """The registered models, sorted."""
+    return _MODELS.names()
+
+
+def registered_model(name: str) -> RegisteredModel:
+    """Model ``name``'s registration (`UnknownModelError` naming the valid ones)."""
+    return _MODELS.get(name)
 
 
 def width_option(name: str) -> str:
     """The integer option of model ``name`` that sets its size (for budget sizing)."""
-    get_model_builder(name)
-    return _WIDTH_OPTIONS[name]
+    return registered_model(name).width_option
 
 
 def graph_mode(name: str) -> str | None:
     """Whether model ``name`` runs on a neuron graph: ``"always"``, ``"optional"`` or None."""
-    get_model_builder(name)
-    return _GRAPH_MODES[name]
+    return registered_model(name).graph
 
 
 def holds_graph_as_data(name: str) -> bool:
     """Whether model ``name`` holds its graph as data (seeds with graphs of one size share a program)."""
-    get_model_builder(name)
-    return name in _GRAPH_DATA
+    return registered_model(name).graph_data
 
 
 def get_model_builder(name: str) -> ModelBuilder:
-    if name not in _MODELS:
-        raise UnknownModelError(
-            f"Unknown model '{name}'. Valid models: {', '.join(model_names())}. "
-            "Register a new one with tnd.models.register_model."
-        )
-    return _MODELS[name]
+    """The builder registered as ``name``."""
+    return registered_model(name).builder
 
 
 def model_option_names(name: str) -> list[str] | None:
@@ -93,12 +107,9 @@ def model_option_names(name: str) -> list[str] | None:
     a graph-based model (None: any, its builder takes ``**options`` of its own)."""
     from tnd.models.wiring import GRAPH_OPTIONS
 
-    params = inspect.signature(get_model_builder(name)).parameters.values()
     graph = GRAPH_OPTIONS if graph_mode(name) is not None else ()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params) and not graph:
-        return None
-    return sorted({p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
-                   and p.name not in ("obs_shape", "num_actions", "rngs")} | set(graph))
+    valid = keyword_options(get_model_builder(name), fixed=BUILDER_ARGUMENTS, var_keyword=graph or None)
+    return None if valid is None else sorted(valid | set(graph))
 
 
 def build_model(name: str, *, obs_shape: tuple[int, ...], num_actions: int, rngs: nnx.Rngs, **options) -> SequenceModel:
@@ -106,10 +117,5 @@ def build_model(name: str, *, obs_shape: tuple[int, ...], num_actions: int, rngs
     builder = get_model_builder(name)
     if isinstance(num_actions, (bool, np.bool_)) or not isinstance(num_actions, (int, np.integer)) or num_actions < 1:
         raise ModelOptionError(f"Model '{name}' needs num_actions >= 1 (an integer), got {num_actions!r}.")
-    valid = model_option_names(name)
-    unknown = sorted(set(options) - set(valid)) if valid is not None else []
-    if unknown:
-        raise ModelOptionError(
-            f"Model '{name}' has no option {', '.join(map(repr, unknown))}. Valid options: {', '.join(valid) or '(none)'}."
-        )
+    check_options(f"Model '{name}'", options, model_option_names(name), ModelOptionError)
     return builder(obs_shape=tuple(obs_shape), num_actions=int(num_actions), rngs=rngs, **options)

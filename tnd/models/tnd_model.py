@@ -11,7 +11,7 @@ Options (unknown values raise one error listing the valid ones):
   graph_seed (0), num_sensory / num_motor (None -> ``max(1, N // 8)``), graph (a
   `NeuronGraph`; replaces the topology options, and num_neurons must match it when given),
   state_dim d (4), interaction ("scalar" | "vector" | "lowrank" | "plastic"),
-  interaction_options (dict: rank, phi, gate_penalty, gate_init_logit, chunk), dynamics
+  interaction_options (dict: rank, phi, gate_penalty, gate_init_logit), dynamics
   ("leaky" | "gated" | "cfc"), dynamics_options (dict: tau_min, tau_max, learn_tau for
   leaky; backbone_units, timespan for cfc), sharing ("shared" | "per_neuron" | "per_type"),
   inner_rounds ("auto": one more than the graph's input -> readout distance, the fewest
@@ -19,6 +19,9 @@ Options (unknown values raise one error listing the valid ones):
   ("sensory" | "all"), readout ("motor" | "all"), path ("auto" | "sparse" | "dense"),
   edge_gate (False), encoder_features (32), program_shape (None; ``{fan_in, fan_out, rounds}``
   to pad to, so that the seeds of a topology share one program: `tnd.core.ProgramShape`).
+
+The interaction and dynamics are looked up here by name and built on the graph's arrays
+(`build_core`); `TNDCore` receives them as objects.
 
 With ``edge_gate=True`` add ``model.regularization()`` to the training loss (it is 0.0
 otherwise); ``model.kept_edges()`` / ``model.core.pruned_graph()`` read the surviving edges.
@@ -30,20 +33,52 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tnd.core.cell import ProgramShape, TNDCore
+from tnd.core.cell import ProgramShape, TNDCore, check_placement, check_state_dim
+from tnd.dynamics.local import make_dynamics
+from tnd.graph.arrays import GraphArrays
 from tnd.graph.neuron_graph import NeuronGraph
+from tnd.interaction.operators import make_interaction
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
 from tnd.models.registry import register_model
 from tnd.models.wiring import GraphOptions
 
 
+def build_core(
+    graph: NeuronGraph, in_features: int, *, rngs: nnx.Rngs, state_dim: int = 4, interaction: str = "scalar",
+    interaction_options: dict | None = None, dynamics: str = "leaky", dynamics_options: dict | None = None,
+    sharing: str = "shared", path: str = "auto", edge_gate: bool = False, inner_rounds: int | str = "auto",
+    input_neurons: str = "sensory", readout: str = "motor", program_shape: ProgramShape | dict | None = None,
+) -> TNDCore:
+    """The TND core on ``graph`` from option names: I and F looked up by name, built on the
+    graph's arrays (padded to ``program_shape``) and handed to `TNDCore`.
+
+    The parts draw their parameters before the core's input projection (one rng stream:
+    interaction, dynamics, input kernel), so equal options and seeds give equal parameters.
+    """
+    state_dim = check_state_dim(state_dim)
+    check_placement(input_neurons, readout)
+    shape = ProgramShape.parse(program_shape)
+    arrays = GraphArrays(graph, fan_in=shape.fan_in, fan_out=shape.fan_out)
+    interaction_part = make_interaction(
+        interaction, arrays, state_dim, rngs=rngs, path=path, edge_gate=edge_gate, **(interaction_options or {}),
+    )
+    dynamics_part = make_dynamics(dynamics, arrays, state_dim, rngs=rngs, sharing=sharing, **(dynamics_options or {}))
+    return TNDCore(
+        graph, in_features, interaction=interaction_part, dynamics=dynamics_part, rngs=rngs,
+        inner_rounds=inner_rounds, input_neurons=input_neurons, readout=readout, program_rounds=shape.rounds,
+    )
+
+
 class TNDModel(SequenceModel):
-    """Topological Neural Dynamics behind the harness contract (carry: ``[B, N, d]``)."""
+    """Topological Neural Dynamics behind the harness contract (carry: ``[B, N, d]``).
+
+    ``core_options``: `build_core`'s (the parts by name, rounds, placement, program shape).
+    """
 
     def __init__(self, graph: NeuronGraph, *, obs_shape, num_actions: int, rngs: nnx.Rngs,
                  encoder_features: int = 32, **core_options):
-        self.core = TNDCore(graph, encoder_features, rngs=rngs, **core_options)
+        self.core = build_core(graph, encoder_features, rngs=rngs, **core_options)
         self.encoder, self.head = make_io(obs_shape, encoder_features, self.core.out_features, num_actions, rngs=rngs)
 
     @property
@@ -54,7 +89,8 @@ class TNDModel(SequenceModel):
         return self.core.initial_state(batch_size)
 
     def core_step(self, carry: jax.Array, features: jax.Array):
-        return self.core(carry, features)
+        """One step of the core (`TNDCore.step`): carry ``[B, N, d]``, features ``[B, F]``."""
+        return self.core.step(carry, features)
 
     def core_sequence(self, carry: jax.Array, features: jax.Array, resets: jax.Array):
         """One scan over the window's rounds (`TNDCore.sequence`), the state kept as rows."""

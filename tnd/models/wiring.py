@@ -15,6 +15,7 @@ from typing import Any
 from flax import nnx
 
 from tnd.graph import NeuronGraph, build_topology
+from tnd.registry import check_options
 
 
 class GraphMask(nnx.Variable):
@@ -40,10 +41,7 @@ class GraphOptions:
     @classmethod
     def parse(cls, model: str, options: Mapping[str, Any]) -> GraphOptions:
         """From a builder's ``**graph_options``; an unknown name fails with the valid ones."""
-        unknown = sorted(set(options) - set(GRAPH_OPTIONS))
-        if unknown:
-            raise ValueError(f"Model '{model}' has no option {', '.join(map(repr, unknown))}. "
-                             f"Graph options: {', '.join(GRAPH_OPTIONS)}.")
+        check_options(f"Model '{model}'", options, GRAPH_OPTIONS, ValueError)
         return cls(**options)
 
     @property

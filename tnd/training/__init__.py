@@ -2,7 +2,7 @@
 
     from tnd.training import TrainSpec, train
     result = train(model, windows, TrainSpec(steps=100), seed=0, class_weights=w, run_dir="runs/x")
-    results = train_seeds([Member(m, seed, f"runs/s{seed}") for ...], windows, spec, class_weights=w)  # one program
+    results = train_seeds([SeedRun(m, seed, f"runs/s{seed}") for ...], windows, spec, class_weights=w)  # one program
 
 The whole experiment (data, model, training, evaluation, summary) is `tnd.app`.
 """
@@ -12,11 +12,11 @@ from tnd.training.config import (
     DataSpec, EnvSpec, EvalSpec, ExperimentSpec, GraphSpec, ModelSpec, TrainSpec,
 )
 from tnd.training.loop import (
-    Member, NonFiniteLossError, TrainingInterrupted, TrainResult, TrainSpecError, train, train_seeds,
+    SeedRun, NonFiniteLossError, TrainingInterrupted, TrainResult, TrainSpecError, train, train_seeds,
 )
 
 __all__ = [
     "CheckpointError", "Checkpointer", "DataSpec", "EnvSpec", "EvalSpec", "ExperimentSpec", "GraphSpec",
-    "Member", "ModelSpec", "NonFiniteLossError", "TrainResult", "TrainSpec", "TrainSpecError", "TrainingInterrupted",
+    "SeedRun", "ModelSpec", "NonFiniteLossError", "TrainResult", "TrainSpec", "TrainSpecError", "TrainingInterrupted",
     "train", "train_seeds",
 ]

@@ -10,10 +10,8 @@ bit-identical parameters to one never interrupted:
 * batch ``k`` is drawn from ``fold_in(key(seed), k)`` inside the jitted step;
 * params, model state (RNG streams), optimizer state and the step live in the checkpoint.
 
-Time is accounted per step: ``inside`` is dispatch to ``block_until_ready`` of the jitted
-step; everything else in the loop body (sampling bookkeeping, logging, progress bar) is
-``outside``. ``host_fraction = outside / (inside + outside)``, excluding the first
-(compiling) step, evaluations and checkpoint saves.
+Time is accounted per step (`tnd.training.progress.StepClock`): ``host_fraction`` is the
+share of the loop's time spent outside the jitted step.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,15 +29,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnd.data.windows import CLASS_BALANCE, Windows, WindowSampler
+from tnd.data.windows import Windows, WindowSampler
 from tnd.training.checkpoint import CheckpointError, Checkpointer, check_config
 from tnd.training.config import TrainSpec
 from tnd.training.interrupts import check_interrupt
 from tnd.training.logging import MetricsLogger
 from tnd.training.optimizer import make_optimizer
 from tnd.training.parallel import batch_sharding, data_mesh, replicate
+from tnd.training.progress import StepClock, progress_display
 from tnd.training.runtime import retain_freed_memory
 from tnd.training.step import make_train_step
+from tnd.training.validation import TrainSpecError, validate_train_spec
 
 
 log = logging.getLogger(__name__)
@@ -64,103 +62,6 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted at step {self.step}; last checkpoint: {saved}")
 
 
-class TrainSpecError(ValueError):
-    """An invalid training setting (non-positive size, unknown choice)."""
-
-
-def validate_train_spec(spec: TrainSpec) -> None:
-    """One readable error for each invalid setting."""
-    for name in ("steps", "batch_size", "window"):
-        if int(getattr(spec, name)) <= 0:
-            raise TrainSpecError(f"train.{name} must be positive, got {getattr(spec, name)}.")
-    if not spec.lr > 0:
-        raise TrainSpecError(f"train.lr must be positive, got {spec.lr}.")
-    for name in ("warmup_steps", "log_every", "eval_every", "checkpoint_every"):
-        if int(getattr(spec, name)) < 0:
-            raise TrainSpecError(f"train.{name} must be >= 0, got {getattr(spec, name)}.")
-    for name in ("weight_decay", "clip_norm"):
-        value = getattr(spec, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise TrainSpecError(f"train.{name} must be a finite number >= 0, got {value}.")
-    if not (math.isfinite(spec.min_lr_ratio) and 0 <= spec.min_lr_ratio <= 1):
-        raise TrainSpecError(f"train.min_lr_ratio must lie in [0, 1] (the final fraction of train.lr), got {spec.min_lr_ratio}.")
-    if not (math.isfinite(spec.lr)):
-        raise TrainSpecError(f"train.lr must be finite, got {spec.lr}.")
-    if int(spec.max_to_keep) < 1:
-        raise TrainSpecError(f"train.max_to_keep must be >= 1 (checkpoints kept for resuming), got {spec.max_to_keep}.")
-    if int(spec.warmup_steps) > int(spec.steps):
-        raise TrainSpecError(f"train.warmup_steps ({spec.warmup_steps}) must not exceed train.steps ({spec.steps}).")
-    if not spec.param_limit > 0:
-        raise TrainSpecError(f"train.param_limit must be positive, got {spec.param_limit}.")
-    if spec.class_balance not in CLASS_BALANCE:
-        raise TrainSpecError(
-            f"Unknown train.class_balance '{spec.class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}."
-        )
-
-
-class ProgressLines:
-    """Training progress as plain lines on stderr, for output that is not a terminal (a log
-    file, CI, a notebook), where a progress bar's carriage returns show nothing until the
-    end: one line per logged row (every ``train.log_every`` steps, and the last step) with
-    the step, loss, accuracy, steps per second and the time left. Has the methods of a
-    ``tqdm`` bar that the loop uses."""
-
-    def __init__(self, total: int, initial: int, desc: str, stream=None):
-        self.total, self.n, self.desc = int(total), int(initial), desc
-        self.stream = stream if stream is not None else sys.stderr
-        self.fields: dict[str, str] = {}
-        self.due = False
-        self.t_last, self.n_last = time.perf_counter(), self.n
-
-    def set_postfix(self, refresh: bool = False, **fields: str) -> None:
-        """The latest metrics; the line that shows them is printed at the next `update`."""
-        self.fields, self.due = {k: str(v) for k, v in fields.items()}, True
-
-    def update(self, steps: int = 1) -> None:
-        first = self.n == self.n_last  # the step that compiled: the rate is measured from its end
-        self.n += int(steps)
-        if first and not self.due:
-            self.t_last, self.n_last = time.perf_counter(), self.n
-        if self.due:
-            self.due = False
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
-
-    def line(self) -> str:
-        now = time.perf_counter()
-        rate = (self.n - self.n_last) / max(now - self.t_last, 1e-9)
-        self.t_last, self.n_last = now, self.n
-        left = (self.total - self.n) / rate if rate > 0 else float("nan")
-        metrics = "".join(f", {key} {value}" for key, value in self.fields.items() if key != "tps")
-        return (f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f}%){metrics}, "
-                f"{rate:.3g} steps/s, ETA {_duration(left)}")
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    """``95`` -> ``1 min 35 s``; ``nan`` -> ``?``."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def progress_display(spec: TrainSpec, start: int, desc: str):
-    """What shows training progress (``train.progress``): a ``tqdm`` bar on a terminal,
-    `ProgressLines` elsewhere; None with ``train.progress=false``."""
-    if not spec.progress:
-        return None
-    if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        return tqdm(total=spec.steps, initial=start, desc=desc, dynamic_ncols=True)
-    return ProgressLines(spec.steps, start, desc)
-
-
 @dataclasses.dataclass
 class TrainResult:
     """What `train` returns (the trained model is updated in place)."""
@@ -175,11 +76,12 @@ class TrainResult:
 
 
 def _every(step: int, every: int) -> bool:
+    """Whether something done every ``every`` steps (0: never) is due after ``step`` updates."""
     return every > 0 and step % every == 0
 
 
 @dataclasses.dataclass
-class Member:
+class SeedRun:
     """One seed of a stack trained by `train_seeds`: its model (trained in place), seed and
     run folder. ``fingerprint``, ``config`` and ``evaluate`` are as in `train`."""
 
@@ -211,7 +113,7 @@ def train(
     different one is refused; ``config`` is stored with each checkpoint.
     Raises `NonFiniteLossError` naming the step when the loss turns non-finite.
     """
-    member = Member(model, int(seed), run_dir, fingerprint, config, evaluate)
+    member = SeedRun(model, int(seed), run_dir, fingerprint, config, evaluate)
     return train_seeds([member], windows, spec, class_weights=class_weights, tensorboard=tensorboard)[0]
 
 
@@ -221,11 +123,12 @@ def _stack(trees: list[Any]) -> Any:
 
 
 def _unstack(tree: Any, count: int) -> list[Any]:
+    """A tree with a leading seed axis ``[S]`` -> ``S`` trees, one per seed."""
     return [jax.tree.map(lambda leaf, i=i: leaf[i], tree) for i in range(count)]
 
 
 def train_seeds(
-    members: list[Member],
+    members: list[SeedRun],
     windows: Windows,
     spec: TrainSpec,
     *,
@@ -246,6 +149,42 @@ def train_seeds(
     """
     validate_train_spec(spec)
     retain_freed_memory()
+    seeds, graphdef, splits = _split_members(members)
+    tx, schedule = make_optimizer(
+        lr=spec.lr, steps=spec.steps, warmup_steps=spec.warmup_steps, min_lr_ratio=spec.min_lr_ratio,
+        weight_decay=spec.weight_decay, clip_norm=spec.clip_norm,
+    )
+    params_each = [p for _, p, _ in splits]
+    rest_each = [r for _, _, r in splits]
+    opt_each = [tx.init(p) for p in params_each]
+    runs = [_SeedRun(m, WindowSampler(seed=seed, batch_size=int(spec.batch_size))) for m, seed in zip(members, seeds)]
+    for i, run in enumerate(runs):
+        params_each[i], rest_each[i], opt_each[i] = _resume(run, params_each[i], rest_each[i], opt_each[i], spec)
+    start = _common_start(runs)
+    for run in runs:
+        run.last_saved = start if start else None
+        if run.member.run_dir is not None:
+            run.logger = MetricsLogger(run.member.run_dir, resume_step=start, tensorboard=tensorboard)
+
+    stacked = len(members) > 1
+    pack = _stack if stacked else (lambda trees: trees[0])
+    params, rest, opt_state = pack(params_each), pack(rest_each), pack(opt_each)
+    data_key = pack([jax.random.key(seed) for seed in seeds])
+    mesh = data_mesh(spec.devices, int(spec.batch_size))
+    params, rest, opt_state = replicate((params, rest, opt_state), mesh)
+    step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length,
+                              param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh), stacked=stacked)
+    training = _StackTraining(runs, spec, graphdef, step_fn, (params, rest, opt_state),
+                              inputs=(replicate(windows.arrays(), mesh), jnp.asarray(class_weights, jnp.float32), data_key),
+                              timesteps_per_step=spec.batch_size * windows.length * len(members))
+    training.run(start)
+    return training.results(start)
+
+
+def _split_members(members: list[SeedRun]) -> tuple[list[int], Any, list[tuple[Any, Any, Any]]]:
+    """The members' seeds, their shared graph definition and each model split into
+    ``(graphdef, params, rest)``; refuses an empty stack, repeated seeds or models of
+    different structure."""
     count = len(members)
     if count == 0:
         raise TrainSpecError("train_seeds needs at least one member.")
@@ -260,170 +199,211 @@ def train_seeds(
             "(TND and the sparse RNN draw their graph per seed: fix it with graph.seed=<k>, or train the seeds "
             "as separate runs)."
         )
-    tx, schedule = make_optimizer(
-        lr=spec.lr, steps=spec.steps, warmup_steps=spec.warmup_steps, min_lr_ratio=spec.min_lr_ratio,
-        weight_decay=spec.weight_decay, clip_norm=spec.clip_norm,
-    )
-    params_each = [p for _, p, _ in splits]
-    rest_each = [r for _, _, r in splits]
-    opt_each = [tx.init(p) for p in params_each]
-    samplers = [WindowSampler(seed=seed, batch_size=int(spec.batch_size)) for seed in seeds]
+    return seeds, graphdef, splits
 
-    ckpts: list[Checkpointer | None] = [None] * count
-    starts = [0] * count
-    prior_seconds = [0.0] * count  # training wall time of earlier (interrupted) sessions
-    last: list[dict[str, float]] = [{} for _ in members]  # the latest step's metrics (restored with a checkpoint)
-    for i, m in enumerate(members):
-        if m.run_dir is None:
-            continue
-        ckpt = ckpts[i] = Checkpointer(Path(m.run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
-        if ckpt.latest_step() is None and ckpt.recorded_steps():  # never start over silently
-            raise CheckpointError(
-                f"Every checkpoint this run saved is gone from {ckpt.directory} (it recorded steps "
-                f"{', '.join(map(str, ckpt.recorded_steps()))}): restore them, or train afresh in another folder."
-            )
-        if ckpt.latest_step() is not None:
-            templates = dict(params=params_each[i], rest=rest_each[i], opt_state=opt_each[i], fingerprint=m.fingerprint)
-            _, restored = ckpt.restore_intact(functools.partial(ckpt.restore, **templates))
-            params_each[i], rest_each[i], opt_each[i], meta = restored
-            check_config(meta.get("config") or {}, m.config or {}, ckpt.directory, allow=spec.resume_with_changes)
-            samplers[i].load_state_dict(meta["data_iterator"])
-            starts[i] = int(meta["step"])
-            prior_seconds[i] = float(meta.get("train_seconds", 0.0))
-            last[i] = dict(meta.get("last_metrics") or {})
-            log.info("resumed from checkpoint %s", ckpt.directory / str(starts[i]))
+
+@dataclasses.dataclass
+class _SeedRun:
+    """The host side of one seed of a stack: its member, its data sampler, its checkpointer and
+    metrics logger (None without a run folder), what its checkpoint restored (the step, the
+    training seconds of earlier sessions, the latest step's metrics), its evaluations and the
+    last step it saved."""
+
+    member: SeedRun
+    sampler: WindowSampler
+    checkpointer: Checkpointer | None = None
+    logger: MetricsLogger | None = None
+    start: int = 0
+    prior_seconds: float = 0.0
+    last: dict[str, float] = dataclasses.field(default_factory=dict)
+    eval_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    last_saved: int | None = None
+
+
+def _resume(run: _SeedRun, params: Any, rest: Any, opt_state: Any, spec: TrainSpec) -> tuple[Any, Any, Any]:
+    """Opens the seed's checkpoints (with a run folder) and restores its latest one: returns
+    ``(params, rest, opt_state)``, restored or as given, and records the rest in ``run``.
+    Refuses a folder whose recorded checkpoints are all gone (never starts over silently)."""
+    member = run.member
+    if member.run_dir is None:
+        return params, rest, opt_state
+    ckpt = run.checkpointer = Checkpointer(Path(member.run_dir) / "checkpoints", max_to_keep=spec.max_to_keep)
+    if ckpt.latest_step() is None and ckpt.recorded_steps():
+        raise CheckpointError(
+            f"Every checkpoint this run saved is gone from {ckpt.directory} (it recorded steps "
+            f"{', '.join(map(str, ckpt.recorded_steps()))}): restore them, or train afresh in another folder."
+        )
+    if ckpt.latest_step() is None:
+        return params, rest, opt_state
+    templates = dict(params=params, rest=rest, opt_state=opt_state, fingerprint=member.fingerprint)
+    _, restored = ckpt.restore_intact(functools.partial(ckpt.restore, **templates))
+    params, rest, opt_state, meta = restored
+    check_config(meta.get("config") or {}, member.config or {}, ckpt.directory, allow=spec.resume_with_changes)
+    run.sampler.load_state_dict(meta["data_iterator"])
+    run.start = int(meta["step"])
+    run.prior_seconds = float(meta.get("train_seconds", 0.0))
+    run.last = dict(meta.get("last_metrics") or {})
+    log.info("resumed from checkpoint %s", ckpt.directory / str(run.start))
+    return params, rest, opt_state
+
+
+def _common_start(runs: list[_SeedRun]) -> int:
+    """The step every seed resumes from; refuses seeds whose checkpoints hold different steps."""
+    starts = [run.start for run in runs]
     if len(set(starts)) > 1:
-        where = ", ".join(f"seed {s}: step {k}" for s, k in zip(seeds, starts))
+        where = ", ".join(f"seed {int(run.member.seed)}: step {run.start}" for run in runs)
         raise TrainSpecError(f"The stack's checkpoints are at different steps ({where}); resume these seeds as "
                              "separate runs, or delete the folders of the seeds that are behind.")
-    start = starts[0]
-    last_saved = [start if start else None for _ in members]
-    loggers = [MetricsLogger(m.run_dir, resume_step=start, tensorboard=tensorboard) if m.run_dir is not None else None
-               for m in members]
+    return starts[0]
 
-    stacked = count > 1
-    pack = _stack if stacked else (lambda trees: trees[0])
-    params, rest, opt_state = pack(params_each), pack(rest_each), pack(opt_each)
-    data_key = pack([jax.random.key(seed) for seed in seeds])
-    mesh = data_mesh(spec.devices, int(spec.batch_size))
-    params, rest, opt_state = replicate((params, rest, opt_state), mesh)
-    step_fn = make_train_step(graphdef, tx, schedule, batch_size=spec.batch_size, window=windows.length,
-                              param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh), stacked=stacked)
-    arrays = replicate(windows.arrays(), mesh)
-    weights = jnp.asarray(class_weights, jnp.float32)
-    timesteps_per_step = spec.batch_size * windows.length * count
 
-    def each(tree: Any) -> list[Any]:
-        return _unstack(tree, count) if stacked else [tree]
+class _StackTraining:
+    """The train loop of one stack of seeds: the jitted step on the stacked state (seed axis
+    first; plain for one seed), then per seed the NaN guard, its logged row, its periodic
+    evaluation and its checkpoint; Ctrl-C becomes `TrainingInterrupted`. ``inputs`` are the
+    step's fixed arguments: the windows' arrays, the class weights ``[A]`` and the data keys."""
 
-    def seconds_so_far(i: int) -> float:
-        return prior_seconds[i] + (time.perf_counter() - t_begin - eval_seconds) / count
+    def __init__(self, runs: list[_SeedRun], spec: TrainSpec, graphdef: Any, step_fn: Callable,
+                 state: tuple[Any, Any, Any], *, inputs: tuple[Any, jax.Array, jax.Array], timesteps_per_step: int):
+        self.runs, self.spec, self.graphdef, self.step_fn = runs, spec, graphdef, step_fn
+        self.params, self.rest, self.opt_state = state
+        self.inputs = inputs
+        self.count = len(runs)
+        self.stacked = self.count > 1
+        self.timesteps_per_step = timesteps_per_step
+        self.progress = None
+        self.clock: StepClock | None = None
+        self.done = 0  # updates completed (what an interrupt reports)
 
-    def save(step: int) -> None:
-        for i, (m, ckpt, p_i, r_i, o_i) in enumerate(zip(members, ckpts, each(params), each(rest), each(opt_state))):
+    def each(self, tree: Any) -> list[Any]:
+        """A stacked tree as one tree per seed."""
+        return _unstack(tree, self.count) if self.stacked else [tree]
+
+    def seconds_so_far(self, run: _SeedRun) -> float:
+        """The seed's training seconds: earlier sessions' plus its share of this one's."""
+        return run.prior_seconds + self.clock.training_seconds() / self.count
+
+    def run(self, start: int) -> None:
+        """Steps ``start + 1 .. spec.steps``; closes the progress display, checkpointers and loggers."""
+        spec = self.spec
+        self.progress = progress_display(spec, start, "train" if self.count == 1 else f"train {self.count} seeds")
+        self.clock = StepClock()
+        self.done = start
+        try:
+            for k in range(start, spec.steps):
+                metrics = self.step(k, timed=k > start)
+                self.after_step(k + 1, metrics)
+        except KeyboardInterrupt:
+            first = next((r.checkpointer for r in self.runs if r.checkpointer is not None), None)
+            raise TrainingInterrupted(self.done, self.runs[0].last_saved,
+                                      first.directory if first is not None else None) from None
+        finally:
+            self.close()
+
+    def step(self, k: int, *, timed: bool) -> dict[str, np.ndarray]:
+        """Update ``k`` (0-based) of every seed by the jitted step; its metrics on the host
+        (leaves ``[S]`` for a stack of ``S`` seeds, scalars for one)."""
+        t0 = time.perf_counter()
+        self.params, self.rest, self.opt_state, metrics = self.step_fn(
+            self.params, self.rest, self.opt_state, *self.inputs, jnp.asarray(k, jnp.int32)
+        )
+        self.done = k + 1
+        metrics = jax.device_get(metrics)
+        self.clock.stepped(t0, time.perf_counter(), timed=timed)
+        return metrics
+
+    def after_step(self, step: int, metrics: dict[str, np.ndarray]) -> None:
+        """After ``step`` updates: each seed's NaN guard and metrics, its row, evaluation and checkpoint."""
+        spec = self.spec
+        for run, m in zip(self.runs, self.each(metrics)):
+            if not bool(m["ok"]):
+                who = f" (seed {int(run.member.seed)})" if self.stacked else ""
+                raise NonFiniteLossError(_stopped(step, m, spec, run.checkpointer, run.last_saved, who))
+            run.last = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
+        rows: list[dict[str, Any] | None] = [None] * self.count
+        if _every(step, spec.log_every) or step == spec.steps:
+            rows = self.metric_rows(step)
+        if _every(step, spec.eval_every):  # the last step too: curves end there
+            te = time.perf_counter()
+            self.evaluate(step, rows)
+            self.clock.exclude(time.perf_counter() - te, evaluation=True)
+        for run, row in zip(self.runs, rows):
+            if row is not None and run.logger is not None:
+                run.logger.log(row)
+        if _every(step, spec.checkpoint_every) or step == spec.steps:
+            ts = time.perf_counter()
+            self.save(step)
+            self.clock.exclude(time.perf_counter() - ts)
+        if self.progress is not None:
+            self.progress.update(1)
+        check_interrupt()  # a Ctrl-C that a library swallowed (tnd.training.interrupts)
+
+    def metric_rows(self, step: int) -> list[dict[str, Any]]:
+        """Each seed's logged row at ``step`` (its metrics, throughput, host fraction); updates the progress display."""
+        tput = self.clock.window_rate(self.timesteps_per_step)
+        host = self.clock.host_fraction_so_far()
+        rows = [{"step": step, **run.last, "timesteps_per_s": tput / self.count, "host_fraction": host}
+                for run in self.runs]
+        if self.progress is not None:
+            self.progress.set_postfix(loss=f"{np.mean([run.last['loss'] for run in self.runs]):.4f}",
+                                      acc=f"{np.mean([run.last['accuracy'] for run in self.runs]):.3f}",
+                                      tps=f"{tput:,.0f}", refresh=False)
+        return rows
+
+    def evaluate(self, step: int, rows: list[dict[str, Any] | None]) -> None:
+        """Each seed's ``evaluate`` at ``step``: kept in its history and added to its row as ``eval_*``."""
+        for i, (run, p_i, r_i) in enumerate(zip(self.runs, self.each(self.params), self.each(self.rest))):
+            if run.member.evaluate is None:
+                continue
+            scores = run.member.evaluate(nnx.merge(self.graphdef, p_i, r_i), step)
+            run.eval_history.append({"step": step, **scores})
+            rows[i] = {**(rows[i] or {"step": step}), **{f"eval_{key}": v for key, v in scores.items()}}
+
+    def save(self, step: int) -> None:
+        """A checkpoint of every seed with a run folder at ``step``: its state, data position, metrics and seconds."""
+        states = zip(self.runs, self.each(self.params), self.each(self.rest), self.each(self.opt_state))
+        for run, p_i, r_i, o_i in states:
+            ckpt, m, seed = run.checkpointer, run.member, int(run.member.seed)
             if ckpt is None:
                 continue
-            samplers[i].position = step
+            run.sampler.position = step
             meta = {
-                "step": step, "data_iterator": samplers[i].state_dict(), "seed": seeds[i],
-                "rng": {"data_key": f"fold_in(key({seeds[i]}), step)"},
+                "step": step, "data_iterator": run.sampler.state_dict(), "seed": seed,
+                "rng": {"data_key": f"fold_in(key({seed}), step)"},
                 "fingerprint": m.fingerprint or {}, "config": m.config or {},
-                "train_seconds": seconds_so_far(i), "last_metrics": last[i],
+                "train_seconds": self.seconds_so_far(run), "last_metrics": run.last,
             }
             ckpt.save(step, params=p_i, rest=r_i, opt_state=o_i, meta=meta)
-            last_saved[i] = step
+            run.last_saved = step
             log.info("saved checkpoint %s", ckpt.directory / str(step))
 
-    progress = progress_display(spec, start, "train" if count == 1 else f"train {count} seeds")
+    def close(self) -> None:
+        """Closes the progress display, waits for and closes the checkpointers, closes the loggers."""
+        if self.progress is not None:
+            self.progress.close()
+        for run in self.runs:
+            if run.checkpointer is not None:
+                run.checkpointer.wait()
+                run.checkpointer.close()
+        for run in self.runs:
+            if run.logger is not None:
+                run.logger.close()
 
-    inside = outside = 0.0  # seconds in / outside the jitted step (steps after the first)
-    timed_steps = 0
-    window_time, window_steps = 0.0, 0
-    eval_history: list[list[dict[str, Any]]] = [[] for _ in members]
-    eval_seconds = 0.0
-    t_begin = time.perf_counter()
-    done = start  # updates completed (what an interrupt reports)
-    try:
-        t_prev = t_begin
-        excluded = 0.0  # eval + checkpoint time since t_prev, not counted as loop overhead
-        for k in range(start, spec.steps):
-            step = k + 1  # number of updates done after this iteration
-            t0 = time.perf_counter()
-            params, rest, opt_state, metrics = step_fn(
-                params, rest, opt_state, arrays, weights, data_key, jnp.asarray(k, jnp.int32)
-            )
-            done = step
-            metrics = jax.device_get(metrics)
-            t1 = time.perf_counter()
-            if k > start:  # the first step compiles
-                inside += t1 - t0
-                outside += max(0.0, t0 - t_prev - excluded)
-                timed_steps += 1
-            window_time += t1 - t_prev - excluded
-            window_steps += 1
-            t_prev, excluded = t1, 0.0
-            per_seed = each(metrics)
-            for i, m in enumerate(per_seed):
-                if not bool(m["ok"]):
-                    raise NonFiniteLossError(_stopped(step, m, spec, ckpts[i], last_saved[i],
-                                                      f" (seed {seeds[i]})" if stacked else ""))
-                last[i] = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
-            rows: list[dict[str, Any] | None] = [None] * count
-            if _every(step, spec.log_every) or step == spec.steps:
-                tput = timesteps_per_step * window_steps / max(window_time, 1e-9)
-                host = outside / max(inside + outside, 1e-12) if timed_steps else float("nan")
-                rows = [{"step": step, **last[i], "timesteps_per_s": tput / count, "host_fraction": host}
-                        for i in range(count)]
-                window_time, window_steps = 0.0, 0
-                if progress is not None:
-                    progress.set_postfix(loss=f"{np.mean([x['loss'] for x in last]):.4f}",
-                                         acc=f"{np.mean([x['accuracy'] for x in last]):.3f}",
-                                         tps=f"{tput:,.0f}", refresh=False)
-            if _every(step, spec.eval_every):  # the last step too: curves end there
-                te = time.perf_counter()
-                for i, (m, p_i, r_i) in enumerate(zip(members, each(params), each(rest))):
-                    if m.evaluate is None:
-                        continue
-                    scores = m.evaluate(nnx.merge(graphdef, p_i, r_i), step)
-                    eval_history[i].append({"step": step, **scores})
-                    rows[i] = {**(rows[i] or {"step": step}), **{f"eval_{key}": v for key, v in scores.items()}}
-                dt = time.perf_counter() - te
-                eval_seconds += dt
-                excluded += dt
-            for logger, row in zip(loggers, rows):
-                if row is not None and logger is not None:
-                    logger.log(row)
-            if _every(step, spec.checkpoint_every) or step == spec.steps:
-                ts = time.perf_counter()
-                save(step)
-                excluded += time.perf_counter() - ts
-            if progress is not None:
-                progress.update(1)
-            check_interrupt()  # a Ctrl-C that a library swallowed (tnd.training.interrupts)
-    except KeyboardInterrupt:
-        first = next((c for c in ckpts if c is not None), None)
-        raise TrainingInterrupted(done, last_saved[0], first.directory if first is not None else None) from None
-    finally:
-        if progress is not None:
-            progress.close()
-        for ckpt in ckpts:
-            if ckpt is not None:
-                ckpt.wait()
-                ckpt.close()
-        for logger in loggers:
-            if logger is not None:
-                logger.close()
-
-    host_fraction = outside / (inside + outside) if timed_steps else float("nan")
-    tput = timesteps_per_step / count * timed_steps / (inside + outside) if timed_steps else float("nan")
-    results = []
-    for i, (m, p_i, r_i) in enumerate(zip(members, each(params), each(rest))):
-        nnx.update(m.model, p_i, r_i)
-        results.append(TrainResult(
-            step=spec.steps, resumed_from=start, train_seconds=seconds_so_far(i), host_fraction=host_fraction,
-            timesteps_per_s=tput, last_metrics=last[i], eval_history=eval_history[i],
-        ))
-    return results
+    def results(self, start: int) -> list[TrainResult]:
+        """Writes each seed's parameters back into its model; its `TrainResult`."""
+        clock = self.clock
+        timed = clock.timed_steps
+        host_fraction = clock.outside / (clock.inside + clock.outside) if timed else float("nan")
+        tput = self.timesteps_per_step / self.count * timed / (clock.inside + clock.outside) if timed else float("nan")
+        results = []
+        for run, p_i, r_i in zip(self.runs, self.each(self.params), self.each(self.rest)):
+            nnx.update(run.member.model, p_i, r_i)
+            results.append(TrainResult(
+                step=self.spec.steps, resumed_from=start, train_seconds=self.seconds_so_far(run),
+                host_fraction=host_fraction, timesteps_per_s=tput, last_metrics=run.last,
+                eval_history=run.eval_history,
+            ))
+        return results
 
 
 def _stopped(step: int, m: dict[str, Any], spec: TrainSpec, ckpt: Checkpointer | None, last_saved: int | None,

@@ -6,8 +6,8 @@ Everything of this env lives here: the emulators and observations (`env`: `PongB
 `AtariPongConfig`, 3 reduced actions), the scripted RAM expert (`expert`), the catch /
 miss / round events read from RAM (`events`: the `CatchTally` shared with single-player
 Pong), the host rollout that plays games side by side (`play`), expert demonstrations
-(`collect`) and greedy evaluation (`evaluate`). gymnasium and ALE load only when games
-are played.
+(`collect`), greedy evaluation (`evaluate`) and its games drawn (`recording`). gymnasium
+and ALE load only when games are played.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from tnd.envs.atari_pong.env import (
 from tnd.envs.atari_pong.evaluate import evaluate_expert, evaluate_model, evaluate_policy
 from tnd.envs.atari_pong.play import host_rollout
 from tnd.envs.catch_tally import CatchTally
-from tnd.envs.registry import EnvDefinition, register_env
+from tnd.envs.atari_pong import recording
+from tnd.envs.registry import DatasetNaming, EnvDefinition, register_env
 
 
 def env_and_params(config: AtariPongConfig) -> tuple[AtariPong, AtariPongConfig]:
@@ -58,10 +59,13 @@ DEFINITION = register_env(EnvDefinition(
     evaluate_model=evaluate_model,
     evaluate_expert=evaluate_expert,
     tally=CatchTally,
-    takes_num_envs=True,
-    dataset_env=ENV_ID,
-    dataset_config_key="env_config",
     expert=EXPERT,
+    dataset_naming=DatasetNaming(env=ENV_ID, config_key="env_config"),  # as its datasets were first written
+    draw_games=recording.draw_games,
+    describe_counts=recording.describe_counts,
+    table_note=("Our runs' environment: {envs}: Atari Pong against the built-in opponent, not the paper's "
+                "{protocol} protocol (a round also ends when the agent scores), so catches per "
+                "round are not directly comparable with the paper's."),
 ))
 
 __all__ = [

@@ -63,66 +63,93 @@ def host_rollout(
     rows = min(num_envs, num_games)
     games: list[dict | None] = [None] * num_games
     episodes: list[Trajectory | None] = [None] * num_games
-    game_of_row = np.full(rows, -1)
-    active = np.zeros(rows, bool)
-    reset = np.zeros(rows, bool)
-    # Recording: one tuple of batch arrays per step (cheap: no per-row work per step);
-    # a finished game's rows are gathered from its steps, and steps no game needs are dropped.
-    log: list[tuple] = []
-    log_base = 0  # step index of log[0]
-    first_step = np.zeros(rows, np.int64)  # step index at which each row's game began
-    step = 0
+    log = _StepLog()
     tracker = EventTracker(rows)
-    next_game = 0
     bar = tqdm(total=num_games, desc=desc, unit="game", disable=not progress)
 
     owned = batch is None
     batch = PongBatch(config, rows) if owned else batch
     try:
-
-        def start(i: int) -> None:
-            nonlocal next_game
-            if next_game >= num_games:
-                active[i] = False
-                return
-            g = next_game
-            next_game += 1
-            batch.reset_row(i, game_seed(seed, g))
-            tracker.start(i, batch.ram[i])
-            game_of_row[i], active[i], reset[i] = g, True, True
-            first_step[i] = step
-
+        plan = _GamePlan(batch, tracker, rows, seed=seed, num_games=num_games)
         for i in range(rows):
-            start(i)
-        while active.any():
+            plan.start(i, step=0)
+        step = 0
+        while plan.active.any():
             obs = batch.observations()
-            labels, taken = act(obs, batch.ram, reset.copy(), active.copy(), game_of_row.copy())
+            labels, taken = act(obs, batch.ram, plan.reset.copy(), plan.active.copy(), plan.game_of_row.copy())
             labels, taken = np.asarray(labels), np.asarray(taken)
-            reward, done = batch.step(taken, active)
-            events = tracker.update(batch.ram, reward, active)
+            reward, done = batch.step(taken, plan.active)
+            events = tracker.update(batch.ram, reward, plan.active)
             if on_step is not None:
-                on_step(batch, active.copy(), game_of_row.copy(), reward, events)
-            reset[:] = False
+                on_step(batch, plan.active.copy(), plan.game_of_row.copy(), reward, events)
+            plan.reset[:] = False
             if record:
                 log.append((obs, labels, taken, reward, events))
             step += 1
-            finished = np.flatnonzero(done & active)
+            finished = np.flatnonzero(done & plan.active)
             for i in finished:
-                g = game_of_row[i]
+                g = plan.game_of_row[i]
                 games[g] = tracker.finish(i)
                 if record:
-                    episodes[g] = _game_trajectory(log[first_step[i] - log_base : step - log_base], i)
+                    episodes[g] = log.game(i, plan.first_step[i], step)
                 bar.update(1)
-                start(i)
+                plan.start(i, step=step)
             if record and len(finished):
-                keep = int(first_step[active].min()) if active.any() else step
-                del log[: keep - log_base]
-                log_base = keep
+                log.drop_before(int(plan.first_step[plan.active].min()) if plan.active.any() else step)
     finally:
         bar.close()
         if owned:
             batch.close()
     return CatchTally.from_games(games), (episodes if record else [])
+
+
+class _GamePlan:
+    """Which game each of the first ``rows`` rows of a `PongBatch` plays: game after game in
+    order (game ``g`` seeded ``game_seed(seed, g)``), a row taking the next game when its own
+    ends and stopping when none is left. Arrays ``[rows]``: ``game_of_row`` (int), ``active``,
+    ``reset`` (the row just started a game), ``first_step`` (the step its game began at)."""
+
+    def __init__(self, batch: PongBatch, tracker: EventTracker, rows: int, *, seed: int, num_games: int):
+        self.batch, self.tracker, self.seed, self.num_games = batch, tracker, seed, num_games
+        self.next_game = 0
+        self.game_of_row = np.full(rows, -1)
+        self.active = np.zeros(rows, bool)
+        self.reset = np.zeros(rows, bool)
+        self.first_step = np.zeros(rows, np.int64)
+
+    def start(self, row: int, *, step: int) -> None:
+        """Row ``row`` starts the next game at ``step`` (or stops: every game is taken)."""
+        if self.next_game >= self.num_games:
+            self.active[row] = False
+            return
+        g = self.next_game
+        self.next_game += 1
+        self.batch.reset_row(row, game_seed(self.seed, g))
+        self.tracker.start(row, self.batch.ram[row])
+        self.game_of_row[row], self.active[row], self.reset[row] = g, True, True
+        self.first_step[row] = step
+
+
+class _StepLog:
+    """The recorded steps: one tuple of batch arrays (obs, labels, taken, reward, events) per
+    step, cheap to keep (no per-row work per step). A finished game's rows are cut out of its
+    steps, and the steps no running game needs any more are dropped."""
+
+    def __init__(self):
+        self.steps: list[tuple] = []
+        self.base = 0  # step index of steps[0]
+
+    def append(self, step: tuple) -> None:
+        self.steps.append(step)
+
+    def game(self, row: int, first: int, end: int) -> Trajectory:
+        """The `Trajectory` of row ``row`` over steps ``first .. end - 1``."""
+        return _game_trajectory(self.steps[first - self.base : end - self.base], row)
+
+    def drop_before(self, keep: int) -> None:
+        """Forgets the steps before step ``keep``."""
+        del self.steps[: keep - self.base]
+        self.base = keep
 
 
 def _game_trajectory(steps: list[tuple], row: int) -> Trajectory:

@@ -2,12 +2,13 @@
 
     env, params = tnd.envs.make("pong", max_steps=500)   # SinglePlayerPong, PongParams
 
-Everything of this env lives here: the game (`env`: `SinglePlayerPong`, `PongConfig`,
-3 actions), the same game behind perturbations (`perturb`: observation noise, action
-delay, sticky actions, occlusion), its analytic expert (`expert`), what a step counts (`events`: the
-`CatchTally` shared with Atari Pong), expert demonstrations (`collect`), greedy
-evaluation (`evaluate`) and RGB frames (`render`, imported on demand). Collection and
-evaluation are the same `tnd.envs.rollout.rollout`.
+Everything of this env lives here: the game (`env`: `SinglePlayerPong`), its settings
+(`config`: `PongConfig`, 3 actions), its state and the pieces of a step (`physics`), the same
+game behind perturbations (`perturb`: observation noise, action delay, sticky actions,
+occlusion), its analytic expert (`expert`), what a step counts (`events`: the `CatchTally`
+shared with Atari Pong), expert demonstrations (`collect`), greedy evaluation (`evaluate`),
+RGB frames (`render`, imported on demand) and its evaluation games drawn (`recording`).
+Collection and evaluation are the same `tnd.envs.rollout.rollout`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from tnd.envs.pong.evaluate import evaluate_expert, evaluate_model, record_model
 from tnd.envs.pong.events import step_events
 from tnd.envs.pong.expert import expert_action
 from tnd.envs.pong.perturb import PerturbedParams, PerturbedPong, PerturbedState, env_for, is_perturbed
-from tnd.envs.registry import EnvDefinition, register_env
+from tnd.envs.demonstrations import Demonstrations
+from tnd.envs.pong import recording
+from tnd.envs.registry import DatasetNaming, EnvDefinition, register_env
 
 
 def env_and_params(config: PongConfig) -> tuple[SinglePlayerPong | PerturbedPong, PongParams]:
@@ -45,16 +48,36 @@ def env_and_params(config: PongConfig) -> tuple[SinglePlayerPong | PerturbedPong
     return env_for(config, SinglePlayerPong(config))
 
 
+def _collect(config: PongConfig, *, num_episodes: int, seed: int, epsilon: float, num_envs: int,
+             progress: bool) -> Demonstrations:
+    """`collect_demonstrations` under the env contract (``num_envs`` has no use: games run in jitted batches)."""
+    return collect_demonstrations(config, num_episodes=num_episodes, seed=seed, epsilon=epsilon, progress=progress)
+
+
+def _evaluate(model, config: PongConfig, *, num_games: int, seed: int, num_envs: int, progress: bool) -> CatchTally:
+    """`evaluate_model` under the env contract (``num_envs`` has no use: games run in jitted batches)."""
+    return evaluate_model(model, config, num_games=num_games, seed=seed, progress=progress)
+
+
+def _evaluate_expert(config: PongConfig, *, num_games: int, seed: int, num_envs: int, progress: bool) -> CatchTally:
+    """`evaluate_expert` under the env contract (``num_envs`` has no use: games run in jitted batches)."""
+    return evaluate_expert(config, num_games=num_games, seed=seed, progress=progress)
+
+
 DEFINITION = register_env(EnvDefinition(
     name="pong",
     config=PongConfig,
     make=env_and_params,
-    collect_demonstrations=collect_demonstrations,
-    evaluate_model=evaluate_model,
-    evaluate_expert=evaluate_expert,
+    collect_demonstrations=_collect,
+    evaluate_model=_evaluate,
+    evaluate_expert=_evaluate_expert,
     tally=CatchTally,
-    dataset_env="pong",
-    dataset_config_key="config",
+    dataset_naming=DatasetNaming(env="pong", config_key="config"),  # as its datasets were first written
+    draw_games=recording.draw_games,
+    describe_counts=recording.describe_counts,
+    record_model=record_model,
+    table_note="Our runs' environment: {envs} (single-player Pong, the paper's protocol).",
+    plays_paper_protocol=True,
 ))
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Demonstrations of the analytic expert on single-player Pong, collected inside ``jit``.
 
 The games are played by `tnd.envs.rollout.rollout` (``vmap`` over games, one ``lax.scan``
-over ``config.max_steps`` steps; `tnd.envs.jax_play.collect_expert_games` runs it in
+over ``config.max_steps`` steps; `tnd.envs.batched_games.collect_expert_games` runs it in
 batches). Each game is one episode of exactly ``max_steps`` steps (the step cap is the
 only end), so every episode has the same length.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
-from tnd.envs.jax_play import collect_expert_games
+from tnd.envs.batched_games import collect_expert_games
 from tnd.envs.pong.env import COLLECT_STREAM, PongConfig, PongConfigError, game_seeds
 from tnd.envs.pong.events import step_events
 from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND

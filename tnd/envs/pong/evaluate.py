@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnd.envs.catch_tally import CatchTally
-from tnd.envs.jax_play import evaluate_expert_games, evaluate_model_games, record_model_games
+from tnd.envs.batched_games import evaluate_expert_games, evaluate_model_games, record_model_games
 from tnd.envs.pong.env import EVAL_STREAM, PongConfig, game_seeds
 from tnd.envs.pong.events import step_events
 from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND

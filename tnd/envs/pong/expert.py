@@ -1,7 +1,7 @@
 """The analytic expert for single-player Pong: predict the crossing, steer the momentum paddle.
 
 1. **Predict.** Where the ball will next cross the paddle line, with the walls folded in
-   (`tnd.envs.pong.env.crossing_y`; a ball moving away first bounces off the left wall). With
+   (`tnd.envs.pong.physics.crossing_y`; a ball moving away first bounces off the left wall). With
    no ball in play the target is the court's middle.
 2. **Aim.** Place the paddle so that the ball meets it off-centre by
    ``aim * (1 - 2 y_cross)`` of its reach: a ball crossing low is met above the paddle
@@ -31,7 +31,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tnd.envs.pong.env import DOWN, STAY, UP, PongParams, PongState, crossing_y
+from tnd.envs.pong.config import DOWN, STAY, UP, PongParams
+from tnd.envs.pong.physics import PongState, crossing_y
 
 DEFAULT_AIM = 0.5
 DEFAULT_DEADBAND = 0.04

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tnd.envs.pong.env import PongParams, PongState
+from tnd.envs.pong.config import PongParams
+from tnd.envs.pong.physics import PongState
 
 WALL = 0.04  # wall thickness, court units
 PADDLE_WIDTH = 0.04

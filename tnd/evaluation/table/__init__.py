@@ -15,14 +15,14 @@ keys but the seed). The Pong table's only row key is ``model`` (rows = models); 
 ablation sweeps more keys (e.g. ``graph``, ``model.options.dynamics``), and every
 combination is a row, labelled from its values (``layered_ncp · K=2 · leaky · scalar``)
 and aggregated over seeds exactly like a model row. A run's value of a key is read from
-the overrides Hydra recorded in ``.hydra/overrides.yaml`` (the model also from the
-summary or the config).
+the overrides in its ``run.json``, else from the spec recorded there (the model also from
+the summary).
 
-A *run folder* is a Hydra job folder: it holds ``.hydra/`` (``config.yaml``,
-``overrides.yaml``, ``hydra.yaml``, written by Hydra) and, written by the trainer, either
-``summary.json`` (success: model, seed, env and the metrics below) or ``error.json``
-(``{"error": message, ...}``). A folder with ``.hydra/`` but neither file is *unfinished*
-(killed or still running). A (model, seed) pair the sweep expects but no folder holds is
+A *run folder* holds ``run.json`` (the run's description: its spec and overrides, written
+when it starts, whoever started it; runs made before it existed have Hydra's ``.hydra/``
+record instead) and, when it ended, either ``summary.json`` (success: model, seed, env and
+the metrics below) or ``error.json`` (``{"error": message, ...}``). A folder with neither
+is *unfinished* (killed or still running). A (model, seed) pair the sweep expects but no folder holds is
 *missing*. Failed, unfinished and missing runs are listed and counted in every output,
 never silently dropped.
 

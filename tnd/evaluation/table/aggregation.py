@@ -163,22 +163,79 @@ def aggregate(
     paper: the published figures shown beside ours; None for none (an ablation).
     """
     keys = tuple(keys)
+    metrics = _checked_metrics(metrics)
+    if MODEL_KEY not in keys or SEED_KEY in keys or len(set(keys)) != len(keys):
+        raise TableError(f"Row keys must name 'model', not 'seed', each once; got {list(keys)}.")
+    expected_variants = _expected_variants(expected_variants, expected_models, keys)
+    chosen, duplicates, unidentified = _choose_runs(records, keys)
+    if expected_seeds is None:
+        seeds = sorted({seed for _, seed in chosen})
+    else:
+        seeds = [int(s) for s in expected_seeds]
+    seen = _variant_order((v for v, _ in chosen), keys)
+    if expected_variants is None:
+        variants = seen
+    else:
+        variants = list(dict.fromkeys(expected_variants))
+        variants += [v for v in seen if v not in variants]
+    m = keys.index(MODEL_KEY)
+
+    def is_expected(variant: tuple[str, ...]) -> bool:
+        if expected_variants is not None:
+            return variant in expected_variants
+        return expected_models is None or variant[m] in expected_models
+
+    rows = tuple(
+        _row(variant, label, [r for (v, _), r in chosen.items() if v == variant],
+             seeds if is_expected(variant) else [], keys, metrics)
+        for variant, label in zip(variants, variant_labels(variants, keys))
+    )
+    envs = sorted({str(r.metrics["env"]) for r in chosen.values() if r.status == "ok" and "env" in r.metrics})
+    return Table(
+        rows=rows,
+        expert=types.MappingProxyType(dict(expert)) if expert is not None else None,
+        envs=tuple(envs),
+        unidentified=unidentified,
+        duplicates=tuple(sorted(duplicates, key=lambda r: str(r.path))),
+        paper=paper,
+        metrics=metrics,
+        keys=keys,
+    )
+
+
+def _checked_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
+    """The table's columns: ``metrics`` (all of `columns.METRIC` when None); refuses an undeclared one."""
     metrics = tuple(columns.METRIC) if metrics is None else tuple(metrics)
     unknown = [m for m in metrics if m not in columns.METRIC]
     if unknown:
         raise TableError(f"Unknown metric(s) {', '.join(unknown)}; declared: {', '.join(columns.METRIC)}.")
-    if MODEL_KEY not in keys or SEED_KEY in keys or len(set(keys)) != len(keys):
-        raise TableError(f"Row keys must name 'model', not 'seed', each once; got {list(keys)}.")
+    return metrics
+
+
+def _expected_variants(
+    expected_variants: Sequence[Sequence[str]] | None, expected_models: Sequence[str] | None, keys: tuple[str, ...]
+) -> list[tuple[str, ...]] | None:
+    """The expected variants as tuples of strings in ``keys`` order, restricted to
+    ``expected_models`` (with ``keys=("model",)``: one per expected model); None: not given."""
     if expected_variants is None and expected_models is not None and keys == (MODEL_KEY,):
         expected_variants = [(m,) for m in expected_models]
-    if expected_variants is not None:
-        expected_variants = [tuple(str(x) for x in v) for v in expected_variants]
-        bad = [v for v in expected_variants if len(v) != len(keys)]
-        if bad:
-            raise TableError(f"Expected variant {list(bad[0])} does not give one value per row key {list(keys)}.")
-        if expected_models is not None:
-            expected_variants = [v for v in expected_variants if v[keys.index(MODEL_KEY)] in expected_models]
-    m = keys.index(MODEL_KEY)
+    if expected_variants is None:
+        return None
+    expected_variants = [tuple(str(x) for x in v) for v in expected_variants]
+    bad = [v for v in expected_variants if len(v) != len(keys)]
+    if bad:
+        raise TableError(f"Expected variant {list(bad[0])} does not give one value per row key {list(keys)}.")
+    if expected_models is not None:
+        expected_variants = [v for v in expected_variants if v[keys.index(MODEL_KEY)] in expected_models]
+    return expected_variants
+
+
+def _choose_runs(
+    records: Sequence[RunRecord], keys: tuple[str, ...]
+) -> tuple[dict[tuple[tuple[str, ...], int], RunRecord], list[RunRecord], tuple[RunRecord, ...]]:
+    """The run that counts for each (variant, seed): the best (ok > failed > unfinished, then
+    the newest); returns them, the other runs of a counted pair (duplicates) and the runs
+    whose seed or a row key's value is unknown (unidentified)."""
 
     def identity(record: RunRecord) -> tuple[tuple[str, ...], int] | None:
         values = tuple(run_value(record, k) for k in keys)
@@ -197,51 +254,28 @@ def aggregate(
             duplicates.append(record)
         else:
             chosen[key] = record
+    return chosen, duplicates, unidentified
 
-    if expected_seeds is None:
-        seeds = sorted({seed for _, seed in chosen})
-    else:
-        seeds = [int(s) for s in expected_seeds]
-    seen = _variant_order((v for v, _ in chosen), keys)
-    if expected_variants is None:
-        variants = seen
-    else:
-        variants = list(dict.fromkeys(expected_variants))
-        variants += [v for v in seen if v not in variants]
 
-    def is_expected(variant: tuple[str, ...]) -> bool:
-        if expected_variants is not None:
-            return variant in expected_variants
-        return expected_models is None or variant[m] in expected_models
-
-    rows = []
-    for variant, label in zip(variants, variant_labels(variants, keys)):
-        runs = [r for (v, _), r in chosen.items() if v == variant]
-        expected = sorted(set(seeds) if is_expected(variant) else set())
-        seen_seeds = {r.seed for r in runs}
-        missing = tuple(RunRecord(variant[m], s, "missing", None) for s in expected if s not in seen_seeds)
-        ok = sorted((r for r in runs if r.status == "ok"), key=lambda r: r.seed)
-        rows.append(TableRow(
-            model=variant[m],
-            label=label,
-            stats=types.MappingProxyType({k: student_t_interval(_metric(r, k) for r in ok) for k in metrics}),
-            seeds=tuple(r.seed for r in ok),
-            expected_seeds=tuple(sorted(set(expected) | seen_seeds)),
-            failed=tuple(sorted((r for r in runs if r.status == "failed"), key=lambda r: r.seed)),
-            unfinished=tuple(sorted((r for r in runs if r.status == "unfinished"), key=lambda r: r.seed)),
-            missing=missing,
-            variant=tuple(zip(keys, variant)),
-        ))
-    envs = sorted({str(r.metrics["env"]) for r in chosen.values() if r.status == "ok" and "env" in r.metrics})
-    return Table(
-        rows=tuple(rows),
-        expert=types.MappingProxyType(dict(expert)) if expert is not None else None,
-        envs=tuple(envs),
-        unidentified=unidentified,
-        duplicates=tuple(sorted(duplicates, key=lambda r: str(r.path))),
-        paper=paper,
-        metrics=metrics,
-        keys=keys,
+def _row(variant: tuple[str, ...], label: str, runs: list[RunRecord], expected_seeds: Sequence[int],
+         keys: tuple[str, ...], metrics: tuple[str, ...]) -> TableRow:
+    """The row of ``variant``: intervals over its ok ``runs``, its failed and unfinished runs,
+    and a "missing" record for each expected seed without a run."""
+    m = keys.index(MODEL_KEY)
+    expected = sorted(set(expected_seeds))
+    seen_seeds = {r.seed for r in runs}
+    missing = tuple(RunRecord(variant[m], s, "missing", None) for s in expected if s not in seen_seeds)
+    ok = sorted((r for r in runs if r.status == "ok"), key=lambda r: r.seed)
+    return TableRow(
+        model=variant[m],
+        label=label,
+        stats=types.MappingProxyType({k: student_t_interval(_metric(r, k) for r in ok) for k in metrics}),
+        seeds=tuple(r.seed for r in ok),
+        expected_seeds=tuple(sorted(set(expected) | seen_seeds)),
+        failed=tuple(sorted((r for r in runs if r.status == "failed"), key=lambda r: r.seed)),
+        unfinished=tuple(sorted((r for r in runs if r.status == "unfinished"), key=lambda r: r.seed)),
+        missing=missing,
+        variant=tuple(zip(keys, variant)),
     )
 
 

@@ -66,24 +66,34 @@ def _paper_cell(model: str, paper: PublishedFigures = PAPER) -> str:
     return "not published" if model in paper.models else "—"
 
 
-# Env names (summary.json "env") that play the paper's protocol: single-player Pong.
-SINGLE_PLAYER_ENVS: tuple[str, ...] = ("pong", "single_pong", "single_player_pong")
+def _env_definitions(table: Table) -> list:
+    """The registered `EnvDefinition` of each env the table's runs played (None: not registered here).
+
+    The envs are imported on first use (they bring JAX), so tables are read and written without them."""
+    if not table.envs:
+        return []
+    from tnd.envs.registry import find_env
+
+    return [find_env(e) for e in table.envs]
 
 
 def _plays_paper_protocol(table: Table) -> bool:
-    """Whether every run of ``table`` played the paper's protocol (single-player Pong)."""
-    return all(e in SINGLE_PLAYER_ENVS for e in table.envs)
+    """Whether every run of ``table`` played the paper's protocol (`EnvDefinition.plays_paper_protocol`)."""
+    return all(d is not None and d.plays_paper_protocol for d in _env_definitions(table))
 
 
 def _env_note(table: Table) -> str:
+    """The sentence on the runs' envs and the paper's protocol: the env's `EnvDefinition.table_note`
+    (of the first env off the paper's protocol when several envs are pooled)."""
     envs, protocol = ", ".join(table.envs), (table.paper or PAPER).protocol
-    if _plays_paper_protocol(table):
-        return f"Our runs' environment: {envs} (single-player Pong, the paper's protocol)."
-    if any("atari" in e.lower() or "ale" in e.lower() for e in table.envs):
-        return (f"Our runs' environment: {envs}: Atari Pong against the built-in opponent, not the paper's "
-                f"{protocol} protocol (a round also ends when the agent scores), so catches per "
-                "round are not directly comparable with the paper's.")
-    return f"Our runs' environment: {envs}; the paper's protocol is {protocol}."
+    definitions = _env_definitions(table)
+    off_protocol = [d for d in definitions if d is None or not d.plays_paper_protocol]
+    chosen = (off_protocol or definitions)[0]
+    if chosen is None:
+        from tnd.envs.registry import DEFAULT_TABLE_NOTE
+
+        return DEFAULT_TABLE_NOTE.format(envs=envs, protocol=protocol)
+    return chosen.table_sentence(envs, protocol)
 
 
 def _paper_heading(table: Table) -> str:

@@ -1,9 +1,13 @@
 """Run folders -> `RunRecord`: status (ok / failed / unfinished / missing), metrics, the
-swept values Hydra recorded for the run.
+swept values of the run.
 
-A run's ``.hydra/`` files are read as plain YAML data only: one that is malformed or holds
-a tag that is not plain data (``!!python/...``) makes its run "failed" with a message naming
-the file (`RunRecordError`), and the other runs are read as usual.
+A run describes itself in ``run.json`` (its resolved spec and overrides, written when it
+starts, whoever started it: `tnd.run_folder.write_run_description`). A ``tnd-train`` job
+folder also holds Hydra's ``.hydra/`` record, which is what identifies a run written before
+``run.json`` existed, or one whose ``run.json`` is not written yet (a job still starting).
+Either is read as plain data only: a file that is malformed or holds a tag that is not plain
+data (``!!python/...``) makes its run "failed" with a message naming the file
+(`RunRecordError`), and the other runs are read as usual.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ import yaml
 
 from tnd.evaluation.table.columns import MODEL_KEY, SEED_KEY
 from tnd.evaluation.table.statistics import TableError
-from tnd.run_folder import ERROR_FILE, EXPERT_FILE, SUMMARY_FILE, read_summary, stacked_seed
+from tnd.run_folder import (
+    ERROR_FILE, EXPERT_FILE, RECORD_DIR, RUN_FILE, SUMMARY_FILE, override_key, read_summary, stacked_seed,
+)
 
 # --------------------------------------------------------------------------- run folders
 
 
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
-    """One run (Hydra job folder) or one expected run that never started.
+    """One run folder or one expected run that never started.
 
-    status: "ok" (summary.json), "failed" (error.json), "unfinished" (.hydra/ only) or
-    "missing" (expected, no folder; path is None). ``metrics`` is the summary (ok runs).
+    status: "ok" (summary.json), "failed" (error.json), "unfinished" (run.json or .hydra/
+    only) or "missing" (expected, no folder; path is None). ``metrics`` is the summary (ok
+    runs); ``overrides`` and ``config`` (the resolved spec, or Hydra's resolved config for a
+    run without run.json) say what the run was asked to be.
     """
 
     model: str | None
@@ -40,9 +48,9 @@ class RunRecord:
     metrics: Mapping[str, object] = dataclasses.field(default_factory=dict)
     error: str | None = None
     overrides: tuple[str, ...] = ()
-    config: Mapping[str, object] = dataclasses.field(default_factory=dict)  # .hydra/config.yaml, resolved by the run
+    config: Mapping[str, object] = dataclasses.field(default_factory=dict)  # run.json's spec (or .hydra/config.yaml)
     choices: Mapping[str, object] = dataclasses.field(default_factory=dict)  # config group -> option (.hydra/hydra.yaml)
-    unreadable: str | None = None  # the .hydra/ file that could not be read (then status "failed")
+    unreadable: str | None = None  # the record file that could not be read (then status "failed")
 
 
 def _read_json(path: Path) -> dict:
@@ -136,14 +144,36 @@ def read_hydra_record(run_dir: Path) -> HydraRecord:
     )
 
 
+def read_run_description(run_dir: Path) -> HydraRecord | None:
+    """The overrides and spec of a run from its ``run.json`` (None when absent); a file that
+    is not a JSON object with a ``spec`` is named in ``unreadable``."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        spec, overrides = data["spec"], data.get("overrides") or []
+        if not isinstance(spec, dict) or not isinstance(overrides, list):
+            raise TypeError("'spec' must be an object and 'overrides' a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return HydraRecord(unreadable=f"Cannot read {path}: {exc}. Delete the run folder (or rerun it) to "
+                                      "make it readable.")
+    return HydraRecord(overrides=tuple(str(o) for o in overrides), config=types.MappingProxyType(spec))
+
+
+def read_record(run_dir: Path) -> HydraRecord:
+    """What a run folder says about the run: its ``run.json``, else Hydra's ``.hydra/``."""
+    return read_run_description(run_dir) or read_hydra_record(run_dir)
+
+
 def _identity(record: HydraRecord) -> tuple[str | None, int | None]:
     """(model, seed) of a job from its overrides, else its config-group choice and config."""
     model = seed = None
     for line in record.overrides:
         _, sep, value = line.partition("=")
-        if sep and _override_key(line) == "model":
+        if sep and override_key(line) == "model":
             model = value
-        elif sep and _override_key(line) == "seed":
+        elif sep and override_key(line) == "seed":
             seed = _as_seed(value)
     if model is None and isinstance(record.choices.get("model"), str):
         model = record.choices["model"]
@@ -157,14 +187,14 @@ def _identity(record: HydraRecord) -> tuple[str | None, int | None]:
 
 
 def read_run(run_dir: str | os.PathLike) -> RunRecord:
-    """The RunRecord of one Hydra job folder (summary.json wins over a stale error.json).
+    """The RunRecord of one run folder (summary.json wins over a stale error.json).
 
     The model comes from the overrides, the config-group choice or the config, and the
-    summary (or error.json) where it names one. A ``.hydra/`` file that cannot be read makes
-    the run "failed" with that file named (`read_hydra_file`).
+    summary (or error.json) where it names one. A record file that cannot be read makes the
+    run "failed" with that file named (`read_record`).
     """
     run_dir = Path(run_dir)
-    hydra_record = read_hydra_record(run_dir)
+    hydra_record = read_record(run_dir)
     unreadable = hydra_record.unreadable
     model, seed = _identity(hydra_record)
     summary, error = run_dir / SUMMARY_FILE, run_dir / ERROR_FILE
@@ -186,19 +216,19 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
 def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     """Every run folder under ``root`` (itself included), sorted by path.
 
-    A job folder is a directory with a ``.hydra/`` sub-folder; the walk does not descend
-    into job folders (checkpoints, event files). A job that trained several seeds as one
-    program (``tnd-train seeds=[...]``) holds one run folder per seed, ``seed=<k>/``, each
-    with the ``.hydra/`` record of a separate run: those are the runs. Raises TableError if
-    ``root`` is absent.
+    A run folder is a directory with a ``run.json`` (or a ``.hydra/`` sub-folder, or the
+    outcome of a run that failed before describing itself: ``error.json``); the walk
+    does not descend into run folders (checkpoints, event files). A job that trained several
+    seeds as one program (``tnd-train seeds=[...]``) holds one run folder per seed,
+    ``seed=<k>/``: those are the runs. Raises TableError if ``root`` is absent.
     """
     root = Path(root)
     if not root.is_dir():
         raise TableError(f"Run folder root '{root}' does not exist. Run the sweep first or pass the folder that holds the runs.")
     records = []
-    for current, dirs, _files in os.walk(root):
-        if ".hydra" in dirs:
-            stacked = sorted((d for d in dirs if stacked_seed(d) is not None and (Path(current) / d / ".hydra").is_dir()),
+    for current, dirs, files in os.walk(root):
+        if RECORD_DIR in dirs or {RUN_FILE, SUMMARY_FILE, ERROR_FILE} & set(files):
+            stacked = sorted((d for d in dirs if stacked_seed(d) is not None and _holds_run(Path(current) / d)),
                              key=stacked_seed)
             if stacked:
                 records += [read_run(Path(current) / d) for d in stacked]
@@ -210,9 +240,9 @@ def collect_runs(root: str | os.PathLike) -> list[RunRecord]:
     return sorted(records, key=lambda r: str(r.path))
 
 
-def _override_key(line: str) -> str:
-    """``+graph.options.k@pkg=3`` -> ``graph.options.k``: the key an override line sets."""
-    return line.partition("=")[0].lstrip("+~").split("@")[0]
+def _holds_run(folder: Path) -> bool:
+    """Whether a seed folder of a stacked job holds a run (its description, or its outcome)."""
+    return any((folder / name).exists() for name in (RUN_FILE, RECORD_DIR, SUMMARY_FILE, ERROR_FILE))
 
 
 def _override_text(value) -> str:
@@ -225,8 +255,9 @@ def _override_text(value) -> str:
 
 
 def _config_value(record: RunRecord, key: str) -> str | None:
-    """The value of ``key`` the run resolved: a config group's chosen option (``graph``) or
-    the dotted key in its ``.hydra/config.yaml`` (``train.steps``); None if neither has it."""
+    """The value of ``key`` the run resolved: a config group's chosen option (``graph``: the
+    group's ``name`` in the spec), or the dotted key in its spec (``train.steps``); None if
+    neither has it."""
     if isinstance(record.choices.get(key), str):
         return str(record.choices[key])
     node: object = record.config
@@ -234,6 +265,8 @@ def _config_value(record: RunRecord, key: str) -> str | None:
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
+    if isinstance(node, Mapping) and isinstance(node.get("name"), str):
+        return node["name"]
     return _override_text(node)
 
 
@@ -241,15 +274,14 @@ def run_value(record: RunRecord, key: str) -> str | None:
     """The value of swept ``key`` in one run, as Hydra's override text; None if unknown.
 
     ``model`` and ``seed`` come from the record (summary, overrides or config); any other
-    key from the overrides Hydra recorded for the job (``.hydra/overrides.yaml``), else from
-    the config the run resolved (a key a single run left at its default: `_config_value`).
+    key from the run's overrides, else from the spec the run resolved (a key a single run left at its default: `_config_value`).
     """
     if key == MODEL_KEY:
         return record.model
     if key == SEED_KEY:
         return None if record.seed is None else str(record.seed)
     for line in record.overrides:
-        if "=" in line and _override_key(line) == key:
+        if "=" in line and override_key(line) == key:
             return line.partition("=")[2]
     return _config_value(record, key)
 
@@ -265,7 +297,7 @@ def infer_row_keys(records: Iterable[RunRecord], ignore: Iterable[str] = ()) -> 
     values: dict[str, set[str]] = {}
     for record in records:
         for line in record.overrides:
-            key = _override_key(line)
+            key = override_key(line)
             if "=" in line and key not in skip:
                 values.setdefault(key, set()).add(line.partition("=")[2])
     return (MODEL_KEY, *(k for k, v in values.items() if len(v) > 1))

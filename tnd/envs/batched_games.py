@@ -1,4 +1,4 @@
-"""JAX environments played in jitted batches of games: expert demonstrations and greedy evaluation.
+"""Games of a JAX environment played in jitted batches: expert demonstrations, greedy evaluation, recordings.
 
 Every function here plays ``G = len(seeds)`` games (game ``g`` from
 ``jax.random.key(seeds[g])``, int32 seeds) of ``steps`` steps through the one

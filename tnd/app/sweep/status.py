@@ -1,0 +1,53 @@
+"""Where a sweep stands: each job's best run folder (finished over failed over unfinished), and
+the check that a finished folder was made by the same job (never reused for another)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tnd.app.sweep.plan import SWEPT_KEYS, SweepError, job_id
+from tnd.evaluation.table import ERROR_FILE, SUMMARY_FILE, RunRecord, collect_runs, run_value
+from tnd.run_folder import RECORD_DIR, RUN_FILE
+
+_RANK = {"ok": 0, "failed": 1, "unfinished": 2}
+
+
+def record_id(record: RunRecord, keys: Sequence[str]) -> tuple | None:
+    """A run folder's identity in ``keys`` (as `job_id`); None when a value is unknown."""
+    values = [run_value(record, k) for k in keys[:-1]]
+    if record.seed is None or any(v is None for v in values):
+        return None
+    return (*values, record.seed)
+
+
+def best_by_job(sweep_dir: Path, keys: Sequence[str] = SWEPT_KEYS) -> dict[tuple, RunRecord]:
+    """``{job identity: its best run record}`` of the run folders under ``sweep_dir``."""
+    if not Path(sweep_dir).is_dir():
+        return {}
+    best: dict[tuple, RunRecord] = {}
+    for record in collect_runs(sweep_dir):
+        key = record_id(record, keys)
+        if key is not None and (key not in best or _RANK[record.status] < _RANK[best[key].status]):
+            best[key] = record
+    return best
+
+
+def stamp(record: RunRecord | None) -> tuple | None:
+    """A run's status and its record files' modification times: it changes when the run did."""
+    if record is None or record.path is None:
+        return None
+    files = (RUN_FILE, f"{RECORD_DIR}/overrides.yaml", SUMMARY_FILE, ERROR_FILE)
+    return (record.status, *((record.path / f).stat().st_mtime_ns if (record.path / f).exists() else None
+                             for f in files))
+
+
+def check_not_stale(jobs: list[list[str]], best: dict[tuple, RunRecord], keys: Sequence[str] = SWEPT_KEYS) -> None:
+    """`SweepError` when a job's folder finished with other overrides than the job's."""
+    for job in jobs:
+        record = best.get(job_id(job, keys))
+        if record is not None and record.status == "ok" and record.overrides and set(record.overrides) != set(job):
+            raise SweepError(
+                f"Run folder {record.path} finished with overrides {list(record.overrides)}, but this sweep asks "
+                f"for {job}. Pass another --sweep-dir (or delete that folder) to run this sweep."
+            )
