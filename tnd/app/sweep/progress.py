@@ -105,11 +105,12 @@ class SweepProgress:
     The ETA weighs each job left by its model's own job length (`sweep_eta`).
     """
 
-    def __init__(self, sweep_dir: Path, jobs: list[list[str]], keys: Sequence[str], interval: float = 2.0):
+    def __init__(self, sweep_dir: Path, jobs: list[list[str]], keys: Sequence[str], interval: float = 2.0,
+                 since: float | None = None):
         from tqdm.auto import tqdm
 
         self.sweep_dir, self.jobs, self.keys, self.interval = sweep_dir, jobs, keys, interval
-        self.since = time.time()
+        self.since = time.time() if since is None else since  # the sweep's pace is measured from here
         self._stop = threading.Event()
         self._shown: tuple[int, str] | None = None
         self._thread = threading.Thread(target=self._poll, daemon=True)

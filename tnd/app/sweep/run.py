@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
     """
     sweep_dir = Path(sweep_dir)
     launch = launch or run_in_process(sweep_dir)
+    started = time.time()  # the ETA's pace counts from here, across launches
     tried: set[tuple] = set()
     for _ in range(len(jobs) + 1):
         best = best_by_job(sweep_dir, keys)
@@ -102,7 +104,7 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
         for group in launch_groups(pending, keys, stack_seeds):
             before = {job_id(j, keys): stamp(best.get(job_id(j, keys))) for j in pending}
             if progress:
-                with SweepProgress(sweep_dir, jobs, keys):
+                with SweepProgress(sweep_dir, jobs, keys, since=started):
                     rc = launch(group)
             else:
                 rc = launch(group)
