@@ -58,6 +58,10 @@ from tnd.training.plugins import import_plugins, plugin_origins
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 
+# Env options added after runs were hashed, with the default those runs played under: at that
+# value they are left out of `config_hash`, so earlier runs keep their hash.
+HASH_NEUTRAL_ENV_OPTIONS = {"obs_history": 1}  # atari_pong (issue 23)
+
 
 # ------------------------------------------------------------------------- helpers
 def config_hash(spec: ExperimentSpec) -> str:
@@ -67,6 +71,10 @@ def config_hash(spec: ExperimentSpec) -> str:
         data["train"].pop(name, None)
     data["eval"].pop("progress", None)
     data["data"].pop("root", None)
+    options = data.get("env", {}).get("options") or {}
+    for name, default in HASH_NEUTRAL_ENV_OPTIONS.items():
+        if name in options and options[name] == default:
+            del options[name]
     if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
         data.pop("plugins", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]

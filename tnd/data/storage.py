@@ -22,7 +22,8 @@ executed actions, the catch events, or the producing config without custom field
 and checksummed in ``meta.json``, which makes truncation and corruption detectable.
 
 Pixel observations (grey frames in [0, 1]) are stored as ``uint8`` (``round(255 * x)``,
-error <= 1/510) and converted back to float32 on load: 4x less disk.
+error <= 1/510) and converted back to float32 on load: 4x less disk. RAM observations
+(bytes / 255) are stored the same way, exactly.
 
 Atomicity: everything is written into a temporary sibling directory, the completion
 marker last, then the directory is moved into place with ``os.replace``; an interrupted
@@ -88,8 +89,11 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+QUANTISED_OBS_MODES = ("pixels", "ram")  # observations k / 255: stored as uint8 k
+
+
 def _quantised(demos: Demonstrations) -> bool:
-    return demos.metadata.get("obs_mode") == "pixels"
+    return demos.metadata.get("obs_mode") in QUANTISED_OBS_MODES
 
 
 def save_demonstrations(demos: Demonstrations, path, *, replace: bool = True) -> None:

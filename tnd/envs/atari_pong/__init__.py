@@ -1,6 +1,7 @@
 """Atari Pong (ALE ``Pong-v5``, right paddle), registered as env ``atari_pong``.
 
     env, config = tnd.envs.make("atari_pong", obs_mode="pixels")   # AtariPong, AtariPongConfig
+    env, config = tnd.envs.make("atari_pong", obs_mode="ram", obs_history=4)   # [512] observations
 
 Everything of this env lives here: the emulators and observations (`env`: `PongBatch`,
 `AtariPongConfig`, 3 reduced actions), the scripted RAM expert (`expert`), the catch /
@@ -19,6 +20,7 @@ from tnd.envs.atari_pong.env import (
     ENV_ID,
     NO_BALL_X,
     NUM_ACTIONS,
+    OBS_MODES,
     RAM_AGENT_SCORE,
     RAM_AGENT_Y,
     RAM_BALL_DX,
@@ -38,6 +40,8 @@ from tnd.envs.atari_pong.env import (
     make_env,
     objects_from_ram,
     obs_shape,
+    ram_features,
+    step_obs_shape,
 )
 from tnd.envs.atari_pong.evaluate import evaluate_expert, evaluate_model, evaluate_policy
 from tnd.envs.atari_pong.play import host_rollout
@@ -69,9 +73,9 @@ DEFINITION = register_env(EnvDefinition(
 ))
 
 __all__ = [
-    "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
+    "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "OBS_MODES", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
     "RAM_BALL_DX", "RAM_BALL_DY", "RAM_BALL_X", "RAM_BALL_Y", "RAM_OPPONENT_SCORE", "RAM_OPPONENT_Y", "STAY", "UP",
     "AtariConfigError", "AtariPong", "AtariPongConfig", "FrameResizer", "PongBatch", "collect_demonstrations",
     "env_and_params", "evaluate_expert", "evaluate_model", "evaluate_policy", "game_seed", "host_rollout", "make_env",
-    "objects_from_ram", "obs_shape",
+    "objects_from_ram", "obs_shape", "ram_features", "step_obs_shape",
 ]

@@ -62,6 +62,7 @@ def collect_demonstrations(
     return demonstrations_from_games(episodes, [game_seed(seed, g) for g in range(num_episodes)], metadata={
         "env": ENV_ID,
         "obs_mode": config.obs_mode,
+        "obs_history": config.obs_history,
         "env_config": config.to_dict(),
         "expert": EXPERT,
         "epsilon": float(epsilon),

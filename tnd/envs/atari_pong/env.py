@@ -9,14 +9,23 @@ action count; gymnasium and ALE load only when emulators are built).
 * Actions are reduced to {0 stay, 1 up, 2 down} (`NUM_ACTIONS` = 3) and mapped to the
   minimal ALE action indices NOOP (0), RIGHT (2: paddle **up**), LEFT (3: paddle down).
   Pong serves by itself after every point, so FIRE is never needed.
-* Observation modes (`AtariPongConfig.obs_mode`):
+* Observation modes (`AtariPongConfig.obs_mode`), one step's observation (k = 1):
     ``objects``  ``[5]`` float32 from RAM: ball x, ball y, agent paddle y, opponent paddle
                  y, each normalised to [0, 1], and a flag that is 1 while no ball is in
-                 play (ball x/y are then 0). No velocities: a model must remember motion.
-    ``pixels``   ``frame_size`` float32 grey frame in [0, 1], area-downsampled from the
-                 210x160 screen; one frame, no stacking.
+                 play (ball x/y are then 0). No velocities: one step shows no motion.
+    ``pixels``   ``frame_size`` ``[H, W]`` float32 grey frame in [0, 1], area-downsampled
+                 from the 210x160 screen.
+    ``ram``      ``[128]`` float32: ALE's 128-byte RAM, each byte / 255 (in [0, 1]); the
+                 RAM holds the paddles' and ball's positions and more of the game's state.
+* History (`AtariPongConfig.obs_history` = k >= 1): each observation is the last k steps'
+  observations of the row's game, oldest first: ``objects`` ``[5 k]`` and ``ram`` ``[128 k]``
+  (the k vectors concatenated), ``pixels`` ``[k, H, W]`` (channels first; k = 4 is the
+  Atari frame stack). At a game's first step the history is k copies of its first
+  observation. k = 1 gives exactly the single-step observations above. Velocities (ball
+  and paddle motion) can be read from one observation only with k >= 2; the ball's speed
+  is also in the RAM of one step (bytes 56, 58).
 * Every step also exposes the full RAM (``[128]`` uint8): the expert and the catch tracker
-  read it, in both observation modes.
+  read it, in every observation mode.
 
 Why a batch of plain ``gym.make`` envs and not a gymnasium/ale-py vector env: we need RAM
 in every mode (ale-py's native ``AtariVectorEnv`` returns stacked frames only and rejects
@@ -60,7 +69,10 @@ PADDLE_Y_RANGE = (0.0, 210.0)
 # (NOOP, FIRE, RIGHT, LEFT, RIGHTFIRE, LEFTFIRE).
 ALE_ACTIONS = np.array([0, 2, 3], np.int64)  # stay, up (RIGHT), down (LEFT)
 
-OBS_MODES = ("objects", "pixels")
+OBS_MODES = ("objects", "pixels", "ram")
+OBJECT_FEATURES = 5  # objects mode: features per step
+RAM_SIZE = 128  # ALE's RAM bytes (ram mode: features per step)
+DEFAULT_OBS_HISTORY = 1  # left out of `AtariPongConfig.to_dict` at this value (dataset addresses)
 
 
 class AtariConfigError(ValueError):
@@ -71,18 +83,28 @@ class AtariConfigError(ValueError):
 class AtariPongConfig:
     """How to build the Pong environment (ALE v5 defaults for frameskip and stickiness)."""
 
-    obs_mode: str = "objects"  # "objects" | "pixels"
+    obs_mode: str = "objects"  # "objects" | "pixels" | "ram"
     frameskip: int = 4
     repeat_action_probability: float = 0.25
     noop_max: int = 30  # random number of NOOP agent steps in [0, noop_max] after reset
     max_steps: int = 10_000  # agent steps per game (truncation)
     frame_size: tuple[int, int] = (84, 84)  # pixels mode
+    obs_history: int = DEFAULT_OBS_HISTORY  # observations of the last k steps in each observation
 
     def __post_init__(self):
         if self.obs_mode not in OBS_MODES:
             raise AtariConfigError(
                 f"Unknown obs_mode '{self.obs_mode}': valid modes are {', '.join(OBS_MODES)}."
             )
+        if isinstance(self.obs_history, bool) or not isinstance(self.obs_history, (int, np.integer)):
+            raise AtariConfigError(
+                f"obs_history must be an integer >= 1 (the number of steps per observation), got {self.obs_history!r}."
+            )
+        if self.obs_history < 1:
+            raise AtariConfigError(
+                f"obs_history must be >= 1 (the number of steps per observation), got {self.obs_history}."
+            )
+        object.__setattr__(self, "obs_history", int(self.obs_history))
         if self.frameskip < 1:
             raise AtariConfigError(f"frameskip must be >= 1, got {self.frameskip}.")
         if not 0.0 <= self.repeat_action_probability < 1.0:
@@ -97,15 +119,32 @@ class AtariPongConfig:
         object.__setattr__(self, "frame_size", size)
 
     def to_dict(self) -> dict:
-        """JSON-able form (stored in dataset metadata)."""
+        """JSON-able form (stored in dataset metadata, part of a dataset's address).
+
+        ``obs_history`` is left out at its default (1): the configs written before it
+        existed keep their dict, so their datasets keep their addresses.
+        """
         d = dataclasses.asdict(self)
         d["frame_size"] = list(self.frame_size)
+        if self.obs_history == DEFAULT_OBS_HISTORY:
+            del d["obs_history"]
         return d
 
 
+def step_obs_shape(config: AtariPongConfig) -> tuple[int, ...]:
+    """Shape of one step's observation: ``(5,)`` objects, ``frame_size`` pixels, ``(128,)`` ram."""
+    if config.obs_mode == "pixels":
+        return tuple(config.frame_size)
+    return (RAM_SIZE,) if config.obs_mode == "ram" else (OBJECT_FEATURES,)
+
+
 def obs_shape(config: AtariPongConfig) -> tuple[int, ...]:
-    """``(5,)`` in objects mode, ``frame_size`` in pixels mode."""
-    return (5,) if config.obs_mode == "objects" else tuple(config.frame_size)
+    """Shape of the model's observation: one step's (`step_obs_shape`) at ``obs_history`` 1;
+    with k > 1 steps ``(5 k,)`` objects, ``(128 k,)`` ram, ``(k, H, W)`` pixels."""
+    k, step = config.obs_history, step_obs_shape(config)
+    if k == 1:
+        return step
+    return (k, *step) if config.obs_mode == "pixels" else (k * step[0],)
 
 
 # ------------------------------------------------------------------------ observations
@@ -128,6 +167,11 @@ def objects_from_ram(ram: np.ndarray) -> np.ndarray:
     out[..., 4] = no_ball
     out[..., :2] *= ~no_ball[..., None]
     return out
+
+
+def ram_features(ram: np.ndarray) -> np.ndarray:
+    """RAM ``[..., 128]`` uint8 -> ``[..., 128]`` float32 in [0, 1] (each byte / 255): ram mode."""
+    return np.asarray(ram).astype(np.float32) / np.float32(255.0)
 
 
 def _area_matrix(src: int, dst: int) -> np.ndarray:
@@ -227,7 +271,8 @@ class PongBatch:
     with reduced actions ``[B]`` and returns ``(reward [B] float32, done [B] bool)``. After
     either call ``self.ram`` ``[B, 128]`` uint8 holds each row's RAM and `observations()`
     the model observations ``[B, *obs]``. ``done`` is true when the game ended (21 points)
-    or hit ``max_steps``.
+    or hit ``max_steps``. Each row keeps the history of its game's last ``obs_history``
+    step observations; `reset_row` fills it with the new game's first observation.
 
     Why the rows drive ``ale`` directly and draw sticky actions themselves: reseeding an
     ALE env (``env.reset(seed=...)``) reloads the ROM, ~0.15-0.2 s per game, and ALE offers
@@ -257,15 +302,26 @@ class PongBatch:
         self._rngs = [np.random.default_rng(0) for _ in range(num_envs)]
         self._previous = [self._noop] * num_envs  # last executed ALE action per row (sticky)
         self._steps = np.zeros(num_envs, np.int64)
-        self._pixels = config.obs_mode == "pixels"
-        self._frames = np.zeros((num_envs, *config.frame_size), np.float32) if self._pixels else None
-        self._resize = _resizer(config.frame_size) if self._pixels else None
+        self._resize = _resizer(config.frame_size) if config.obs_mode == "pixels" else None
+        # [B, k, *step_obs]: each row's last k step observations, oldest first
+        self._history = np.zeros((num_envs, config.obs_history, *step_obs_shape(config)), np.float32)
 
-    def _observe(self, i: int) -> None:
+    def _observe(self, i: int, *, new_game: bool = False) -> None:
+        """Reads row ``i``'s RAM and appends its step observation to the row's history (a
+        new game's first observation fills the whole history)."""
         ale = self._ales[i]
         ale.getRAM(self.ram[i])
-        if self._pixels:
-            self._frames[i] = self._resize(ale.getScreenGrayscale())
+        mode = self.config.obs_mode
+        if mode == "pixels":
+            step = self._resize(ale.getScreenGrayscale())
+        else:
+            step = ram_features(self.ram[i]) if mode == "ram" else objects_from_ram(self.ram[i])
+        history = self._history[i]
+        if new_game:
+            history[:] = step
+        else:
+            history[:-1] = history[1:]
+            history[-1] = step
 
     def _act(self, i: int, action: int) -> tuple[int, bool]:
         """One agent step of row ``i``: ``frameskip`` frames with sticky actions."""
@@ -290,7 +346,7 @@ class PongBatch:
         noops = int(np.random.default_rng([int(seed), 7]).integers(0, self.config.noop_max + 1))
         for _ in range(noops):  # no-op steps do not count toward max_steps
             self._act(i, self._noop)
-        self._observe(i)
+        self._observe(i, new_game=True)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         table = self._ale_actions
@@ -328,10 +384,9 @@ class PongBatch:
         return sum(ale.act(action) for _ in range(self.config.frameskip))
 
     def observations(self) -> np.ndarray:
-        """``[B, *obs_shape]`` float32 in [0, 1] for the current state of every row."""
-        if self._pixels:
-            return self._frames.copy()
-        return objects_from_ram(self.ram)
+        """``[B, *obs_shape(config)]`` float32 in [0, 1]: every row's last ``obs_history``
+        step observations (oldest first), as of the row's last `reset_row` or `step`."""
+        return self._history.reshape(self.num_envs, *obs_shape(self.config)).copy()
 
     def close(self) -> None:
         for env in self.envs:
