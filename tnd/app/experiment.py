@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's tra
 
 # Env options added after runs were hashed, with the default those runs played under: at that
 # value they are left out of `config_hash`, so earlier runs keep their hash.
-HASH_NEUTRAL_ENV_OPTIONS = {"obs_history": 1}  # atari_pong (issue 23)
+HASH_NEUTRAL_ENV_OPTIONS = {"obs_history": 1}  # atari_pong
 
 
 # ------------------------------------------------------------------------- helpers
