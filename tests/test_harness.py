@@ -179,3 +179,19 @@ def test_user_registered_model_is_built():
         from tnd.models import registry
 
         registry._MODELS.pop("test_user_rnn", None)
+
+
+@pytest.mark.parametrize("name", ["lstm", "tnd"])
+def test_stacked_frames_train_through_the_conv_encoder(name):
+    """Atari frames stacked k = 4 deep (``[B, T, 4, H, W]``): the conv takes them as channels, and
+    the sequence call equals the steps."""
+    model = build_model(name, obs_shape=(4, 24, 24), num_actions=3, rngs=nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.key(1), (2, 5, 4, 24, 24))
+    _, logits = model(x)
+    carry = model.initial_state(2)
+    step_logits = []
+    for t in range(5):
+        carry, out = model.step(carry, x[:, t])
+        step_logits.append(out)
+    assert logits.shape == (2, 5, 3)
+    np.testing.assert_allclose(np.asarray(logits), np.stack(step_logits, axis=1), rtol=1e-5, atol=1e-5)

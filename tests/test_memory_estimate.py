@@ -102,7 +102,7 @@ def test_the_table_models_are_sized_to_their_budget():
 
 # ------------------------------------------------------------------ the bad settings of issue 27
 BAD = [
-    (["model=tnd", "experiment=smoke", "model.options.num_neurons=1000000"], "model.options.num_neurons=1000000",
+    (["model=tnd", "experiment=smoke", "model.options.num_neurons=1000000", "model.options.state_dim=8"], "model.options.num_neurons=1000000",
      "one training step's activations"),
     (["model=tnd", "experiment=smoke", "graph=layered_ncp", "model.options.num_neurons=1000000"],
      "model.options.num_neurons=1000000", "building the layered_ncp graph on 1,000,000 neurons"),
@@ -167,7 +167,7 @@ def test_on_an_accelerator_its_free_memory_is_the_limit():
 
 
 def test_memory_fraction_is_a_setting_and_changes_no_result():
-    overrides = ["model=tnd", "experiment=smoke", "model.options.num_neurons=1000000"]
+    overrides = ["model=tnd", "experiment=smoke", "model.options.num_neurons=1000000", "model.options.state_dim=8"]  # ~19 GB
     with pytest.raises(ResourceError, match="may plan on 80% of it"):
         check(overrides)
     check([*overrides, "train.memory_fraction=1.0"])  # 19 GB of 23 GB
@@ -231,6 +231,7 @@ COUNTED = [
     ["model=tnd", "tuned=none", "graph=lattice", "model.options.input_neurons=all", "model.options.readout=all",
      "model.options.sharing=per_type"],
     ["model=tnd", "env=atari_pong", "env.options.obs_mode=pixels"],
+    ["model=lstm", "env=atari_pong", "env.options.obs_mode=pixels", "env.options.obs_history=4"],
 ]
 
 

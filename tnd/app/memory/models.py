@@ -39,12 +39,12 @@ def _io(run: Run, features: int, core_out: float) -> tuple[float, float]:
     the window's inputs and the loss."""
     obs, a = run.obs_shape, run.num_actions
     head = core_out * a + a
-    if len(obs) == 2:
-        (height, width), f = obs, features
+    if len(obs) in (2, 3):  # a frame, or k stacked frames (the conv's input channels)
+        (c, height, width), f = (1, *obs) if len(obs) == 2 else obs, features
         h1, w1 = (height - 8) // 4 + 1, (width - 8) // 4 + 1
         h2, w2 = (h1 - 4) // 2 + 1, (w1 - 4) // 2 + 1
-        params = 8 * 8 * 16 + 16 + 4 * 4 * 16 * 32 + 32 + max(h2 * w2, 1) * 32 * f + f
-        per_step = height * width + 2 * 16 * h1 * w1 + 2 * 32 * h2 * w2 + 2 * f
+        params = 8 * 8 * c * 16 + 16 + 4 * 4 * 16 * 32 + 32 + max(h2 * w2, 1) * 32 * f + f
+        per_step = c * height * width + 2 * 16 * h1 * w1 + 2 * 32 * h2 * w2 + 2 * f
     else:
         d = int(math.prod(obs)) if obs else 1
         params = d * features + features + features * features + features
