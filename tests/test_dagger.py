@@ -17,7 +17,13 @@ from tnd.app.experiment import config_hash, run_experiment
 from tnd.app.spec import load_spec
 from tnd.envs import get_env
 from tnd.envs.pong import (
-    NUM_ACTIONS, PongConfig, SinglePlayerPong, collect_demonstrations, collect_mixed, expert_action, to_params,
+    NUM_ACTIONS,
+    PongConfig,
+    SinglePlayerPong,
+    collect_demonstrations,
+    collect_mixed,
+    expert_action,
+    to_params,
 )
 from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND
 from tnd.envs.rollout import step_key
@@ -88,12 +94,12 @@ def test_linear_beta_schedule_as_imitation():
 
 
 @pytest.mark.parametrize("settings, fragment", [
-    (dict(rounds=-1), "dagger.rounds must be an integer >= 0"),
-    (dict(rounds=1, games_per_round=0), "dagger.games_per_round must be a positive integer"),
-    (dict(rounds=1, steps_per_round=0), "dagger.steps_per_round must be a positive integer"),
-    (dict(beta_rampdown_rounds=-2), "dagger.beta_rampdown_rounds must be an integer >= 0"),
-    (dict(beta=1.5), "dagger.beta must lie in [0, 1]"),
-    (dict(beta=-0.1), "dagger.beta must lie in [0, 1]"),
+    ({"rounds": -1}, "dagger.rounds must be an integer >= 0"),
+    ({"rounds": 1, "games_per_round": 0}, "dagger.games_per_round must be a positive integer"),
+    ({"rounds": 1, "steps_per_round": 0}, "dagger.steps_per_round must be a positive integer"),
+    ({"beta_rampdown_rounds": -2}, "dagger.beta_rampdown_rounds must be an integer >= 0"),
+    ({"beta": 1.5}, "dagger.beta must lie in [0, 1]"),
+    ({"beta": -0.1}, "dagger.beta must lie in [0, 1]"),
 ])
 def test_bad_settings_are_one_line(settings, fragment):
     with pytest.raises(DaggerError, match=fragment.replace("[", r"\[").replace("]", r"\]")) as err:
@@ -178,8 +184,9 @@ def test_interrupted_run_resumes_to_the_same_data_and_parameters(tmp_path, monke
 
 
 def test_tnd_train_says_bad_dagger_settings_in_one_line(tmp_path, monkeypatch, capsys):
-    from experiments import train as train_entry
     from train_helpers import assert_one_readable_error, call_main
+
+    from experiments import train as train_entry
 
     status = call_main(train_entry.main, ["experiment=smoke", "dagger.rounds=1", "dagger.steps_per_round=0",
                                           f"hydra.run.dir={tmp_path}"], monkeypatch)
