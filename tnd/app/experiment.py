@@ -32,6 +32,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from tnd.app.dagger import run_dagger, validate_dagger
 from tnd.app.memory import check_games_fit, check_resources
 from tnd.app.datasets import load_dataset
 from tnd.app.spec import ExperimentError, check_positive
@@ -85,6 +86,7 @@ def validate_sizes(spec: ExperimentSpec) -> None:
 
     validate_train_spec(spec.train)
     validate_seeds(spec)
+    validate_dagger(spec.dagger)
     check_positive("data.num_episodes", spec.data.num_episodes)
     check_positive("data.num_envs", spec.data.num_envs)
     if not 0.0 <= float(spec.data.epsilon) <= 1.0:
@@ -256,6 +258,7 @@ def set_up(spec: ExperimentSpec, *, seeds: int = 1) -> RunSetup:
     import_plugins(spec.plugins)
     validate_sizes(spec)
     env = get_env(spec.env.name)
+    validate_dagger(spec.dagger, env)
     env_config = env.make_config(spec.env.options)
     eval_config = eval_env_config(env, spec.env.options, spec.eval)
     obs_shape = env.obs_shape(env_config)
@@ -307,7 +310,8 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval,
                 overrides: list[list[str]]) -> list[dict[str, Any]]:
     """`run_experiment` (one spec) or `run_seeds` while holding the run folders' locks.
 
-    The specs differ at most in seed, so they share the dataset, windows and class weights.
+    The specs differ at most in seed, so they share the dataset, windows and class weights;
+    with DAgger (``dagger.rounds > 0``, `tnd.app.dagger`) each seed runs its rounds in turn.
     """
     setups = align_programs(specs, [set_up(spec, seeds=len(specs)) for spec in specs])
     spec, p = specs[0], setups[0]
@@ -324,8 +328,6 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval,
             f"The dataset's observations have shape {demos.obs_shape}, but env '{spec.env.name}' with these "
             f"options gives {p.obs_shape}. Collect a dataset for this env config (tnd-collect)."
         )
-    windows = make_windows(demos, spec.train.window, num_actions=p.num_actions, class_balance=spec.train.class_balance)
-    weights = class_weights(demos.actions, p.num_actions, spec.train.class_balance)
 
     def periodic_eval(model, step):
         metrics = evaluate(model, p.env, p.eval_config, num_games=spec.eval.periodic_games,
@@ -340,6 +342,12 @@ def _run_locked(specs: list[ExperimentSpec], run_dirs: list[Path], on_eval,
                to_dict(run_spec), periodic_eval)
         for run_spec, run_p, run_dir in zip(specs, setups, run_dirs)
     ]
+    if spec.dagger.rounds:  # each seed's student plays its own games: the seeds train one after another
+        return [_finish(run_spec, run_p, *run_dagger(member, run_spec, run_p.env, run_p.env_config, demos, run_dir,
+                                                     num_actions=run_p.num_actions), run_dir)
+                for member, run_spec, run_p, run_dir in zip(members, specs, setups, run_dirs)]
+    windows = make_windows(demos, spec.train.window, num_actions=p.num_actions, class_balance=spec.train.class_balance)
+    weights = class_weights(demos.actions, p.num_actions, spec.train.class_balance)
     groups = program_groups([run_p.model for run_p in setups])
     if len(groups) > 1:
         log.warning("seeds %s: their models differ in structure (e.g. graphs with different edge counts), so they "

@@ -6,6 +6,8 @@ Every function here plays ``G = len(seeds)`` games (game ``g`` from
 
 * `collect_expert_games`  the expert labels every step, an ``epsilon`` share of random
   actions is executed: one `Trajectory` per game (leaves ``[T, ...]``, no states);
+* `collect_mixed_games`  DAgger's games: the expert labels every step, the executed action
+  mixes the expert's (probability ``beta``) and a student model's; also the student's choices;
 * `evaluate_model_games` / `evaluate_expert_games`  greedy play: the env's `Tally`;
 * `record_model_games`  greedy play of one batch with its `Trajectory` ``[G, T, ...]``
   (states included: what an animation draws).
@@ -27,7 +29,7 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
-from tnd.envs.policies import epsilon_expert_policy, expert_policy, greedy_model_policy
+from tnd.envs.policies import epsilon_expert_policy, expert_policy, greedy_model_policy, mixed_policy
 from tnd.envs.rollout import Events, Trajectory, rollout
 from tnd.envs.tally import Tally
 
@@ -89,6 +91,42 @@ def collect_expert_games(
             games.extend(split_games(jax.device_get(out)))
             bar.update(len(chunk))
     return games
+
+
+@functools.partial(jax.jit, static_argnames=("env", "expert", "events", "graphdef", "steps"))
+def _mixed_batch(env, expert, events, graphdef, steps, model_state, params, seeds, beta, expert_args):
+    keys = jax.vmap(jax.random.key)(seeds)
+    policy = mixed_policy(expert, params, expert_args, beta, graphdef, model_state)
+    _, trajectory = rollout(env, policy, keys, params, steps, events=events, record=True)
+    labels, student = trajectory.labels
+    trajectory = trajectory.replace(labels=labels, states=None)
+    return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), trajectory), jnp.swapaxes(student, 0, 1)
+
+
+def collect_mixed_games(
+    model: nnx.Module, env: Any, params: Any, seeds: np.ndarray, *, steps: int, expert: Callable,
+    expert_args: tuple = (), beta: float, events: Events, batch_size: int | None = 1024, progress: bool = True,
+    desc: str = "dagger",
+) -> tuple[list[Trajectory], np.ndarray]:
+    """DAgger's games (`mixed_policy`): one `Trajectory` per game (NumPy ``[T, ...]``, labels
+    the expert's, actions the executed ones) and the student's greedy choices ``[G, T]`` int32
+    on the same steps. The model plays greedily (``model.eval()`` first)."""
+    if not 0.0 <= float(beta) <= 1.0:
+        raise PlayError(f"beta={beta} must lie in [0, 1] (probability of executing the expert's action).")
+    model.eval()
+    graphdef, model_state = nnx.split(model)
+    games: list[Trajectory] = []
+    student: list[np.ndarray] = []
+    with tqdm(total=len(seeds), desc=desc, unit="game", disable=not progress) as bar:
+        for chunk in _chunks(np.asarray(seeds), batch_size):
+            out, own = jax.device_get(_mixed_batch(
+                env, expert, events, graphdef, int(steps), model_state, params, jnp.asarray(chunk, jnp.int32),
+                jnp.float32(beta), expert_args,
+            ))
+            games.extend(split_games(out))
+            student.append(np.asarray(own, np.int32))
+            bar.update(len(chunk))
+    return games, np.concatenate(student)
 
 
 @functools.partial(jax.jit, static_argnames=("env", "events", "graphdef", "steps", "record"))

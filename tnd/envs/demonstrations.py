@@ -122,3 +122,21 @@ def content_problems(demos: Demonstrations, num_actions: int) -> list[str]:
         problems.append(f"episode_starts {starts[:6].tolist()}{'...' if starts.size > 6 else ''} must start at 0 "
                         f"and increase strictly below {steps} steps")
     return problems
+
+
+def concatenate_demonstrations(parts: Sequence[Demonstrations], metadata: dict[str, Any]) -> Demonstrations:
+    """Datasets one after another (episodes in order; offsets shifted) with ``metadata``:
+    how DAgger aggregates its rounds' games with the expert data."""
+    if not parts:
+        raise ValueError("concatenate_demonstrations needs at least one dataset.")
+    offsets = np.cumsum([0] + [part.num_steps for part in parts[:-1]])
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(part, name)) for part in parts])
+
+    return Demonstrations(
+        observations=joined("observations"), actions=joined("actions"), taken_actions=joined("taken_actions"),
+        rewards=joined("rewards"), catches=joined("catches"), misses=joined("misses"),
+        episode_starts=np.concatenate([part.episode_starts + off for part, off in zip(parts, offsets)]).astype(np.int64),
+        seeds=joined("seeds").astype(np.int64), metadata=metadata,
+    )

@@ -6,7 +6,9 @@ For `tnd.envs.rollout.rollout` (JAX envs, traced inside ``jit``):
   from its recurrent state: ``model.step`` on the batch, action = argmax of the logits;
 * `expert_policy` an expert ``expert(state, params, *args) -> action`` of one game, ``vmap``-ed;
 * `epsilon_expert_policy` the same expert labelling every step while, with probability
-  ``epsilon``, a uniformly random action is executed instead (the clone sees recoveries).
+  ``epsilon``, a uniformly random action is executed instead (the clone sees recoveries);
+* `mixed_policy` DAgger's: the expert labels every step, the executed action is the
+  expert's with probability ``beta`` and the student model's greedy one otherwise.
 
 For host loops (Atari): `GreedyModelPolicy`, the greedy model one jitted call per step.
 """
@@ -68,6 +70,28 @@ def epsilon_expert_policy(
         return carry, labels, taken
 
     return Policy(lambda games: jnp.zeros(()), act, draws_keys=True)
+
+
+def mixed_policy(
+    expert: Callable, params: Any, expert_args: tuple, beta: jax.Array, graphdef: Any, model_state: Any,
+) -> Policy:
+    """DAgger's mixture. Labels: the pair ``(expert [G], student [G])`` int32 (the expert's
+    label and the student's own greedy choice, so its agreement can be counted); executed:
+    the expert's action where a uniform draw is below ``beta``, else the student's. The draw
+    is the first of two uniforms per game and step, as in `epsilon_expert_policy`, so the
+    env sees the same keys: with ``beta = 1`` the games equal an expert collection's. The
+    student steps on every observation (its carry follows the whole game)."""
+    batched = _batched(expert, len(expert_args))
+    student = greedy_model_policy(graphdef, model_state)
+
+    def act(carry, obs, states, keys):
+        carry, _, own = student.act(carry, obs, states, None)
+        labels = batched(states, params, *expert_args)
+        draw = jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys)[:, 0]
+        taken = jnp.where(draw < beta, labels, own)
+        return carry, (labels, own), taken
+
+    return Policy(student.init, act, draws_keys=True)
 
 
 class GreedyModelPolicy:

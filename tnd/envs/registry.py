@@ -57,6 +57,12 @@ class EnvDefinition:
       ``env.observation_space(params).shape`` give the model's action head and input.
     * ``collect_demonstrations(config, *, num_episodes, seed, epsilon, num_envs, progress)``
       -> `Demonstrations` (expert labels, ``epsilon`` random executed actions).
+    * ``collect_mixed(config, model, *, beta, num_episodes, seed, num_envs, progress)`` ->
+      `Demonstrations` (optional; DAgger needs it): games in which the executed action is the
+      expert's with probability ``beta`` and the harness ``model``'s greedy one otherwise,
+      every visited state labelled by the expert; ``metadata["student_agreement"]`` the
+      share of steps where the model's choice equals the label. None: the expert cannot
+      label the student's states.
     * ``evaluate_model(model, config, *, num_games, seed, num_envs, progress)`` -> ``tally``:
       greedy closed-loop play of a harness model.
     * ``evaluate_expert(config, *, num_games, seed, num_envs, progress)`` -> ``tally``
@@ -92,6 +98,7 @@ class EnvDefinition:
     draw_games: Callable[..., Recording] | None = None
     describe_counts: Callable[[Mapping[str, int]], str] = counts_in_words
     record_model: Callable[..., tuple[Tally, Trajectory]] | None = None
+    collect_mixed: Callable[..., Demonstrations] | None = None
     table_note: str = DEFAULT_TABLE_NOTE
     plays_paper_protocol: bool = False
 
@@ -152,6 +159,17 @@ class EnvDefinition:
         demos = self.collect_demonstrations(config, num_episodes=num_episodes, seed=seed, epsilon=epsilon,
                                             num_envs=num_envs, progress=progress)
         expected = self.expected_metadata(config, epsilon=epsilon, seed=seed)
+        return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
+
+    def collect_with_student(self, config, model, *, beta: float, num_episodes: int, seed: int,
+                             num_envs: int = 8, progress: bool = True) -> Demonstrations:
+        """DAgger's games (`collect_mixed`); their metadata carries `expected_metadata` (with
+        ``epsilon`` 0) where the env did not set those keys. Requires `collect_mixed`."""
+        if self.collect_mixed is None:
+            raise UnknownEnvError(f"Env '{self.name}' has no collect_mixed: its expert cannot label a student's games.")
+        demos = self.collect_mixed(config, model, beta=float(beta), num_episodes=int(num_episodes), seed=int(seed),
+                                   num_envs=int(num_envs), progress=progress)
+        expected = self.expected_metadata(config, epsilon=0.0, seed=seed)
         return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 
     def evaluate(self, model, config, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = False) -> Tally:

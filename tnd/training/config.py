@@ -110,6 +110,26 @@ class EvalSpec:
 
 
 @dataclasses.dataclass
+class DaggerSpec:
+    """DAgger (Ross, Gordon & Bagnell 2011) after behavior cloning; ``rounds: 0`` turns it off.
+
+    Round 0 is plain behavior cloning on the expert data (``train.steps`` steps). Each later
+    round ``r`` the student plays ``games_per_round`` games, executing the expert's action
+    with probability ``beta_r`` and its own otherwise; the expert labels every visited
+    state, the games join all earlier data and the student trains ``steps_per_round`` more
+    steps (same parameters and optimizer). ``beta_r`` follows imitation's
+    LinearBetaSchedule, ``min(1, max(0, (beta_rampdown_rounds - r) / beta_rampdown_rounds))``
+    (rampdown 0: the student always acts), unless ``beta`` fixes it for every round.
+    """
+
+    rounds: int = 0
+    games_per_round: int = 8
+    beta_rampdown_rounds: int = 2
+    beta: Optional[float] = None
+    steps_per_round: int = 500
+
+
+@dataclasses.dataclass
 class ExperimentSpec:
     """Everything one training run needs; ``param_budget`` (if set) sizes the model."""
 
@@ -124,6 +144,7 @@ class ExperimentSpec:
     # Python modules imported before anything is built (they register topologies, models,
     # envs; see tnd.training.plugins), e.g. plugins=[my_topologies]
     plugins: list[str] = dataclasses.field(default_factory=list)
+    dagger: DaggerSpec = dataclasses.field(default_factory=DaggerSpec)
 
 
 class SeedError(ValueError):
@@ -157,15 +178,21 @@ def validate_seeds(spec: ExperimentSpec) -> None:
 
 
 def to_dict(spec: Any) -> dict[str, Any]:
-    """JSON-able dict of a spec dataclass (for checkpoints and summaries)."""
-    return dataclasses.asdict(spec)
+    """JSON-able dict of a spec dataclass (for checkpoints and summaries).
+
+    An `ExperimentSpec` without DAgger (``dagger.rounds == 0``) leaves ``dagger`` out, so
+    its config hash, checkpoints and ``run.json`` read as they did before DAgger existed."""
+    data = dataclasses.asdict(spec)
+    if isinstance(spec, ExperimentSpec) and not spec.dagger.rounds:
+        data.pop("dagger", None)
+    return data
 
 
 def from_dict(data: dict[str, Any]) -> ExperimentSpec:
     """Inverse of `to_dict` for an `ExperimentSpec`."""
     parts = {
         "model": ModelSpec, "graph": GraphSpec, "env": EnvSpec, "data": DataSpec,
-        "train": TrainSpec, "eval": EvalSpec,
+        "train": TrainSpec, "eval": EvalSpec, "dagger": DaggerSpec,
     }
     kwargs = {k: cls(**data[k]) for k, cls in parts.items() if k in data}
     for k in ("seed", "param_budget", "plugins"):

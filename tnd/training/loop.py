@@ -134,6 +134,7 @@ def train_seeds(
     *,
     class_weights: np.ndarray,
     tensorboard: bool = True,
+    until: int | None = None,
 ) -> list[TrainResult]:
     """Trains seeds that differ only in seed as one jitted program (PureJaxRL's pattern).
 
@@ -146,8 +147,13 @@ def train_seeds(
     A resumed stack resumes every seed from its own latest checkpoint; they must hold the
     same step. One member is the unchanged single-seed program (no vmap).
     Each `TrainResult`'s ``train_seconds`` is the stack's wall time divided by its size.
+    ``until`` (default ``spec.steps``) stops after that many updates, with a checkpoint, on the
+    schedule of ``spec.steps``: a later call with more data resumes there (DAgger's rounds).
     """
     validate_train_spec(spec)
+    end = int(spec.steps if until is None else until)
+    if not 0 < end <= int(spec.steps):
+        raise TrainSpecError(f"until={until} must lie in 1..train.steps ({spec.steps}).")
     retain_freed_memory()
     seeds, graphdef, splits = _split_members(members)
     tx, schedule = make_optimizer(
@@ -176,7 +182,7 @@ def train_seeds(
                               param_limit=float(spec.param_limit), batch_sharding=batch_sharding(mesh), stacked=stacked)
     training = _StackTraining(runs, spec, graphdef, step_fn, (params, rest, opt_state),
                               inputs=(replicate(windows.arrays(), mesh), jnp.asarray(class_weights, jnp.float32), data_key),
-                              timesteps_per_step=spec.batch_size * windows.length * len(members))
+                              timesteps_per_step=spec.batch_size * windows.length * len(members), end=end)
     training.run(start)
     return training.results(start)
 
@@ -264,8 +270,10 @@ class _StackTraining:
     step's fixed arguments: the windows' arrays, the class weights ``[A]`` and the data keys."""
 
     def __init__(self, runs: list[_SeedRun], spec: TrainSpec, graphdef: Any, step_fn: Callable,
-                 state: tuple[Any, Any, Any], *, inputs: tuple[Any, jax.Array, jax.Array], timesteps_per_step: int):
+                 state: tuple[Any, Any, Any], *, inputs: tuple[Any, jax.Array, jax.Array], timesteps_per_step: int,
+                 end: int | None = None):
         self.runs, self.spec, self.graphdef, self.step_fn = runs, spec, graphdef, step_fn
+        self.end = int(spec.steps if end is None else end)  # the last update of this call
         self.params, self.rest, self.opt_state = state
         self.inputs = inputs
         self.count = len(runs)
@@ -284,13 +292,13 @@ class _StackTraining:
         return run.prior_seconds + self.clock.training_seconds() / self.count
 
     def run(self, start: int) -> None:
-        """Steps ``start + 1 .. spec.steps``; closes the progress display, checkpointers and loggers."""
+        """Steps ``start + 1 .. end``; closes the progress display, checkpointers and loggers."""
         spec = self.spec
         self.progress = progress_display(spec, start, "train" if self.count == 1 else f"train {self.count} seeds")
         self.clock = StepClock()
         self.done = start
         try:
-            for k in range(start, spec.steps):
+            for k in range(start, self.end):
                 metrics = self.step(k, timed=k > start)
                 self.after_step(k + 1, metrics)
         except KeyboardInterrupt:
@@ -321,7 +329,7 @@ class _StackTraining:
                 raise NonFiniteLossError(_stopped(step, m, spec, run.checkpointer, run.last_saved, who))
             run.last = {key: float(v) for key, v in m.items() if key not in ("ok", "params_ok", "param_max")}
         rows: list[dict[str, Any] | None] = [None] * self.count
-        if _every(step, spec.log_every) or step == spec.steps:
+        if _every(step, spec.log_every) or step == self.end:
             rows = self.metric_rows(step)
         if _every(step, spec.eval_every):  # the last step too: curves end there
             te = time.perf_counter()
@@ -330,7 +338,7 @@ class _StackTraining:
         for run, row in zip(self.runs, rows):
             if row is not None and run.logger is not None:
                 run.logger.log(row)
-        if _every(step, spec.checkpoint_every) or step == spec.steps:
+        if _every(step, spec.checkpoint_every) or step == self.end:
             ts = time.perf_counter()
             self.save(step)
             self.clock.exclude(time.perf_counter() - ts)
@@ -399,7 +407,7 @@ class _StackTraining:
         for run, p_i, r_i in zip(self.runs, self.each(self.params), self.each(self.rest)):
             nnx.update(run.member.model, p_i, r_i)
             results.append(TrainResult(
-                step=self.spec.steps, resumed_from=start, train_seconds=self.seconds_so_far(run),
+                step=self.end, resumed_from=start, train_seconds=self.seconds_so_far(run),
                 host_fraction=host_fraction, timesteps_per_s=tput, last_metrics=run.last,
                 eval_history=run.eval_history,
             ))

@@ -7,13 +7,13 @@ Everything of this env lives here: the emulators and observations (`env`: `PongB
 `AtariPongConfig`, 3 reduced actions), the scripted RAM expert (`expert`), the catch /
 miss / round events read from RAM (`events`: the `CatchTally` shared with single-player
 Pong), the host rollout that plays games side by side (`play`), expert demonstrations
-(`collect`), greedy evaluation (`evaluate`) and its games drawn (`recording`). gymnasium
+(`collect`, and DAgger's games with a student acting: `collect_mixed`), greedy evaluation (`evaluate`) and its games drawn (`recording`). gymnasium
 and ALE load only when games are played.
 """
 
 from __future__ import annotations
 
-from tnd.envs.atari_pong.collect import EXPERT, collect_demonstrations
+from tnd.envs.atari_pong.collect import EXPERT, collect_demonstrations, collect_mixed
 from tnd.envs.atari_pong.env import (
     ALE_ACTIONS,
     DOWN,
@@ -60,6 +60,7 @@ DEFINITION = register_env(EnvDefinition(
     config=AtariPongConfig,
     make=env_and_params,
     collect_demonstrations=collect_demonstrations,
+    collect_mixed=collect_mixed,
     evaluate_model=evaluate_model,
     evaluate_expert=evaluate_expert,
     tally=CatchTally,
@@ -76,6 +77,7 @@ __all__ = [
     "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "OBS_MODES", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
     "RAM_BALL_DX", "RAM_BALL_DY", "RAM_BALL_X", "RAM_BALL_Y", "RAM_OPPONENT_SCORE", "RAM_OPPONENT_Y", "STAY", "UP",
     "AtariConfigError", "AtariPong", "AtariPongConfig", "FrameResizer", "PongBatch", "collect_demonstrations",
+    "collect_mixed",
     "env_and_params", "evaluate_expert", "evaluate_model", "evaluate_policy", "game_seed", "host_rollout", "make_env",
     "objects_from_ram", "obs_shape", "ram_features", "step_obs_shape",
 ]

@@ -14,7 +14,7 @@ Collection and evaluation are the same `tnd.envs.rollout.rollout`.
 from __future__ import annotations
 
 from tnd.envs.catch_tally import CatchTally
-from tnd.envs.pong.collect import collect_demonstrations
+from tnd.envs.pong.collect import collect_demonstrations, collect_mixed
 from tnd.envs.pong.env import (
     COLLECT_STREAM,
     DOWN,
@@ -54,6 +54,12 @@ def _collect(config: PongConfig, *, num_episodes: int, seed: int, epsilon: float
     return collect_demonstrations(config, num_episodes=num_episodes, seed=seed, epsilon=epsilon, progress=progress)
 
 
+def _collect_mixed(config: PongConfig, model, *, beta: float, num_episodes: int, seed: int, num_envs: int,
+                   progress: bool) -> Demonstrations:
+    """`collect_mixed` (DAgger's games) under the env contract (``num_envs`` has no use here)."""
+    return collect_mixed(config, model, beta=beta, num_episodes=num_episodes, seed=seed, progress=progress)
+
+
 def _evaluate(model, config: PongConfig, *, num_games: int, seed: int, num_envs: int, progress: bool) -> CatchTally:
     """`evaluate_model` under the env contract (``num_envs`` has no use: games run in jitted batches)."""
     return evaluate_model(model, config, num_games=num_games, seed=seed, progress=progress)
@@ -69,6 +75,7 @@ DEFINITION = register_env(EnvDefinition(
     config=PongConfig,
     make=env_and_params,
     collect_demonstrations=_collect,
+    collect_mixed=_collect_mixed,
     evaluate_model=_evaluate,
     evaluate_expert=_evaluate_expert,
     tally=CatchTally,
@@ -83,7 +90,7 @@ DEFINITION = register_env(EnvDefinition(
 __all__ = [
     "COLLECT_STREAM", "DEFINITION", "DOWN", "EVAL_STREAM", "NUM_ACTIONS", "OBS_DIM", "OPPONENT_Y", "STAY", "UP",
     "PerturbedParams", "PerturbedPong", "PerturbedState", "PongConfig", "PongConfigError", "PongParams", "PongState",
-    "SinglePlayerPong", "collect_demonstrations",
+    "SinglePlayerPong", "collect_demonstrations", "collect_mixed",
     "crossing_y", "env_and_params", "evaluate_expert", "evaluate_model", "expert_action", "game_seeds", "is_perturbed", "obs_shape",
     "record_model", "step_events", "to_params",
 ]

@@ -18,13 +18,15 @@ same run seed.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
-from tnd.envs.batched_games import collect_expert_games
+from tnd.envs.batched_games import collect_expert_games, collect_mixed_games
 from tnd.envs.pong.env import COLLECT_STREAM, PongConfig, PongConfigError, game_seeds
 from tnd.envs.pong.events import step_events
 from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND
 from tnd.envs.pong.perturb import env_for, game_expert
+
 DEFAULT_BATCH = 1024  # games per jitted call: bounds host memory ([B, T, 5] float32 per call)
 
 
@@ -65,4 +67,50 @@ def collect_demonstrations(
         "expert": {"name": "analytic", "aim": float(aim), "deadband": float(deadband)},
         "epsilon": float(epsilon),
         "seed": int(seed),
+    })
+
+
+def collect_mixed(
+    config: PongConfig,
+    model,
+    *,
+    beta: float,
+    num_episodes: int,
+    seed: int,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    aim: float = DEFAULT_AIM,
+    deadband: float = DEFAULT_DEADBAND,
+) -> Demonstrations:
+    """DAgger's data: ``num_episodes`` games in which a harness ``model`` (the student,
+    greedy) acts, except that with probability ``beta`` per step the expert's action is
+    executed; the expert labels every visited state.
+
+    The games are those of `collect_demonstrations` for the same ``seed`` (collection
+    stream); with ``beta = 1`` the data equal its data with ``epsilon = 0``. Returns
+    `Demonstrations` as there (``actions``: the expert's labels, ``taken_actions``: the
+    executed actions); ``metadata`` adds ``beta`` and ``student_agreement``, the share of
+    steps where the student's own choice equals the label.
+    """
+    if not 0.0 <= float(beta) <= 1.0:
+        raise PongConfigError(f"beta={beta} must lie in [0, 1] (probability of executing the expert's action).")
+    if int(batch_size) < 1:
+        raise PongConfigError(f"batch_size={batch_size} must be >= 1.")
+    seeds = game_seeds(seed, num_episodes, COLLECT_STREAM)
+    env, params = env_for(config)
+    games, student = collect_mixed_games(
+        model, env, params, seeds, steps=int(config.max_steps), expert=game_expert(env),
+        expert_args=(jnp.float32(aim), jnp.float32(deadband)), beta=float(beta), events=step_events,
+        batch_size=int(batch_size), progress=progress, desc="pong dagger",
+    )
+    labels = np.concatenate([np.asarray(game.labels) for game in games])
+    return demonstrations_from_games(games, seeds, metadata={
+        "env": "pong",
+        "obs_mode": "objects",
+        "config": config.to_dict(),
+        "expert": {"name": "analytic", "aim": float(aim), "deadband": float(deadband)},
+        "epsilon": 0.0,
+        "seed": int(seed),
+        "beta": float(beta),
+        "student_agreement": float(np.mean(student.reshape(-1) == labels)),
     })
