@@ -38,6 +38,7 @@ from tnd.app.spec import ExperimentError, check_positive
 from tnd.app.stacks import common_program_shape, program_groups
 from tnd.data.windows import make_windows
 from tnd.envs import EnvDefinition, get_env
+from tnd.envs.workers import check_num_workers
 from tnd.evaluation.metrics import summarize
 from tnd.graph import topology_names
 from tnd.models import (
@@ -67,6 +68,7 @@ def config_hash(spec: ExperimentSpec) -> str:
         data["train"].pop(name, None)
     data["eval"].pop("progress", None)
     data["data"].pop("root", None)
+    data["data"].pop("num_workers", None)  # how many processes collect changes no data
     if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
         data.pop("plugins", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -79,6 +81,7 @@ def validate_sizes(spec: ExperimentSpec) -> None:
     validate_seeds(spec)
     check_positive("data.num_episodes", spec.data.num_episodes)
     check_positive("data.num_envs", spec.data.num_envs)
+    check_num_workers(spec.data.num_workers, "data.num_workers")
     if not 0.0 <= float(spec.data.epsilon) <= 1.0:
         raise ExperimentError(f"data.epsilon must lie in [0, 1], got {spec.data.epsilon}.")
     check_positive("eval.num_games", spec.eval.num_games)

@@ -51,6 +51,7 @@ class DataSpec:
     root: str = "data_cache"
     num_envs: int = 8
     path: Optional[str] = None  # a specific dataset folder instead of the config-addressed cache
+    num_workers: int = 0  # collection processes (0: one per available core, 1: serial); changes no data
 
 
 @dataclasses.dataclass

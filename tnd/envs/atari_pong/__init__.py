@@ -56,6 +56,7 @@ DEFINITION = register_env(EnvDefinition(
     config=AtariPongConfig,
     make=env_and_params,
     collect_demonstrations=collect_demonstrations,
+    collects_in_workers=True,
     evaluate_model=evaluate_model,
     evaluate_expert=evaluate_expert,
     tally=CatchTally,
