@@ -11,8 +11,8 @@ from tnd.app.experiment import config_hash, validate_sizes
 from tnd.app.spec import load_spec
 from tnd.envs import get_env
 from tnd.envs.atari_pong import AtariPongConfig, collect_demonstrations
-from tnd.envs.workers import WorkerCountError
 from tnd.training.config import DataSpec, EnvSpec, ExperimentSpec
+from tnd.workers import WorkerCountError
 
 
 def test_parallel_collection_equals_serial():

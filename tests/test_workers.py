@@ -1,4 +1,4 @@
-"""`tnd.envs.workers`: blocks of work in spawned processes, failures as one line, Ctrl-C stops them.
+"""`tnd.workers`: blocks of work in spawned processes, failures as one line, Ctrl-C stops them.
 
 The work functions live here, at module level, so the spawned workers can import them.
 """
@@ -11,8 +11,14 @@ import time
 
 import pytest
 
-from tnd.envs.workers import (
-    WorkerCountError, WorkerError, available_cores, check_num_workers, resolve_workers, run_in_workers, split_blocks,
+from tnd.workers import (
+    WorkerCountError,
+    WorkerError,
+    available_cores,
+    check_num_workers,
+    resolve_workers,
+    run_in_workers,
+    split_blocks,
 )
 
 
@@ -27,6 +33,10 @@ def _fail_on_second_block(block, report):
     if block[0] > 0:
         raise ZeroDivisionError("no games here")
     return block
+
+
+def _die(block, report):
+    os._exit(3)
 
 
 def _report_then_sleep(block, report):
@@ -53,10 +63,16 @@ def test_results_in_block_order():
 
 
 def test_a_workers_exception_is_one_readable_error():
-    with pytest.raises(WorkerError, match=r"worker 2 of 2 \(games 1..1\) failed: ZeroDivisionError: no games here") as err:
+    expected = r"worker 2 of 2 \(games 1..1\) failed: ZeroDivisionError: no games here"
+    with pytest.raises(WorkerError, match=expected) as err:
         run_in_workers(_fail_on_second_block, split_blocks(2, 2), progress=False, desc="collect", unit="game")
     assert "\n" not in str(err.value) and "ZeroDivisionError" in err.value.worker_traceback
     assert mp.active_children() == []
+
+
+def test_a_worker_that_dies_silently_is_one_line():
+    with pytest.raises(WorkerError, match=r"worker 1 of 1 \(items 0..1\) ended without a result \(exit code 3"):
+        run_in_workers(_die, [(0, 2)], progress=False)
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")

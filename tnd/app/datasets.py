@@ -14,8 +14,8 @@ from tnd.app.spec import check_positive
 from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
 from tnd.data.windows import label_frequencies
 from tnd.envs import EnvDefinition, get_env
-from tnd.envs.workers import check_num_workers
 from tnd.training.config import DataSpec, EnvSpec, check_seed
+from tnd.workers import check_num_workers
 
 
 def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, Any]:

@@ -38,7 +38,6 @@ from tnd.app.spec import ExperimentError, check_positive
 from tnd.app.stacks import common_program_shape, program_groups
 from tnd.data.windows import make_windows
 from tnd.envs import EnvDefinition, get_env
-from tnd.envs.workers import check_num_workers
 from tnd.evaluation.metrics import summarize
 from tnd.graph import topology_names
 from tnd.models import (
@@ -56,6 +55,7 @@ from tnd.training.config import (
 from tnd.training.loop import SeedRun, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
 from tnd.training.plugins import import_plugins, plugin_origins
+from tnd.workers import check_num_workers
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 

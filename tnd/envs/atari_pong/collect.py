@@ -4,7 +4,7 @@ With probability ``epsilon`` per step a uniformly random action is executed inst
 the expert's, while the label stays the expert's action (``taken_actions`` records what
 was done): the clone then sees recoveries. The perturbation draws come from a generator
 seeded by each game's seed, so the data do not depend on ``num_envs`` nor on ``num_workers``
-(the processes that share the games, one per core: `tnd.envs.workers`). The expert chooses its
+(the processes that share the games, one per core: `tnd.workers`). The expert chooses its
 shots by lookahead on the games' own emulators (`ShotSelector`); `EXPERT` names it in the
 dataset's address and metadata, so demonstrations of an earlier expert are never reused.
 """
@@ -16,13 +16,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tnd.envs.atari_pong.env import ENV_ID, NUM_ACTIONS, AtariPongConfig, PongBatch, game_seed
+from tnd.envs.atari_pong.env import (
+    ENV_ID,
+    NUM_ACTIONS,
+    AtariPongConfig,
+    PongBatch,
+    game_seed,
+)
 from tnd.envs.atari_pong.expert import ScriptedExpert, ShotSelector
 from tnd.envs.atari_pong.play import host_rollout
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
 from tnd.envs.rollout import Trajectory
-from tnd.envs.workers import resolve_workers, run_in_workers, split_blocks
+from tnd.workers import resolve_workers, run_in_workers, split_blocks
 
 EXPERT = "tnd.envs.atari_pong.expert.ScriptedExpert+ShotSelector"
 

@@ -3,7 +3,7 @@ its own spawned process, the results handed back in block order.
 
 Why: host emulators (ALE) run on one core each, so expert collection scales with processes,
 not threads. `run_in_workers` starts one ``spawn`` process per block, shows ONE progress bar
-in the parent (workers report finished items through a queue), returns the blocks' results
+in the parent (workers report finished items through their pipes), returns the blocks' results
 in order, re-raises a worker's failure as one readable `WorkerError`, and on Ctrl-C (or any
 error) terminates every worker before the exception leaves, so no process is orphaned.
 
@@ -19,20 +19,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import pickle
-import queue
 import signal
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
 from typing import Any
 
 from tqdm.auto import tqdm
 
 Block = tuple[int, int]  # (first item, number of items)
 WorkFn = Callable[[Block, Callable[[int], None]], Any]
-
-POLL_S = 0.5  # how often the parent looks for workers that died without a word
 
 
 class WorkerCountError(ValueError):
@@ -93,54 +90,61 @@ def split_blocks(num_items: int, workers: int) -> list[Block]:
 def run_in_workers(work: WorkFn, blocks: Sequence[Block], *, progress: bool = True, desc: str = "work",
                    unit: str = "item") -> list[Any]:
     """``work(block, report)`` for every block, each in its own spawned process; the results
-    in block order. One tqdm bar (``desc``, ``unit``) counts the items the workers report."""
+    in block order. One tqdm bar (``desc``, ``unit``) counts the items the workers report.
+
+    Each worker writes to its own pipe (no queue, so no semaphores outlive an interrupted
+    run); a worker that dies without a word shows as the end of its pipe."""
     ctx = mp.get_context("spawn")
-    messages = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(work, index, tuple(block), messages), daemon=True,
-                         name=f"{desc}-worker-{index}") for index, block in enumerate(blocks)]
+    pipes = [ctx.Pipe(duplex=False) for _ in blocks]  # (parent's reader, worker's writer)
+    procs = [ctx.Process(target=_worker, args=(work, tuple(block), writer), daemon=True, name=f"{desc}-worker-{index}")
+             for index, (block, (_, writer)) in enumerate(zip(blocks, pipes))]
     results: dict[int, Any] = {}
-    silent_polls = 0
+    pending = {reader: index for index, (reader, _) in enumerate(pipes)}
     bar = tqdm(total=sum(count for _, count in blocks), desc=desc, unit=unit, disable=not progress)
     try:
         with _sigint_ignored():  # the children start with Ctrl-C ignored: it is the parent's to handle
             for proc in procs:
                 proc.start()
-        while len(results) < len(procs):
-            try:
-                kind, index, payload = messages.get(timeout=POLL_S)
-            except queue.Empty:
-                silent_polls = silent_polls + 1 if _dead_without_result(procs, results) else 0
-                if silent_polls > 1:  # dead, and nothing more came: it cannot report any more
-                    index = _dead_without_result(procs, results)[0]
+        for _, writer in pipes:
+            writer.close()  # the worker holds the only writer now: its death ends the pipe
+        while pending:
+            for reader in wait(list(pending)):
+                index = pending[reader]
+                try:
+                    kind, payload = reader.recv()
+                except EOFError:
+                    procs[index].join(timeout=5)
                     raise WorkerError(f"{_who(desc, unit, index, blocks)} ended without a result "
                                       f"(exit code {procs[index].exitcode}; its output is above).") from None
-                continue
-            if kind == "tick":
-                bar.update(payload)
-            elif kind == "result":
-                results[index] = pickle.loads(payload)
-            else:  # "error": (one line, traceback text)
-                line, text = payload
-                raise WorkerError(f"{_who(desc, unit, index, blocks)} failed: {line}", text)
+                if kind == "tick":
+                    bar.update(payload)
+                elif kind == "result":
+                    results[index] = payload
+                    del pending[reader]
+                else:  # "error": (one line, traceback text)
+                    line, text = payload
+                    raise WorkerError(f"{_who(desc, unit, index, blocks)} failed: {line}", text)
         for proc in procs:
             proc.join()
         return [results[i] for i in range(len(procs))]
     finally:
         bar.close()
         _stop(procs)
-        messages.close()
-        messages.cancel_join_thread()  # never wait on a pipe nobody reads
+        for reader, writer in pipes:
+            reader.close()
+            writer.close()
 
 
-def _worker(work: WorkFn, index: int, block: Block, messages) -> None:
+def _worker(work: WorkFn, block: Block, conn) -> None:
     """One worker process: runs ``work`` on its block and sends the result (or the error) home."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     try:
-        result = work(block, lambda n=1: messages.put(("tick", index, int(n))))
-        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)  # here, so a pickling error is ours
-        messages.put(("result", index, payload))
+        result = work(block, lambda n=1: conn.send(("tick", int(n))))
+        conn.send(("result", result))  # pickled before anything is written: a pickling error is ours
     except BaseException as exc:  # noqa: BLE001: every failure goes home as one line
-        messages.put(("error", index, (_one_line(exc), traceback.format_exc())))
+        conn.send(("error", (_one_line(exc), traceback.format_exc())))
+    finally:
+        conn.close()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -154,10 +158,6 @@ def _one_line(exc: BaseException) -> str:
 def _who(desc: str, unit: str, index: int, blocks: Sequence[Block]) -> str:
     first, count = blocks[index]
     return f"{desc} worker {index + 1} of {len(blocks)} ({unit}s {first}..{first + count - 1})"
-
-
-def _dead_without_result(procs, results) -> list[int]:
-    return [i for i, p in enumerate(procs) if i not in results and p.exitcode is not None]
 
 
 def _stop(procs) -> None:
