@@ -1,7 +1,8 @@
 """Expert datasets of an experiment: the cache address of a spec's data, loaded or collected.
 
 The cache is addressed by the env, its config, the episode count, epsilon, seed and expert
-(`dataset_config`), so every run with the same data settings shares one dataset.
+(`dataset_config`), so every run with the same data settings shares one dataset; how it is
+collected (``num_envs``, ``num_workers``) is not part of the address.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tnd.data.storage import dataset_path, load_demonstrations, load_or_collect
 from tnd.data.windows import label_frequencies
 from tnd.envs import EnvDefinition, get_env
 from tnd.training.config import DataSpec, EnvSpec, check_seed
+from tnd.workers import check_num_workers
 
 
 def dataset_config(data: DataSpec, env: EnvDefinition, env_config) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def load_dataset(data: DataSpec, env: EnvDefinition, env_config, *, progress: bo
         return env.collect(
             env_config, num_episodes=int(data.num_episodes), seed=int(data.seed),
             epsilon=float(data.epsilon), num_envs=int(data.num_envs), progress=progress,
+            num_workers=check_num_workers(data.num_workers, "data.num_workers"),
         )
 
     return load_or_collect(
@@ -54,6 +57,7 @@ def collect_dataset(env_spec: EnvSpec, data: DataSpec, *, progress: bool = True)
 
     check_positive("data.num_episodes", data.num_episodes)
     check_positive("data.num_envs", data.num_envs)
+    check_num_workers(data.num_workers, "data.num_workers")
     check_seed("data.seed", data.seed)
     env = get_env(env_spec.name)
     env_config = env.make_config(env_spec.options)

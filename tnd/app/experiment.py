@@ -56,6 +56,7 @@ from tnd.training.config import (
 from tnd.training.loop import SeedRun, TrainResult, train_seeds, validate_train_spec
 from tnd.training.loss import class_weights
 from tnd.training.plugins import import_plugins, plugin_origins
+from tnd.workers import check_num_workers
 
 log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's train.log
 
@@ -76,6 +77,7 @@ def config_hash(spec: ExperimentSpec) -> str:
     for name, default in HASH_NEUTRAL_ENV_OPTIONS.items():
         if name in options and options[name] == default:
             del options[name]
+    data["data"].pop("num_workers", None)  # how many processes collect changes no data
     if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
         data.pop("plugins", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -89,6 +91,7 @@ def validate_sizes(spec: ExperimentSpec) -> None:
     validate_dagger(spec.dagger)
     check_positive("data.num_episodes", spec.data.num_episodes)
     check_positive("data.num_envs", spec.data.num_envs)
+    check_num_workers(spec.data.num_workers, "data.num_workers")
     if not 0.0 <= float(spec.data.epsilon) <= 1.0:
         raise ExperimentError(f"data.epsilon must lie in [0, 1], got {spec.data.epsilon}.")
     check_positive("eval.num_games", spec.eval.num_games)

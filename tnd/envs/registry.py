@@ -69,6 +69,9 @@ class EnvDefinition:
       (optional): the expert on the same games, the tables' reference row.
       (``num_envs``: games side by side in host emulators; a JAX env, whose games run in
       jitted batches, takes it and has no use for it.)
+    * ``collects_in_workers``: ``collect_demonstrations`` also takes ``num_workers`` (processes
+      sharing the games: 0 one per core, 1 in-process; the data must not depend on it); an env
+      without it (a JAX env, whose games run in one jitted program) is never passed it.
     * ``tally``: the `Tally` subclass ``evaluate`` returns (its summary is the run's metrics).
     * ``expert``: names the expert ``collect_demonstrations`` plays (empty: not named). A named
       expert is part of every dataset's address and metadata, so demonstrations of another
@@ -101,6 +104,7 @@ class EnvDefinition:
     collect_mixed: Callable[..., Demonstrations] | None = None
     table_note: str = DEFAULT_TABLE_NOTE
     plays_paper_protocol: bool = False
+    collects_in_workers: bool = False
 
     def __post_init__(self):  # a malformed definition is a plugin bug: say which part
         if not isinstance(self.name, str) or not self.name.strip():
@@ -153,11 +157,13 @@ class EnvDefinition:
         return int(env.num_actions)
 
     def collect(self, config, *, num_episodes: int, seed: int, epsilon: float = 0.0,
-                num_envs: int = 8, progress: bool = True) -> Demonstrations:
+                num_envs: int = 8, progress: bool = True, num_workers: int = 1) -> Demonstrations:
         """Expert demonstrations (`collect_demonstrations`); their metadata carries
-        `expected_metadata` where the env did not set those keys."""
+        `expected_metadata` where the env did not set those keys. ``num_workers`` reaches envs
+        that `collects_in_workers` (0: one process per core; 1: in this process)."""
+        workers = {"num_workers": num_workers} if self.collects_in_workers else {}
         demos = self.collect_demonstrations(config, num_episodes=num_episodes, seed=seed, epsilon=epsilon,
-                                            num_envs=num_envs, progress=progress)
+                                            num_envs=num_envs, progress=progress, **workers)
         expected = self.expected_metadata(config, epsilon=epsilon, seed=seed)
         return dataclasses.replace(demos, metadata={**expected, **demos.metadata})
 

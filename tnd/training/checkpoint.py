@@ -334,6 +334,7 @@ def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any] | None, 
 RESUMABLE_CHANGES = (
     "train.progress", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.max_to_keep", "train.devices",
     "train.resume_with_changes", "train.param_limit", "train.memory_fraction", "data.root", "data.path", "data.num_envs",
+    "data.num_workers",
     "eval",
 )
 

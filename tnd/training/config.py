@@ -51,6 +51,7 @@ class DataSpec:
     root: str = "data_cache"
     num_envs: int = 8
     path: Optional[str] = None  # a specific dataset folder instead of the config-addressed cache
+    num_workers: int = 1  # collection processes (1: serial, 0: one per available core); changes no data
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ SWEEP_FILE = "sweep.json"
 OUTPUT_DIR = Path("outputs") / "tables"  # a user's tables (ignored by git)
 PUBLISHED_DIR = Path("results")          # the committed tables and figures (--publish refreshes them)
 SWEPT_KEYS = (MODEL_KEY, SEED_KEY)  # swept by every table sweep; an experiment may sweep more keys
-NEVER_ROW_KEYS = ("experiment", "scale", "data.root")  # never rows when rows are inferred from run folders
+NEVER_ROW_KEYS = ("experiment", "scale", "data.root", "data.num_workers")  # never rows when rows are inferred from run folders
 
 
 class SweepError(TableError):

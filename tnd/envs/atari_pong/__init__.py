@@ -61,6 +61,7 @@ DEFINITION = register_env(EnvDefinition(
     make=env_and_params,
     collect_demonstrations=collect_demonstrations,
     collect_mixed=collect_mixed,
+    collects_in_workers=True,
     evaluate_model=evaluate_model,
     evaluate_expert=evaluate_expert,
     tally=CatchTally,

@@ -47,6 +47,8 @@ def host_rollout(
     desc: str = "pong",
     batch: PongBatch | None = None,
     on_step: StepHook | None = None,
+    first_game: int = 0,
+    on_game: Callable[[int], None] | None = None,
 ) -> tuple[CatchTally, list[Trajectory]]:
     """Plays ``num_games`` games; returns their tally (in game order) and, if ``record``,
     one `Trajectory` per game (NumPy ``[T_g, ...]``: observations, labels, executed actions,
@@ -54,7 +56,9 @@ def host_rollout(
 
     ``batch``: an existing `PongBatch` with ``num_envs`` rows built for ``config`` to reuse
     (building 8 envs costs ~1-2 s); by default one is built and closed here. ``on_step``:
-    see `StepHook`.
+    see `StepHook`. ``first_game``: the games played are ``first_game .. first_game +
+    num_games - 1`` (seeds ``game_seed(seed, g)``; a worker's block of a larger collection).
+    ``on_game(g)``: called as game ``g`` ends (a worker's progress report).
     """
     if num_games < 1:
         raise ValueError(f"num_games must be >= 1, got {num_games}.")
@@ -70,7 +74,7 @@ def host_rollout(
     owned = batch is None
     batch = PongBatch(config, rows) if owned else batch
     try:
-        plan = _GamePlan(batch, tracker, rows, seed=seed, num_games=num_games)
+        plan = _GamePlan(batch, tracker, rows, seed=seed, num_games=num_games, first_game=first_game)
         for i in range(rows):
             plan.start(i, step=0)
         step = 0
@@ -88,11 +92,13 @@ def host_rollout(
             step += 1
             finished = np.flatnonzero(done & plan.active)
             for i in finished:
-                g = plan.game_of_row[i]
-                games[g] = tracker.finish(i)
+                g = int(plan.game_of_row[i])
+                games[g - first_game] = tracker.finish(i)
                 if record:
-                    episodes[g] = log.game(i, plan.first_step[i], step)
+                    episodes[g - first_game] = log.game(i, plan.first_step[i], step)
                 bar.update(1)
+                if on_game is not None:
+                    on_game(g)
                 plan.start(i, step=step)
             if record and len(finished):
                 log.drop_before(int(plan.first_step[plan.active].min()) if plan.active.any() else step)
@@ -105,13 +111,14 @@ def host_rollout(
 
 class _GamePlan:
     """Which game each of the first ``rows`` rows of a `PongBatch` plays: game after game in
-    order (game ``g`` seeded ``game_seed(seed, g)``), a row taking the next game when its own
+    order from ``first_game`` (game ``g`` seeded ``game_seed(seed, g)``), a row taking the next game when its own
     ends and stopping when none is left. Arrays ``[rows]``: ``game_of_row`` (int), ``active``,
     ``reset`` (the row just started a game), ``first_step`` (the step its game began at)."""
 
-    def __init__(self, batch: PongBatch, tracker: EventTracker, rows: int, *, seed: int, num_games: int):
-        self.batch, self.tracker, self.seed, self.num_games = batch, tracker, seed, num_games
-        self.next_game = 0
+    def __init__(self, batch: PongBatch, tracker: EventTracker, rows: int, *, seed: int, num_games: int,
+                 first_game: int = 0):
+        self.batch, self.tracker, self.seed = batch, tracker, seed
+        self.next_game, self.end_game = first_game, first_game + num_games
         self.game_of_row = np.full(rows, -1)
         self.active = np.zeros(rows, bool)
         self.reset = np.zeros(rows, bool)
@@ -119,7 +126,7 @@ class _GamePlan:
 
     def start(self, row: int, *, step: int) -> None:
         """Row ``row`` starts the next game at ``step`` (or stops: every game is taken)."""
-        if self.next_game >= self.num_games:
+        if self.next_game >= self.end_game:
             self.active[row] = False
             return
         g = self.next_game
