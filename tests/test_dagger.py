@@ -16,8 +16,10 @@ from tnd.app.dagger import DaggerError, beta_for_round, validate_dagger
 from tnd.app.experiment import config_hash, run_experiment
 from tnd.app.spec import load_spec
 from tnd.envs import get_env
+from tiny_models import TinyRNN
+from tnd.models.base import SequenceModel
+from tnd.models.encoders import make_io
 from tnd.envs.pong import (
-    NUM_ACTIONS,
     PongConfig,
     SinglePlayerPong,
     collect_demonstrations,
@@ -27,26 +29,9 @@ from tnd.envs.pong import (
 )
 from tnd.envs.pong.expert import DEFAULT_AIM, DEFAULT_DEADBAND
 from tnd.envs.rollout import step_key
-from tnd.models.base import SequenceModel
-from tnd.models.encoders import make_io
 from tnd.training.config import DaggerSpec, from_dict, to_dict
 
 CONFIG = PongConfig(max_steps=80)
-
-
-class TinyRNN(SequenceModel):
-    """A minimal harness model (random weights: a student that plays badly)."""
-
-    def __init__(self, hidden: int = 8, *, rngs: nnx.Rngs):
-        self.hidden = hidden
-        self.encoder, self.head = make_io((5,), 8, hidden, NUM_ACTIONS, rngs=rngs)
-        self.cell = nnx.SimpleCell(8, hidden, rngs=rngs)
-
-    def initial_state(self, batch_size):
-        return jnp.zeros((batch_size, self.hidden))
-
-    def core_step(self, carry, features):
-        return self.cell(carry, features)
 
 
 def _episode(demos, e):

@@ -5,32 +5,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tiny_models import TinyRNN
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.pong import (
     NUM_ACTIONS, STAY, UP, PongConfig, SinglePlayerPong, evaluate_model, game_seeds, step_events, to_params,
 )
 from tnd.envs.rollout import Policy, rollout
 from tnd.evaluation.metrics import summarize
-from tnd.models.base import SequenceModel
-from tnd.models.encoders import make_io
 
 CONFIG = PongConfig(max_steps=300, max_catches_per_round=3)
 GAMES = 4
-
-
-class TinyRNN(SequenceModel):
-    """A minimal harness model: MLP encoder, nnx.SimpleCell core, linear head."""
-
-    def __init__(self, hidden: int = 8, *, rngs: nnx.Rngs):
-        self.hidden = hidden
-        self.encoder, self.head = make_io((5,), 8, hidden, NUM_ACTIONS, rngs=rngs)
-        self.cell = nnx.SimpleCell(8, hidden, rngs=rngs)
-
-    def initial_state(self, batch_size):
-        return jnp.zeros((batch_size, self.hidden))
-
-    def core_step(self, carry, features):
-        return self.cell(carry, features)
 
 
 def _constant_model(action):
