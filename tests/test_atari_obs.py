@@ -8,7 +8,7 @@ import pytest
 
 from tnd.envs import get_env
 from tnd.envs.atari_pong import (
-    DOWN, NUM_ACTIONS, RAM_AGENT_Y, STAY, UP, AtariConfigError, AtariPong, AtariPongConfig, FrameResizer, PongBatch,
+    DOWN, NUM_ACTIONS, RAM_AGENT_Y, RAM_BALL_X, RAM_BALL_Y, RAM_OPPONENT_Y, STAY, UP, AtariConfigError, AtariPong, AtariPongConfig, FrameResizer, PongBatch,
     collect_demonstrations, game_seed, objects_from_ram, obs_shape, ram_features,
 )
 from tnd.envs.atari_pong import collect as collect_module
@@ -112,6 +112,49 @@ def test_bad_observation_settings_are_one_line():
         get_env("atari_pong").make_config({"obs_history": -1})
 
 
+def test_an_unknown_expert_is_one_line():
+    with pytest.raises(AtariConfigError, match="Unknown expert 'oracle': valid experts are lookahead, rule"):
+        AtariPongConfig(expert="oracle")
+
+
+def test_the_expert_option_addresses_data_only_when_it_is_the_rule():
+    """The default (lookahead) expert leaves the env config's dict as it was; the rule expert
+    and its offset are part of it, so its datasets have their own address."""
+    env = get_env("atari_pong")
+    assert "expert" not in env.config_dict(AtariPongConfig(rule_offset=9.0))
+    rule = env.config_dict(AtariPongConfig(expert="rule", rule_offset=13))
+    assert rule["expert"] == "rule" and rule["rule_offset"] == 13.0
+
+
+def test_make_expert_builds_the_configured_shot_selection():
+    from tnd.envs.atari_pong.expert import ShotSelector, make_expert
+
+    with PongBatch(AtariPongConfig(max_steps=4), 2) as batch:
+        lookahead = make_expert(AtariPongConfig(), batch, 2)
+        rule = make_expert(AtariPongConfig(expert="rule", rule_offset=11.0), batch, 2)
+    assert isinstance(lookahead.shots, ShotSelector) and lookahead.shots.batch is batch
+    assert rule.shots is None and list(rule.aim_offsets) == [11.0]
+
+
+def test_the_rule_expert_labels_from_positions_alone():
+    """The rule expert reads only what the objects observation shows: scrambling every other
+    RAM byte leaves its labels unchanged (the lookahead expert also reads the emulator)."""
+    from tnd.envs.atari_pong.expert import make_expert
+
+    _, ram = _play(AtariPongConfig(noop_max=0, max_steps=400), 300, rows=2)
+    scrambled = np.random.default_rng(0).integers(0, 256, ram.shape, dtype=np.uint8)
+    shown = [RAM_BALL_X, RAM_BALL_Y, RAM_AGENT_Y, RAM_OPPONENT_Y]
+    scrambled[..., shown] = ram[..., shown]
+    config = AtariPongConfig(expert="rule")
+    original, other = make_expert(config, None, 2), make_expert(config, None, 2)
+    labels = []
+    for t in range(ram.shape[0]):
+        reset = np.full(2, t == 0)
+        labels.append(original.act(ram[t], reset))
+        np.testing.assert_array_equal(labels[-1], other.act(scrambled[t], reset))
+    assert len(np.unique(labels)) == NUM_ACTIONS  # it moved both ways: the comparison means something
+
+
 def test_config_dict_of_the_default_history_is_unchanged():
     """Datasets address their env config: the default history leaves it as it was."""
     env = get_env("atari_pong")
@@ -149,24 +192,30 @@ def spied_collection():
     """Two expert games (sticky 0.25, no-op starts, epsilon 0.2) with every call of the
     expert recorded: the RAM it was given and the labels it returned, and the executed actions."""
     calls = []
-    real = collect_module.ScriptedExpert
+    real = collect_module.make_expert
 
-    class Spy(real):
-        def act(self, ram, reset):
-            labels = super().act(ram, reset)
+    def spied_expert(config, batch, rows):
+        expert = real(config, batch, rows)
+        act, executed = expert.act, expert.executed
+
+        def spy_act(ram, reset=None):
+            labels = act(ram, reset)
             calls.append({"ram": ram.copy(), "reset": reset.copy(), "labels": labels.copy()})
             return labels
 
-        def executed(self, taken):
+        def spy_executed(taken):
             calls[-1]["taken"] = np.asarray(taken).copy()
-            return super().executed(taken)
+            return executed(taken)
 
-    collect_module.ScriptedExpert = Spy
+        expert.act, expert.executed = spy_act, spy_executed
+        return expert
+
+    collect_module.make_expert = spied_expert
     try:
         demos = collect_demonstrations(ALIGN, num_episodes=ALIGN_GAMES, seed=ALIGN_SEED, epsilon=0.2,
                                        num_envs=ALIGN_GAMES, progress=False)
     finally:
-        collect_module.ScriptedExpert = real
+        collect_module.make_expert = real
     return demos, calls
 
 

@@ -18,6 +18,7 @@ from tnd.envs.atari_pong.env import (
     ALE_ACTIONS,
     DOWN,
     ENV_ID,
+    EXPERTS,
     NO_BALL_X,
     NUM_ACTIONS,
     OBS_MODES,
@@ -75,7 +76,7 @@ DEFINITION = register_env(EnvDefinition(
 ))
 
 __all__ = [
-    "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "NO_BALL_X", "NUM_ACTIONS", "OBS_MODES", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
+    "ALE_ACTIONS", "DEFINITION", "DOWN", "ENV_ID", "EXPERTS", "NO_BALL_X", "NUM_ACTIONS", "OBS_MODES", "RAM_AGENT_SCORE", "RAM_AGENT_Y",
     "RAM_BALL_DX", "RAM_BALL_DY", "RAM_BALL_X", "RAM_BALL_Y", "RAM_OPPONENT_SCORE", "RAM_OPPONENT_Y", "STAY", "UP",
     "AtariConfigError", "AtariPong", "AtariPongConfig", "FrameResizer", "PongBatch", "collect_demonstrations",
     "collect_mixed",

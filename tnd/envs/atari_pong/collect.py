@@ -4,9 +4,10 @@ With probability ``epsilon`` per step a uniformly random action is executed inst
 the expert's, while the label stays the expert's action (``taken_actions`` records what
 was done): the clone then sees recoveries. The perturbation draws come from a generator
 seeded by each game's seed, so the data do not depend on ``num_envs`` nor on ``num_workers``
-(the processes that share the games, one per core: `tnd.workers`). The expert chooses its
-shots by lookahead on the games' own emulators (`ShotSelector`); `EXPERT` names it in the
-dataset's address and metadata, so demonstrations of an earlier expert are never reused.
+(the processes that share the games, one per core: `tnd.workers`). The env config's
+``expert`` picks the shot selection (`make_expert`: lookahead on the games' own emulators,
+or the observable rule); `EXPERT` names the expert's code and the config its choice, both
+in the dataset's address and metadata, so demonstrations of another expert are never reused.
 
 `collect_mixed` (DAgger's games): a student model plays, the expert's action executed with
 probability ``beta``; the expert reads each visited state's RAM and emulator, so it labels
@@ -27,7 +28,7 @@ from tnd.envs.atari_pong.env import (
     PongBatch,
     game_seed,
 )
-from tnd.envs.atari_pong.expert import ScriptedExpert, ShotSelector
+from tnd.envs.atari_pong.expert import make_expert
 from tnd.envs.atari_pong.play import host_rollout
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.demonstrations import Demonstrations, demonstrations_from_games
@@ -101,7 +102,7 @@ def _play_games(config: AtariPongConfig, block: tuple[int, int], *, seed: int, e
     rows = min(num_envs, count)
     owned = batch is None
     batch = PongBatch(config, rows) if owned else batch
-    expert = ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
+    expert = make_expert(config, batch, rows)
     rngs = [np.random.default_rng(0) for _ in range(rows)]
 
     def act(obs, ram, reset, active, games):
@@ -147,7 +148,7 @@ def collect_mixed(
     rows = min(num_envs, num_episodes)
     owned = batch is None
     batch = PongBatch(config, rows) if owned else batch
-    expert = ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
+    expert = make_expert(config, batch, rows)
     model.eval()
     student = GreedyModelPolicy(model)
     state = {"carry": student.initial_state(rows), "agree": 0, "steps": 0}

@@ -70,6 +70,8 @@ PADDLE_Y_RANGE = (0.0, 210.0)
 ALE_ACTIONS = np.array([0, 2, 3], np.int64)  # stay, up (RIGHT), down (LEFT)
 
 OBS_MODES = ("objects", "pixels", "ram")
+EXPERTS = ("lookahead", "rule")  # the scripted expert's shot selection (tnd.envs.atari_pong.expert)
+DEFAULT_EXPERT = "lookahead"  # left out of `AtariPongConfig.to_dict` at this value (dataset addresses)
 OBJECT_FEATURES = 5  # objects mode: features per step
 RAM_SIZE = 128  # ALE's RAM bytes (ram mode: features per step)
 DEFAULT_OBS_HISTORY = 1  # left out of `AtariPongConfig.to_dict` at this value (dataset addresses)
@@ -81,7 +83,8 @@ class AtariConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class AtariPongConfig:
-    """How to build the Pong environment (ALE v5 defaults for frameskip and stickiness)."""
+    """How to build the Pong environment (ALE v5 defaults for frameskip and stickiness), and
+    which scripted expert plays it (`tnd.envs.atari_pong.expert.make_expert`)."""
 
     obs_mode: str = "objects"  # "objects" | "pixels" | "ram"
     frameskip: int = 4
@@ -90,6 +93,8 @@ class AtariPongConfig:
     max_steps: int = 10_000  # agent steps per game (truncation)
     frame_size: tuple[int, int] = (84, 84)  # pixels mode
     obs_history: int = DEFAULT_OBS_HISTORY  # observations of the last k steps in each observation
+    expert: str = DEFAULT_EXPERT  # "lookahead" (shots by emulator play-outs) | "rule" (one contact offset)
+    rule_offset: float = 12.0  # the rule expert's contact offset in px (measured best at stickiness 0.25)
 
     def __post_init__(self):
         if self.obs_mode not in OBS_MODES:
@@ -105,6 +110,9 @@ class AtariPongConfig:
                 f"obs_history must be >= 1 (the number of steps per observation), got {self.obs_history}."
             )
         object.__setattr__(self, "obs_history", int(self.obs_history))
+        if self.expert not in EXPERTS:
+            raise AtariConfigError(f"Unknown expert '{self.expert}': valid experts are {', '.join(EXPERTS)}.")
+        object.__setattr__(self, "rule_offset", float(self.rule_offset))
         if self.frameskip < 1:
             raise AtariConfigError(f"frameskip must be >= 1, got {self.frameskip}.")
         if not 0.0 <= self.repeat_action_probability < 1.0:
@@ -121,13 +129,16 @@ class AtariPongConfig:
     def to_dict(self) -> dict:
         """JSON-able form (stored in dataset metadata, part of a dataset's address).
 
-        ``obs_history`` is left out at its default (1): the configs written before it
-        existed keep their dict, so their datasets keep their addresses.
+        ``obs_history`` is left out at its default (1), and ``expert`` with ``rule_offset``
+        when the expert is the lookahead one: the configs written before they existed keep
+        their dict, so their datasets keep their addresses.
         """
         d = dataclasses.asdict(self)
         d["frame_size"] = list(self.frame_size)
         if self.obs_history == DEFAULT_OBS_HISTORY:
             del d["obs_history"]
+        if self.expert == DEFAULT_EXPERT:
+            del d["expert"], d["rule_offset"]
         return d
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tnd.envs.atari_pong.env import AtariPongConfig, PongBatch
-from tnd.envs.atari_pong.expert import ScriptedExpert, ShotSelector
+from tnd.envs.atari_pong.expert import make_expert
 from tnd.envs.atari_pong.play import StepHook, host_rollout
 from tnd.envs.catch_tally import CatchTally
 from tnd.envs.policies import GreedyModelPolicy
@@ -51,11 +51,11 @@ def evaluate_model(
 def evaluate_expert(
     config: AtariPongConfig, *, num_games: int, seed: int, num_envs: int = 8, progress: bool = True,
 ) -> CatchTally:
-    """The scripted expert with lookahead shot selection, unperturbed, on the games
+    """The scripted expert ``config.expert`` names (`make_expert`), unperturbed, on the games
     `evaluate_model` plays for ``seed`` (the table's reference row, the expert's win figures)."""
     rows = min(num_envs, num_games)
     with PongBatch(config, rows) as batch:
-        expert = ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
+        expert = make_expert(config, batch, rows)
 
         def act(obs, ram, reset, active, games):
             actions = expert.act(ram, reset)

@@ -22,8 +22,11 @@ reliably but give returns the built-in opponent always meets (endless rallies: o
 deterministic game, stickiness 0, the expert would win no point); offsets of 12-14 px give
 steep returns that often beat the opponent but sometimes miss. Two ways to choose it:
 
-* ``shots=None``: the ``aim_offsets`` are cycled per return (RAM only; what tests use).
-* ``shots=ShotSelector(batch)`` (what `collect_demonstrations` uses): shot selection by
+* ``shots=None``: the ``aim_offsets`` are cycled per return (RAM only). With one offset
+  this is the **rule** expert (``env.options.expert=rule``, ``rule_offset``): every choice
+  it makes depends only on what a student can observe (positions over the last steps, and
+  the paddle's history that reveals its hidden target), so its labels are learnable.
+* ``shots=ShotSelector(batch)`` (the **lookahead** expert, the default): shot selection by
   lookahead. When a ball starts toward the agent, `ShotSelector` plays each candidate offset
   out on a snapshot of that game's emulator with a one-row copy of this expert, until the
   point ends or the opponent returns the ball, and takes the first candidate (safest first)
@@ -96,6 +99,15 @@ def simulate_paddle(paddle, target, actions, frameskip: int = 4) -> tuple[np.nda
         paddle = np.floor((paddle + shown) * 0.5)
     target = np.minimum(np.maximum(target + frameskip * move, TARGET_RANGE[0]), TARGET_RANGE[1])
     return paddle, target
+
+
+def make_expert(config, batch: PongBatch, rows: int) -> ScriptedExpert:
+    """The expert ``config.expert`` names, for ``rows`` games of ``batch``: ``lookahead``
+    (shots chosen by play-outs on the batch's emulators) or ``rule`` (one contact offset,
+    ``config.rule_offset``; observable choices). ``config``: an `AtariPongConfig`."""
+    if config.expert == "rule":
+        return ScriptedExpert(rows, aim_offsets=(config.rule_offset,), frameskip=config.frameskip)
+    return ScriptedExpert(rows, frameskip=config.frameskip, shots=ShotSelector(batch))
 
 
 class ScriptedExpert:
