@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import types
@@ -588,9 +589,12 @@ def test_the_table_switches_env_with_its_own_scale():
     plain = _compose("env=atari_pong")  # no experiment: nothing of the table
     assert (pong.env.name, pong.data.num_episodes, pong.train.steps, pong.eval.num_games) == ("pong", 32, 3000, 64)
     assert pong.hydra.sweeper.params.seed == "0,1,2,3,4"
-    assert (atari.env.name, atari.data.num_episodes, atari.train.steps, atari.eval.num_games) == ("atari_pong", 12, 1000, 16)
+    assert (atari.env.name, atari.data.num_episodes, atari.train.steps, atari.eval.num_games) == ("atari_pong", 48, 3000, 16)
     assert atari.env.options.repeat_action_probability == 0.25 and atari.env.options.noop_max == 30
+    assert atari.env.options.expert == "rule"
     assert atari.hydra.sweeper.params.seed == "0,1,2" and atari.eval.seed == pong.eval.seed != atari.data.seed
+    assert atari.hydra.sweeper.params["dagger.rounds"] == "3,0"  # DAgger, and plain behavior cloning beside it
+    assert (atari.dagger.games_per_round, atari.dagger.steps_per_round) == (8, 1000)
     assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
     assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
     assert (plain.data.num_episodes, plain.train.steps) == (_compose().data.num_episodes, _compose().train.steps)
@@ -602,8 +606,16 @@ def test_the_table_switches_env_with_its_own_scale():
     train_games = games(atari.data.seed, atari.data.num_episodes)
     test_games = games(atari.eval.seed, atari.eval.num_games)
     validation_games = games(atari.eval.validation_seed, atari.eval.num_games)
-    assert len(train_games) == 12 and len(test_games) == 16  # every game its own seed
+    assert len(train_games) == 48 and len(test_games) == 16  # every game its own seed
     assert not train_games & test_games and not validation_games & test_games and not train_games & validation_games
+    from tnd.app.dagger import round_seed
+    from tnd.app.spec import load_spec
+
+    spec = load_spec(["experiment=pong_table", "env=atari_pong"])
+    dagger_games = set().union(*(games(round_seed(dataclasses.replace(spec, seed=seed), r), atari.dagger.games_per_round)
+                                 for seed in (0, 1, 2) for r in (1, 2, 3)))
+    assert len(dagger_games) == 3 * 3 * 8
+    assert not dagger_games & (test_games | validation_games | train_games)
 
 
 def test_paper_figures_name_their_protocol_beside_atari_runs(tmp_path):
