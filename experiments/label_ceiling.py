@@ -10,7 +10,7 @@ stickiness, cap), collected once into the cache like every run's; trailing ``key
 words are Hydra overrides of those settings. ``objects`` windows are read from the ``ram``
 dataset's bytes (the same function the env uses, so the same games); ``pixels`` has its
 own dataset, its frames pooled 4 x 4 (84 x 84 -> 21 x 21) for the classifier.
-Outputs ``atari_label_ceiling.{md,csv}``.
+Outputs ``atari_label_ceiling.{md,csv}`` (``--name``: another stem).
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default="objects,ram,pixels", help="comma-separated: objects, ram, pixels")
     parser.add_argument("--k", default="1,2,4,8", help="comma-separated window lengths (steps)")
     parser.add_argument("--publish", action="store_true", help="write into results/ (else outputs/tables/)")
+    parser.add_argument("--name", default="atari_label_ceiling", help="file stem of the outputs (default: %(default)s)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the table's data settings")
     args = parser.parse_args(argv)
     from tnd.envs.atari_pong import EXPERTS, OBS_MODES
@@ -126,10 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown, table_csv = render(rows, args.overrides)
     out = Path(PUBLISHED_DIR if args.publish else OUTPUT_DIR)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "atari_label_ceiling.md").write_text(markdown)
-    (out / "atari_label_ceiling.csv").write_text(table_csv)
+    (out / f"{args.name}.md").write_text(markdown)
+    (out / f"{args.name}.csv").write_text(table_csv)
     print(markdown)
-    print(f"Wrote {out / 'atari_label_ceiling.md'} and .csv")
+    print(f"Wrote {out / args.name}.md and .csv")
     return 0
 
 

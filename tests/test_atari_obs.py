@@ -290,7 +290,21 @@ def test_run_hash_of_the_default_history_is_unchanged():
 
     spec = load_spec(["env=atari_pong"])
     assert spec.env.options["obs_history"] == 1
-    before = {k: v for k, v in spec.env.options.items() if k != "obs_history"}
+    before = {k: v for k, v in spec.env.options.items() if k not in ("obs_history", "expert", "rule_offset")}
     old = dataclasses.replace(spec, env=dataclasses.replace(spec.env, options=before))
     assert config_hash(spec) == config_hash(old)
     assert config_hash(load_spec(["env=atari_pong", "env.options.obs_history=4"])) != config_hash(spec)
+
+
+def test_run_hash_names_the_rule_expert_and_its_offset_only():
+    """The lookahead expert (the default) leaves a run's hash as it was, whatever rule_offset
+    says; the rule expert and its offset are part of it."""
+    from tnd.app.experiment import config_hash
+    from tnd.app.spec import load_spec
+
+    def hashed(*overrides):
+        return config_hash(load_spec(["env=atari_pong", *overrides]))
+
+    assert hashed() == hashed("env.options.rule_offset=9")
+    assert len({hashed(), hashed("env.options.expert=rule"),
+                hashed("env.options.expert=rule", "env.options.rule_offset=9")}) == 3

@@ -62,7 +62,10 @@ log = logging.getLogger(__name__)  # tnd-train routes it to the run folder's tra
 
 # Env options added after runs were hashed, with the default those runs played under: at that
 # value they are left out of `config_hash`, so earlier runs keep their hash.
-HASH_NEUTRAL_ENV_OPTIONS = {"obs_history": 1}  # atari_pong
+HASH_NEUTRAL_ENV_OPTIONS = {"obs_history": 1, "expert": "lookahead"}  # atari_pong
+# Env options that matter only beside another option's value (option -> (that option, value)):
+# left out of `config_hash` otherwise (the rule expert's offset means nothing to the lookahead).
+HASH_DEPENDENT_ENV_OPTIONS = {"rule_offset": ("expert", "rule")}  # atari_pong
 
 
 # ------------------------------------------------------------------------- helpers
@@ -76,6 +79,9 @@ def config_hash(spec: ExperimentSpec) -> str:
     options = data.get("env", {}).get("options") or {}
     for name, default in HASH_NEUTRAL_ENV_OPTIONS.items():
         if name in options and options[name] == default:
+            del options[name]
+    for name, (other, value) in HASH_DEPENDENT_ENV_OPTIONS.items():
+        if name in options and options.get(other) != value:
             del options[name]
     data["data"].pop("num_workers", None)  # how many processes collect changes no data
     if not data.get("plugins"):  # runs without plugins keep the hash they had before plugins existed
