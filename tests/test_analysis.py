@@ -16,24 +16,15 @@ from tnd.analysis import AnalysisError, lyapunov_exponents
 from tnd.graph.neuron_graph import NeuronGraph
 from tnd.models.base import SequenceModel
 from tnd.models.encoders import make_io
+from tiny_models import TinyRNN as SharedTinyRNN
 
 OBS = (4,)
 
 
 # ---------------------------------------------------------------------- tiny models
-class TinyRNN(SequenceModel):
-    """Encoder -> nnx.SimpleCell -> head; carry ``[B, H]``."""
-
-    def __init__(self, hidden=5, *, rngs):
-        self.hidden = hidden
-        self.encoder, self.head = make_io(OBS, 6, hidden, 3, rngs=rngs)
-        self.cell = nnx.SimpleCell(6, hidden, rngs=rngs)
-
-    def initial_state(self, batch_size):
-        return jnp.zeros((batch_size, self.hidden))
-
-    def core_step(self, carry, features):
-        return self.cell(carry, features)
+def TinyRNN(hidden=5, *, rngs):
+    """Encoder -> nnx.SimpleCell -> head; carry ``[B, H]`` (tests/tiny_models.py on OBS)."""
+    return SharedTinyRNN(hidden, rngs=rngs, obs_shape=OBS, features=6, num_actions=3)
 
 
 class TinyNeurons(SequenceModel):

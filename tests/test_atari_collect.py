@@ -3,10 +3,9 @@
 import numpy as np
 from flax import nnx
 
-from tnd.envs.atari_pong import NUM_ACTIONS, AtariPongConfig, collect_demonstrations, evaluate_model, obs_shape
+from tnd.envs.atari_pong import AtariPongConfig, collect_demonstrations, evaluate_model, obs_shape
 from tnd.envs.policies import GreedyModelPolicy
-from tnd.models.base import SequenceModel
-from tnd.models.encoders import make_io
+from tiny_models import TinyRNN
 
 
 def test_collect_with_perturbations():
@@ -22,21 +21,9 @@ def test_collect_with_perturbations():
     np.testing.assert_array_equal(demos.taken_actions, again.taken_actions)  # batch-independent
 
 
-class _Tiny(SequenceModel):
-    def __init__(self, obs_shape, rngs):
-        self.encoder, self.head = make_io(obs_shape, 8, 8, NUM_ACTIONS, rngs=rngs)
-        self.cell = nnx.SimpleCell(8, 8, rngs=rngs)
-
-    def initial_state(self, batch_size):
-        return np.zeros((batch_size, 8), np.float32)
-
-    def core_step(self, carry, features):
-        return self.cell(carry, features)
-
-
 def test_greedy_model_policy_matches_sequence_call():
     config = AtariPongConfig(max_steps=50)
-    model = _Tiny(obs_shape(config), nnx.Rngs(0))
+    model = TinyRNN(8, obs_shape=obs_shape(config), rngs=nnx.Rngs(0))
     policy = GreedyModelPolicy(model)
     obs = np.random.default_rng(0).random((2, 5, 5), dtype=np.float32)
     carry = policy.initial_state(2)

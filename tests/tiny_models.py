@@ -1,4 +1,4 @@
-"""A minimal harness model shared by the env tests: MLP encoder, nnx.SimpleCell core, linear head
+"""A minimal harness model shared by the tests: MLP encoder, nnx.SimpleCell core, linear head
 (random weights: a student that plays badly)."""
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from tnd.models.encoders import make_io
 
 
 class TinyRNN(SequenceModel):
-    """Pong observations ``[B, 5]`` -> logits ``[B, 3]`` through an ``hidden``-unit SimpleCell."""
+    """Observations ``[B, *obs_shape]`` -> logits ``[B, num_actions]``: an MLP encoder to
+    ``features``, an ``hidden``-unit SimpleCell, a linear head (defaults: Pong's)."""
 
-    def __init__(self, hidden: int = 8, *, rngs: nnx.Rngs):
+    def __init__(self, hidden: int = 8, *, rngs: nnx.Rngs, obs_shape: tuple[int, ...] = (5,), features: int = 8,
+                 num_actions: int = NUM_ACTIONS):
         self.hidden = hidden
-        self.encoder, self.head = make_io((5,), 8, hidden, NUM_ACTIONS, rngs=rngs)
-        self.cell = nnx.SimpleCell(8, hidden, rngs=rngs)
+        self.encoder, self.head = make_io(obs_shape, features, hidden, num_actions, rngs=rngs)
+        self.cell = nnx.SimpleCell(features, hidden, rngs=rngs)
 
     def initial_state(self, batch_size):
         return jnp.zeros((batch_size, self.hidden))

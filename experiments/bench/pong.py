@@ -29,7 +29,6 @@ from tnd.envs.pong import NUM_ACTIONS, PongConfig, SinglePlayerPong, evaluate_ex
 from tnd.envs.rollout import step_key
 from tnd.evaluation.metrics import summarize
 from tnd.models.base import SequenceModel, count_params
-from tnd.models.encoders import make_io
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -39,37 +38,23 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--pong-eval-games", type=int, default=1000, help="games in the eval row (0 skips it)")
     group.add_argument("--pong-eval-steps", type=int, default=None, help="steps per eval game (default: PongConfig.max_steps)")
     group.add_argument("--pong-eval-repeats", type=int, default=1, help="timed eval repeats after the first call")
-    group.add_argument("--pong-model", default="tnd", help="registered model for the eval row (falls back to a tiny RNN)")
+    group.add_argument("--pong-model", default="tnd", help="registered model for the eval row (falls back to the vanilla RNN)")
     group.add_argument("--pong-model-width", type=int, default=None,
                        help="the model's width option (TND: num_neurons); default: the builder's default")
 
 
-class _TinyRNN(SequenceModel):
-    """Fallback policy when the requested model is not available: MLP + nnx.SimpleCell."""
-
-    def __init__(self, hidden: int = 32, *, rngs: nnx.Rngs):
-        self.hidden = hidden
-        self.encoder, self.head = make_io((5,), 32, hidden, NUM_ACTIONS, rngs=rngs)
-        self.cell = nnx.SimpleCell(32, hidden, rngs=rngs)
-
-    def initial_state(self, batch_size):
-        return jnp.zeros((batch_size, self.hidden))
-
-    def core_step(self, carry, features):
-        return self.cell(carry, features)
-
-
 def _policy(name: str, width: int | None) -> tuple[SequenceModel, str]:
-    try:
-        import tnd.models  # noqa: F401  (registers the models that import cleanly)
-        from tnd.models.registry import build_model, width_option
+    import tnd.models  # noqa: F401  (registers the models that import cleanly)
+    from tnd.models.registry import build_model, width_option
 
+    try:
         if name == "tnd":
             import tnd.models.tnd_model  # noqa: F401
         options = {} if width is None else {width_option(name): width}
         return build_model(name, obs_shape=obs_shape(), num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0), **options), name
-    except Exception as error:  # model not there yet (or broken): say so in the row
-        return _TinyRNN(rngs=nnx.Rngs(0)), f"tiny_simplecell (no '{name}': {type(error).__name__})"
+    except Exception as error:  # model not there yet (or broken): the vanilla RNN plays, and the row says so
+        fallback = build_model("rnn", obs_shape=obs_shape(), num_actions=NUM_ACTIONS, rngs=nnx.Rngs(0))
+        return fallback, f"rnn (no '{name}': {type(error).__name__})"
 
 
 def _median_time(fn, repeats: int) -> tuple[float, float]:
