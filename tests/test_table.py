@@ -618,6 +618,35 @@ def test_the_table_switches_env_with_its_own_scale():
     assert not dagger_games & (test_games | validation_games | train_games)
 
 
+def test_the_atari_table_has_its_own_paper_scale():
+    """`tnd-table env=atari_pong scale=paper` gets conf/table_scale/pong_table-atari_pong-paper.yaml
+    after scale=paper (not the single-player paper scale's 256 test games), and its longer protocol
+    keeps the DAgger, training, validation and test games apart."""
+
+    from tnd.app.dagger import round_seed
+    from tnd.app.spec import load_spec
+    from tnd.envs.atari_pong import game_seed
+
+    atari = _compose("experiment=pong_table", "env=atari_pong")
+    paper = _compose("experiment=pong_table", "env=atari_pong", "scale=paper")
+    pong_paper = _compose("experiment=pong_table", "scale=paper")
+    assert (pong_paper.data.num_episodes, pong_paper.train.steps, pong_paper.eval.num_games) == (64, 6000, 256)
+    assert (paper.data.num_episodes, paper.train.steps, paper.eval.num_games) == (96, 6000, 32)
+    assert paper.hydra.sweeper.params.seed == "0,1,2,3,4" and paper.hydra.sweeper.params["dagger.rounds"] == "5,0"
+    assert paper.env.options == atari.env.options and paper.train.lr == atari.train.lr
+
+    def games(seed, count):
+        return {game_seed(seed, g) for g in range(count)}
+
+    train_games = games(paper.data.seed, paper.data.num_episodes)
+    held_out = games(paper.eval.seed, paper.eval.num_games) | games(paper.eval.validation_seed, paper.eval.num_games)
+    spec = load_spec(["experiment=pong_table", "env=atari_pong", "scale=paper", "dagger.rounds=5"])
+    dagger_games = set().union(*(games(round_seed(dataclasses.replace(spec, seed=seed), r), paper.dagger.games_per_round)
+                                 for seed in range(5) for r in range(1, 6)))
+    assert len(train_games) == 96 and len(held_out) == 64 and len(dagger_games) == 5 * 5 * 8
+    assert not dagger_games & (held_out | train_games) and not train_games & held_out
+
+
 def test_paper_figures_name_their_protocol_beside_atari_runs(tmp_path):
     root = tmp_path / "multirun" / "pong_table" / "atari_pong" / "default"
     for env, seed in (("atari_pong", 0), ("atari_pong", 1)):
