@@ -589,12 +589,12 @@ def test_the_table_switches_env_with_its_own_scale():
     plain = _compose("env=atari_pong")  # no experiment: nothing of the table
     assert (pong.env.name, pong.data.num_episodes, pong.train.steps, pong.eval.num_games) == ("pong", 32, 3000, 64)
     assert pong.hydra.sweeper.params.seed == "0,1,2,3,4"
-    assert (atari.env.name, atari.data.num_episodes, atari.train.steps, atari.eval.num_games) == ("atari_pong", 48, 3000, 16)
+    assert (atari.env.name, atari.data.num_episodes, atari.train.steps, atari.eval.num_games) == ("atari_pong", 48, 6000, 16)
     assert atari.env.options.repeat_action_probability == 0.25 and atari.env.options.noop_max == 30
     assert atari.env.options.expert == "rule"
     assert atari.hydra.sweeper.params.seed == "0,1,2" and atari.eval.seed == pong.eval.seed != atari.data.seed
-    assert atari.hydra.sweeper.params["dagger.rounds"] == "3,0"  # DAgger, and plain behavior cloning beside it
-    assert (atari.dagger.games_per_round, atari.dagger.steps_per_round) == (8, 1000)
+    assert atari.hydra.sweeper.params["dagger.rounds"] == "3"  # DAgger (dagger.rounds=3,0 adds plain behavior cloning)
+    assert (atari.dagger.games_per_round, atari.dagger.steps_per_round) == (8, 2000)
     assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
     assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
     assert (plain.data.num_episodes, plain.train.steps) == (_compose().data.num_episodes, _compose().train.steps)
@@ -631,8 +631,8 @@ def test_the_atari_table_has_its_own_paper_scale():
     paper = _compose("experiment=pong_table", "env=atari_pong", "scale=paper")
     pong_paper = _compose("experiment=pong_table", "scale=paper")
     assert (pong_paper.data.num_episodes, pong_paper.train.steps, pong_paper.eval.num_games) == (64, 6000, 256)
-    assert (paper.data.num_episodes, paper.train.steps, paper.eval.num_games) == (96, 6000, 32)
-    assert paper.hydra.sweeper.params.seed == "0,1,2,3,4" and paper.hydra.sweeper.params["dagger.rounds"] == "5,0"
+    assert (paper.data.num_episodes, paper.train.steps, paper.eval.num_games) == (96, 12000, 32)
+    assert paper.hydra.sweeper.params.seed == "0,1,2,3,4" and paper.hydra.sweeper.params["dagger.rounds"] == "5"
     assert paper.env.options == atari.env.options and paper.train.lr == atari.train.lr
 
     def games(seed, count):
