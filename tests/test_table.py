@@ -306,6 +306,36 @@ def test_sweep_resumes_and_reports_failures(fake_trainer, tmp_path, monkeypatch,
     assert "Pass another --sweep-dir" in capsys.readouterr().err
 
 
+def test_sweep_refuses_a_finished_run_whose_conf_changed(tmp_path):
+    """A finished folder whose job has the same overrides but composes to another configuration
+    now (conf/ edited since it ran) is refused with one line, never counted as done; one whose
+    hash matches is skipped, not relaunched."""
+    from tnd.app.experiment import config_hash
+    from tnd.app.spec import load_spec
+
+    jobs, keys = sweeps.plan_sweep(["model=lstm", "seed=0", "scale=smoke"])
+    sweep_dir = tmp_path / "sweep"
+    folder = _run_folder(sweep_dir, "lstm", 0, summary=_summary(0.5, 1.0, 0.0))
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(jobs[0]))
+    launched = []
+
+    def launch(group):
+        launched.append(group)
+        return 0
+
+    def finished_with(digest):
+        (folder / "summary.json").write_text(json.dumps({"model": "lstm", "seed": 0,
+                                                         **_summary(0.5, 1.0, 0.0), "config_hash": digest}))
+
+    finished_with(config_hash(load_spec(jobs[0])))
+    sweeps.run_sweep(jobs, sweep_dir, launch=launch, keys=keys, progress=False)
+    assert launched == []  # current: done
+    finished_with("0123456789ab")  # what an older conf/ hashed to
+    with pytest.raises(sweeps.SweepError, match="another configuration.*conf/ changed since it ran.*another --sweep-dir"):
+        sweeps.run_sweep(jobs, sweep_dir, launch=launch, keys=keys, progress=False)
+    assert launched == []
+
+
 def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "sweep"
     args = ["--train-command", fake_trainer, "--sweep-dir", str(sweep_dir), "--results-dir", str(tmp_path / "r"),

@@ -33,11 +33,11 @@ from tnd.app.sweep.plan import (
 )
 from tnd.app.sweep.progress import Eta, JobTiming, SweepProgress, model_lengths, sweep_eta
 from tnd.app.sweep.run import Launcher, expert_reference, plan_sweep, run_in_process, run_sweep, sweep_table
-from tnd.app.sweep.status import best_by_job, check_not_stale, record_id, stamp
+from tnd.app.sweep.status import best_by_job, check_current_config, check_not_stale, record_id, stamp
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "DEFAULT_SCALE", "NEVER_ROW_KEYS", "OUTPUT_DIR", "PUBLISHED_DIR", "SWEEP_FILE", "SWEPT_KEYS", "Eta", "Expected", "JobTiming",
-    "LaunchGroup", "Launcher", "SweepError", "SweepProgress", "best_by_job", "check_not_stale", "default_sweep_dir",
+    "LaunchGroup", "Launcher", "SweepError", "SweepProgress", "best_by_job", "check_current_config", "check_not_stale", "default_sweep_dir",
     "expected_runs", "expert_reference", "fixed_overrides", "group_jobs", "job_dirname", "job_id", "job_values",
     "launch_groups", "model_lengths", "output_name", "parse_overrides", "plan_jobs", "plan_sweep", "record_id",
     "run_in_process", "run_sweep", "split_overrides", "stacks_seeds", "stamp", "sweep_eta", "sweep_table",

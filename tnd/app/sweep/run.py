@@ -21,7 +21,7 @@ from tnd.app.sweep.plan import (
     job_id, job_values, launch_groups, plan_jobs, swept_keys,
 )
 from tnd.app.sweep.progress import SweepProgress
-from tnd.app.sweep.status import best_by_job, check_not_stale, stamp
+from tnd.app.sweep.status import best_by_job, check_current_config, check_not_stale, stamp
 from tnd.evaluation import table as tables
 from tnd.run_folder import EXPERT_FILE, seed_folder, write_json
 
@@ -85,12 +85,15 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
     """Launches the jobs not finished yet until every job finished or was tried once here.
 
     ``launch`` runs one `LaunchGroup` (default: `run_in_process`). A finished folder made
-    by other overrides is refused (`check_not_stale`). A launcher that stops at its first
-    failure is relaunched over what remains; a launch that starts no job ends the sweep.
+    by other overrides is refused (`check_not_stale`), and one whose configuration is not what
+    its job composes to now (`check_current_config`: conf/ changed since it ran). A launcher
+    that stops at its first failure is relaunched over what remains; a launch that starts no
+    job ends the sweep.
     """
     sweep_dir = Path(sweep_dir)
     launch = launch or run_in_process(sweep_dir)
     started = time.time()  # the ETA's pace counts from here, across launches
+    check_current_config(jobs, best_by_job(sweep_dir, keys), keys)  # once: the runs finished here are current
     tried: set[tuple] = set()
     for _ in range(len(jobs) + 1):
         best = best_by_job(sweep_dir, keys)

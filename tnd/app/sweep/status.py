@@ -1,5 +1,6 @@
 """Where a sweep stands: each job's best run folder (finished over failed over unfinished), and
-the check that a finished folder was made by the same job (never reused for another)."""
+the checks that a finished folder was made by the same job and the same configuration (never
+reused for another)."""
 
 from __future__ import annotations
 
@@ -50,4 +51,29 @@ def check_not_stale(jobs: list[list[str]], best: dict[tuple, RunRecord], keys: S
             raise SweepError(
                 f"Run folder {record.path} finished with overrides {list(record.overrides)}, but this sweep asks "
                 f"for {job}. Pass another --sweep-dir (or delete that folder) to run this sweep."
+            )
+
+
+def check_current_config(jobs: list[list[str]], best: dict[tuple, RunRecord], keys: Sequence[str] = SWEPT_KEYS) -> None:
+    """`SweepError` when a finished folder's configuration is not what its job composes to now.
+
+    The overrides of a job can stay the same while ``conf/`` changes under it (a protocol's
+    steps or games edited): such a folder would otherwise count as done and its old numbers
+    would enter the new table. Compares the ``config_hash`` in each finished run's summary with
+    the hash of the job's spec composed now (`tnd.app.spec.load_spec`, a fraction of a second
+    per job); runs whose summary has no hash (not written by tnd-train) are not checked.
+    """
+    from tnd.app.experiment import config_hash
+    from tnd.app.spec import load_spec
+
+    for job in jobs:
+        record = best.get(job_id(job, keys))
+        if record is None or record.status != "ok" or not record.metrics.get("config_hash"):
+            continue
+        now = config_hash(load_spec(job))
+        if now != record.metrics["config_hash"]:
+            raise SweepError(
+                f"Run folder {record.path} finished with another configuration (config hash "
+                f"{record.metrics['config_hash']}; the job {job} composes to {now} now: conf/ changed since it ran). "
+                f"Pass another --sweep-dir, or move that sweep's folders away, to run this sweep."
             )
