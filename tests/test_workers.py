@@ -76,6 +76,23 @@ def test_a_worker_that_dies_silently_is_one_line():
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_ctrl_c_while_the_workers_start_is_not_lost(monkeypatch):
+    """A Ctrl-C that arrives while the workers are being started (a slow spawn on a busy
+    machine) still stops the run at once, with no worker left behind."""
+    real_start = mp.context.SpawnProcess.start
+
+    def start_after_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_start(self)
+
+    monkeypatch.setattr(mp.context.SpawnProcess, "start", start_after_ctrl_c)
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_in_workers(_report_then_sleep, split_blocks(2, 2), progress=False)
+    assert time.perf_counter() - start < 30  # not the workers' 60 s sleep
+    assert mp.active_children() == []
+
+
 def test_ctrl_c_stops_the_workers():
     timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()

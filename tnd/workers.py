@@ -102,7 +102,7 @@ def run_in_workers(work: WorkFn, blocks: Sequence[Block], *, progress: bool = Tr
     pending = {reader: index for index, (reader, _) in enumerate(pipes)}
     bar = tqdm(total=sum(count for _, count in blocks), desc=desc, unit=unit, disable=not progress)
     try:
-        with _sigint_ignored():  # the children start with Ctrl-C ignored: it is the parent's to handle
+        with _sigint_held():  # Ctrl-C waits while the children start (they inherit the block): it is the parent's
             for proc in procs:
                 proc.start()
         for _, writer in pipes:
@@ -174,14 +174,18 @@ def _stop(procs) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while the workers start (they inherit it through exec), where this is
-    the main thread (only it may set handlers); elsewhere a no-op."""
+def _sigint_held():
+    """SIGINT blocked while the workers start, where this is the main thread (elsewhere a no-op).
+
+    A spawned child inherits the blocked mask through fork and exec, so a Ctrl-C cannot kill
+    it half-started (`_worker` then ignores SIGINT for good). A Ctrl-C that arrives meanwhile
+    stays pending and reaches the parent as KeyboardInterrupt as the block is lifted, so it is
+    never lost (ignoring it instead would drop it, and the run would go on to the end)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
