@@ -6,6 +6,8 @@ The work functions live here, at module level, so the spawned workers can import
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -76,31 +78,46 @@ def test_a_worker_that_dies_silently_is_one_line():
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_while_the_workers_start_is_not_lost(monkeypatch):
-    """A Ctrl-C that arrives while the workers are being started (a slow spawn on a busy
-    machine) still stops the run at once, with no worker left behind."""
-    real_start = mp.context.SpawnProcess.start
+def _ctrl_c_scenario(when: str) -> None:
+    """Ctrl-C (SIGINT to this process) ``during`` the workers' start or 4 s ``after`` it; exits 0
+    when it stopped the run at once (KeyboardInterrupt, no worker left), 1 otherwise. Run in a
+    fresh interpreter (`_run_scenario`), so no signal handler, thread or import hook left by
+    another test in the same process can change what Ctrl-C does."""
+    if when == "during":  # a slow spawn on a busy machine: Ctrl-C while the workers start
+        real_start = mp.context.SpawnProcess.start
 
-    def start_after_ctrl_c(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        real_start(self)
+        def start_after_ctrl_c(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            real_start(self)
 
-    monkeypatch.setattr(mp.context.SpawnProcess, "start", start_after_ctrl_c)
+        mp.context.SpawnProcess.start = start_after_ctrl_c
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
+    if when == "after":
+        timer.start()
+    try:
         run_in_workers(_report_then_sleep, split_blocks(2, 2), progress=False)
-    assert time.perf_counter() - start < 30  # not the workers' 60 s sleep
-    assert mp.active_children() == []
+    except KeyboardInterrupt:
+        stopped = time.perf_counter() - start < 30 and mp.active_children() == []  # not the 60 s sleep; no orphans
+        raise SystemExit(0 if stopped else 1) from None
+    finally:
+        timer.cancel()
+    raise SystemExit(1)  # the run went on to its end
+
+
+def _run_scenario(when: str) -> subprocess.CompletedProcess:
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import test_workers; test_workers._ctrl_c_scenario({when!r})"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], cwd=here, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ctrl_c_while_the_workers_start_is_not_lost():
+    """A Ctrl-C that arrives while the workers are being started still stops the run at once."""
+    result = _run_scenario("during")
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_ctrl_c_stops_the_workers():
-    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
-    start = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_in_workers(_report_then_sleep, split_blocks(2, 2), progress=False)
-    finally:
-        timer.cancel()
-    assert time.perf_counter() - start < 30  # not the workers' 60 s sleep
-    assert mp.active_children() == []  # terminated and reaped: no orphans
+    result = _run_scenario("after")
+    assert result.returncode == 0, result.stderr[-2000:]
