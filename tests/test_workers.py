@@ -83,6 +83,10 @@ def _ctrl_c_scenario(when: str) -> None:
     when it stopped the run at once (KeyboardInterrupt, no worker left), 1 otherwise. Run in a
     fresh interpreter (`_run_scenario`), so no signal handler, thread or import hook left by
     another test in the same process can change what Ctrl-C does."""
+    # A process inherits an ignored or blocked SIGINT through exec (pytest's own worker may run so):
+    # start from Python's defaults, as a terminal's process does.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if when == "during":  # a slow spawn on a busy machine: Ctrl-C while the workers start
         real_start = mp.context.SpawnProcess.start
 
