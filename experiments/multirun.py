@@ -27,10 +27,11 @@ class Composed:
 
     params: dict  # hydra.sweeper.params
     env: str | None  # env.name (None: the trainer has no env group)
+    dagger_rounds: int = 0  # dagger.rounds (jobs that do not sweep it)
 
 
 def compose_sweep(train_command: list[str], experiment: str, task: list[str], hydra_: list[str]) -> Composed:
-    """``hydra.sweeper.params`` and ``env.name`` of the trainer's config with these overrides."""
+    """``hydra.sweeper.params``, ``env.name`` and ``dagger.rounds`` of the trainer's config with these overrides."""
     cmd = [*train_command, f"experiment={experiment}", *sweep.fixed_overrides(task), *hydra_, "--cfg", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -41,9 +42,10 @@ def compose_sweep(train_command: list[str], experiment: str, task: list[str], hy
         cfg = yaml.safe_load(proc.stdout) or {}
         params = ((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
         env = (cfg.get("env") or {}).get("name")
-    except (yaml.YAMLError, AttributeError) as exc:
+        dagger_rounds = int((cfg.get("dagger") or {}).get("rounds") or 0)
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as exc:
         raise SweepError(f"Could not read the config printed by {shlex.join(cmd)}: {exc}") from exc
-    return Composed(dict(params), env)
+    return Composed(dict(params), env, dagger_rounds)
 
 
 def multirun(train_command: list[str], hydra_overrides: list[str], sweep_dir: Path) -> sweep.Launcher:

@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack-seeds", action=argparse.BooleanOptionalAction, default=True,
                         help="train each model's seeds as one jitted program, one job per model (the default; TND keeps "
                              "a graph per seed; the sparse RNN, whose graph is part of its structure, stays one job per "
-                             "seed unless graph.seed is set); --no-stack-seeds: one job per seed")
+                             "seed unless graph.seed is set, and so does every job with DAgger rounds, whose seeds "
+                             "play their own games); --no-stack-seeds: one job per seed")
     parser.add_argument("--jobs", type=int, default=None,
                         help="jobs at a time on this machine (default: one per CPU core, one on a GPU machine; "
                              "ignored with hydra/launcher=...)")
@@ -182,7 +183,8 @@ def _train(args, composed: Composed, task: list[str], hydra_: list[str], train_c
     sweep.check_not_stale(jobs, sweep.best_by_job(sweep_dir, keys), keys)
     sweep.write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs, keys)
     sweep.run_sweep(jobs, sweep_dir, launch=multirun(train_command, [*launcher, *hydra_], sweep_dir), keys=keys,
-                    stack_seeds=args.stack_seeds, retry_failed=args.retry_failed)
+                    stack_seeds=args.stack_seeds, retry_failed=args.retry_failed,
+                    dagger_rounds=composed.dagger_rounds)
 
 
 def _names(models: str | None) -> list[str] | None:

@@ -18,6 +18,7 @@ from tnd.run_folder import override_key, write_json
 
 DEFAULT_EXPERIMENT = "pong_table"
 DEFAULT_SCALE = "default"
+DAGGER_ROUNDS_KEY = "dagger.rounds"  # > 0: the seeds of a job train one after another (`stacks_seeds`)
 SWEEP_FILE = "sweep.json"
 OUTPUT_DIR = Path("outputs") / "tables"  # a user's tables (ignored by git)
 PUBLISHED_DIR = Path("results")          # the committed tables and figures (--publish refreshes them)
@@ -181,13 +182,25 @@ def group_jobs(jobs: list[list[str]], keys: Sequence[str] = SWEPT_KEYS) -> list[
     return [lines for lines, _ in _covering(jobs, keys)] if jobs else []
 
 
-def stacks_seeds(job: list[str]) -> bool:
+def stacks_seeds(job: list[str], dagger_rounds: int = 0) -> bool:
     """Whether this job's seeds can train as one program: its model's structure does not
     depend on the seed (`tnd.app.experiment.graph_in_structure`), or ``graph.seed`` fixes the
-    graph for every seed. `tnd.app.run_seeds` trains any that cannot one after another."""
+    graph for every seed. `tnd.app.run_seeds` trains any that cannot one after another.
+
+    A job with DAgger rounds (its ``dagger.rounds`` override, else ``dagger_rounds``: the
+    sweep's composed value) does not stack either: each seed's student plays its own games
+    between rounds, so one ``seeds=[...]`` job would train its seeds one after another, while
+    separate jobs run side by side.
+    """
     from tnd.app.experiment import graph_in_structure
 
     values = job_values(job)
+    rounds = values.get(DAGGER_ROUNDS_KEY, dagger_rounds)
+    try:
+        if int(rounds) > 0:
+            return False
+    except (TypeError, ValueError):
+        raise SweepError(f"{DAGGER_ROUNDS_KEY} must be an integer >= 0 (0: no DAgger), got {rounds!r}.") from None
     if values.get("graph.seed") not in (None, "null", ""):
         return True
     wired = next((v.lower() == "true" for k, v in values.items() if k.endswith("options.wired")), None)
@@ -211,11 +224,13 @@ class LaunchGroup:
         return tuple(k for k in self.keys if k != SEED_KEY) if self.stacked else self.keys
 
 
-def launch_groups(pending: list[list[str]], keys: Sequence[str], stack_seeds: bool) -> list[LaunchGroup]:
+def launch_groups(pending: list[list[str]], keys: Sequence[str], stack_seeds: bool,
+                  dagger_rounds: int = 0) -> list[LaunchGroup]:
     """The multiruns covering ``pending``: with ``stack_seeds`` a model's jobs whose seeds can
-    share one program (`stacks_seeds`) become one job per model (``tnd-train seeds=[...]``)."""
+    share one program (`stacks_seeds`; ``dagger_rounds`` the sweep's composed value) become
+    one job per model (``tnd-train seeds=[...]``)."""
     keys = tuple(keys)
-    together = [stack_seeds and stacks_seeds(j) for j in pending]
+    together = [stack_seeds and stacks_seeds(j, dagger_rounds) for j in pending]
     out = []
     for stacked in (False, True):
         jobs = [j for j, t in zip(pending, together) if t == stacked]

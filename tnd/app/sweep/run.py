@@ -81,14 +81,16 @@ def _stacks(jobs: list[list[str]], keys: Sequence[str]) -> list[tuple[list[str],
 
 def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: Launcher | None = None,
               keys: Sequence[str] = SWEPT_KEYS, stack_seeds: bool = False, retry_failed: bool = True,
-              progress: bool = True) -> None:
+              progress: bool = True, dagger_rounds: int = 0) -> None:
     """Launches the jobs not finished yet until every job finished or was tried once here.
 
     ``launch`` runs one `LaunchGroup` (default: `run_in_process`). A finished folder made
     by other overrides is refused (`check_not_stale`), and one whose configuration is not what
     its job composes to now (`check_current_config`: conf/ changed since it ran). A launcher
     that stops at its first failure is relaunched over what remains; a launch that starts no
-    job ends the sweep.
+    job ends the sweep. ``stack_seeds``: a model's seeds as one job where they can share a
+    program (`tnd.app.sweep.plan.stacks_seeds`; ``dagger_rounds`` is the sweep's composed
+    ``dagger.rounds``, for jobs that do not override it).
     """
     sweep_dir = Path(sweep_dir)
     launch = launch or run_in_process(sweep_dir)
@@ -104,7 +106,7 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
         finished = sum(1 for job in jobs if getattr(best.get(job_id(job, keys)), "status", None) == "ok")
         print(f"[tnd-table] {len(jobs)} jobs: {finished} finished, launching {len(pending)}", flush=True)
         moved = False
-        for group in launch_groups(pending, keys, stack_seeds):
+        for group in launch_groups(pending, keys, stack_seeds, dagger_rounds):
             before = {job_id(j, keys): stamp(best.get(job_id(j, keys))) for j in pending}
             if progress:
                 with SweepProgress(sweep_dir, jobs, keys, since=started):
