@@ -1,13 +1,16 @@
-"""`tnd-table --robustness` and `tnd-table --memory`: a finished table's runs under perturbations.
+"""`tnd-table --robustness`, `--memory` and `--validation`: a finished table's runs measured again.
 
     tnd-table --robustness                  # default scale's runs -> outputs/tables/pong_table-pong-default-robustness.*
     tnd-table --memory                      # catch rate against k steps played blind -> ...-memory.*
+    tnd-table --validation                  # the runs on their validation games -> ...-validation.*
     tnd-table --robustness scale=paper --publish                  # the paper-scale runs, into results/
     tnd-table --robustness --perturbations noise_0.03,delay_1     # some columns only (the unperturbed one first)
 
 No training: every finished run of the sweep folder is restored from its checkpoint and
 plays its own test games once per column (conf/table/robustness.yaml), measurements kept in
-the run folder so a second call only renders.
+the run folder so a second call only renders. ``--validation`` plays the runs' validation
+games instead (``eval.validation_seed``, unperturbed): the figures on which to choose between
+two finished sweeps (e.g. with and without the tuned hyperparameters), never the test games.
 """
 
 from __future__ import annotations
@@ -34,14 +37,22 @@ def finished_runs(records: Sequence[RunRecord]) -> list[Path]:
     return [latest[k].path for k in sorted(latest, key=str)]
 
 
+KINDS = ("robustness", "memory", "validation")
+
+
 def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path, name: str,
                      perturbations: str | None = None, progress: bool = True) -> tuple[str, list[Path]]:
-    """Measures the runs for ``kind`` ("robustness" or "memory"); writes ``<name>-<kind>.{md,csv,png}``."""
+    """Measures the runs for ``kind`` (one of `KINDS`); writes ``<name>-<kind>.{md,csv,png}``."""
     from tnd.app.robustness import measure_runs
 
+    if kind not in KINDS:
+        raise rb.RobustnessError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}.")
     settings = rb.load_perturbations(SETTINGS_FILE)
     names = None if perturbations is None else [n.strip() for n in perturbations.split(",") if n.strip()]
-    columns = settings.memory_columns() if kind == "memory" else settings.select(names)
+    if kind == "memory":
+        columns = settings.memory_columns()
+    else:
+        columns = settings.select([rb.UNPERTURBED] if kind == "validation" else names)
     runs = finished_runs(records)
     if not runs:
         raise rb.RobustnessError("No finished runs in the sweep folder: run the table first (tnd-table).")
@@ -50,11 +61,16 @@ def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path,
                    f"The ball's observed position is held at its last seen value (the no-ball flag stays 0) for k "
                    f"consecutive steps; an occlusion starts with chance {settings.occlusion_rate:g} on each step after "
                    "one where the ball was seen. Test games of each run (its eval.seed), no retraining.")
+    elif kind == "validation":
+        caption = (f"# Validation games: the table's runs on the games a choice may look at ({len(runs)} runs)\n\n"
+                   "Each run's checkpoint plays its validation games (eval.validation_seed, eval.num_games), "
+                   "disjoint from its test games; no retraining, no perturbation.")
     else:
         caption = (f"# Robustness: the table's runs under perturbations ({len(runs)} runs)\n\n"
                    "Each run's checkpoint plays its own test games (eval.seed, eval.num_games) once per column; "
                    "no retraining. Perturbations: conf/table/robustness.yaml.")
-    measurements = measure_runs(runs, columns, settings=settings, smoothness=kind == "robustness", progress=progress)
+    measurements = measure_runs(runs, columns, settings=settings, smoothness=kind == "robustness", progress=progress,
+                                games="validation" if kind == "validation" else "test")
     table = rb.robustness_table(measurements, columns, caption=caption)
     stem = results_dir / f"{name}-{kind}"
     numeric = [int(c.set.get("occlusion_steps", 0)) for c in columns] if kind == "memory" else None

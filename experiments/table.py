@@ -6,6 +6,7 @@
     tnd-table scale=paper                       # -> multirun/pong_table/pong/paper, outputs/tables/pong_table-pong-paper.*
     tnd-table --robustness                      # no training: the finished runs under perturbations (+ smoothness)
     tnd-table --memory                          # no training: catch rate against k steps with the ball hidden
+    tnd-table --validation                      # no training: the finished runs on their validation games
     tnd-table env=atari_pong scale=smoke        # -> multirun/pong_table/atari_pong/smoke, ...pong_table-atari_pong-smoke.*
     tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> tnd_ablation-pong-default.*
     tnd-table --experiment learning_curves      # longer runs with periodic validation evals (then tnd-curves)
@@ -33,6 +34,7 @@ from pathlib import Path
 
 
 from experiments.multirun import Composed, compose_sweep, launcher_overrides, multirun
+from experiments.robustness import KINDS
 from tnd.app import sweep
 from tnd.app.sweep import SweepError
 from tnd.evaluation import table as tables
@@ -92,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "columns (conf/table/robustness.yaml) -> <name>-robustness.{md,csv,png}")
     measure.add_argument("--memory", action="store_true",
                          help="no training: catch rate against k steps with the ball hidden -> <name>-memory.*")
+    measure.add_argument("--validation", action="store_true",
+                         help="no training: the finished runs on their validation games (eval.validation_seed), the "
+                              "figures to choose between sweeps on -> <name>-validation.*")
     parser.add_argument("--perturbations", help="--robustness: comma-separated columns (default: all)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
     parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure_runs(kind: str, records, results_dir: Path, name: str, perturbations: str | None) -> int:
-    """``--robustness`` / ``--memory``: the finished runs measured again (experiments/robustness.py)."""
+    """``--robustness`` / ``--memory`` / ``--validation``: the finished runs measured again (experiments/robustness.py)."""
     from experiments.robustness import write_robustness
 
     try:
@@ -121,7 +126,8 @@ def _measure_runs(kind: str, records, results_dir: Path, name: str, perturbation
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
-    args.aggregate_only = args.aggregate_only or args.robustness or args.memory  # measuring never trains
+    measure = next((kind for kind in KINDS if getattr(args, kind)), None)
+    args.aggregate_only = args.aggregate_only or measure is not None  # measuring never trains
     if args.perturbations and not args.robustness:
         parser.error("--perturbations goes with --robustness")
     sweep_dir = args.sweep_dir or Path("multirun")
@@ -143,9 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if composed is None and env is None:  # aggregate-only of a given folder: the runs' own env
             env = next((str(r.metrics["env"]) for r in records if r.status == "ok" and "env" in r.metrics), None)
         name = args.name or sweep.output_name(args.experiment, env, scale)
-        if args.robustness or args.memory:
-            return _measure_runs("memory" if args.memory else "robustness", records, results_dir, name,
-                                 args.perturbations)
+        if measure is not None:
+            return _measure_runs(measure, records, results_dir, name, args.perturbations)
         if args.expert_summary is None:
             sweep.expert_reference(sweep_dir, records)
         expert = tables.load_expert_summary(args.expert_summary or sweep_dir)

@@ -1,4 +1,4 @@
-"""tnd-table --robustness / --memory: a tiny finished sweep measured under perturbations, no retraining."""
+"""tnd-table --robustness / --memory / --validation: a tiny finished sweep measured again, no retraining."""
 
 import csv
 import json
@@ -58,6 +58,30 @@ def test_memory_curve_of_a_tiny_sweep(tiny_sweep, tmp_path):
         columns = [r["label"] for r in csv.DictReader(f) if r["metric"] == "catch_rate"]
     assert columns == [f"k = {k}" for k in (0, 1, 2, 4, 8, 16)]
 
+
+
+@pytest.mark.slow
+def test_validation_table_plays_the_runs_validation_games(tiny_sweep, tmp_path, monkeypatch):
+    """--validation: each run's checkpoint plays its eval.validation_seed games (never its test games), one column."""
+    import tnd.app.robustness as measuring
+
+    played = []
+    original = measuring.evaluate
+
+    def recording(*args, **kwargs):
+        played.append(kwargs["seed"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(measuring, "evaluate", recording)
+    results = tmp_path / "tables"
+    assert driver.main(["--validation", "--sweep-dir", str(tiny_sweep), "--results-dir", str(results),
+                        "--name", "t"]) == 0
+    specs = [json.loads((tiny_sweep / f"rnn_seed{s}" / "run.json").read_text())["spec"] for s in (0, 1)]
+    assert played == [spec["eval"]["validation_seed"] for spec in specs]
+    assert not set(played) & {spec["eval"]["seed"] for spec in specs}
+    with open(results / "t-validation.csv") as f:
+        assert {r["column"] for r in csv.DictReader(f)} == {"none"}
+    assert "validation games" in (results / "t-validation.md").read_text()
 
 def test_unknown_perturbation_is_one_line_with_the_closest_name(tmp_path, capsys):
     with pytest.raises(RobustnessError, match="did you mean 'noise_0.03'") as info:

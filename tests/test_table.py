@@ -624,6 +624,8 @@ def test_the_table_switches_env_with_its_own_scale():
     assert atari.env.options.expert == "rule"
     assert atari.hydra.sweeper.params.seed == "0,1,2" and atari.eval.seed == pong.eval.seed != atari.data.seed
     assert atari.hydra.sweeper.params["dagger.rounds"] == "3"  # DAgger (dagger.rounds=3,0 adds plain behavior cloning)
+    models = atari.hydra.sweeper.params.model.split(",")  # the same models, launched slowest first
+    assert sorted(models) == sorted(pong.hydra.sweeper.params.model.split(",")) and models[-1] == "rnn"
     assert (atari.dagger.games_per_round, atari.dagger.steps_per_round) == (8, 2000)
     assert atari.train.lr == pong.train.lr and atari.param_budget == pong.param_budget == 9000
     assert (smoke.data.num_episodes, smoke.train.steps, smoke.env.options.max_steps) == (2, 8, 200)
@@ -730,6 +732,24 @@ def test_stacked_launches_keep_structural_graph_models_one_job_per_seed():
     assert [g.stacked for g in sweeps.launch_groups(fixed_graph, sweeps.SWEPT_KEYS, stack_seeds=True)] == [True]
     assert all(not g.stacked for g in sweeps.launch_groups(jobs, sweeps.SWEPT_KEYS, stack_seeds=False))
 
+
+
+def test_jobs_with_dagger_rounds_run_one_job_per_seed():
+    """A DAgger job's seeds play their own games between rounds and train one after another even
+    in one seeds=[...] job: as separate jobs the launcher's slots run them side by side."""
+    keys = ("model", "dagger.rounds", "seed")
+    jobs = sweeps.plan_jobs({"model": "tnd,lstm", "dagger.rounds": "3,0", "seed": "0,1"}, "x", [])
+    launches = sweeps.launch_groups(jobs, keys, stack_seeds=True)
+    assert [(g.stacked, g.overrides) for g in launches] == [
+        (False, ["experiment=x", "model=tnd,lstm", "dagger.rounds=3", "seed=0,1"]),
+        (True, ["experiment=x", "model=tnd,lstm", "dagger.rounds=0", "seed=0", "seeds=[0,1]"]),
+    ]
+    # dagger.rounds set in the experiment's conf, not swept: the sweep's composed value decides
+    plain = sweeps.plan_jobs({"model": "tnd", "seed": "0,1"}, "x", [])
+    assert [g.stacked for g in sweeps.launch_groups(plain, sweeps.SWEPT_KEYS, True, dagger_rounds=2)] == [False]
+    assert [g.stacked for g in sweeps.launch_groups(plain, sweeps.SWEPT_KEYS, True, dagger_rounds=0)] == [True]
+    with pytest.raises(sweeps.SweepError, match="dagger.rounds must be an integer"):
+        sweeps.stacks_seeds(["model=tnd", "dagger.rounds=many", "seed=0"])
 
 def test_collect_runs_reads_each_seed_of_a_stacked_job(tmp_path):
     job = tmp_path / "model=lstm"

@@ -3,10 +3,12 @@
     settings = load_perturbations("conf/table/robustness.yaml")
     measurement = measure_run(run_dir, settings.select(None), settings=settings)
     measurements = measure_runs(records, columns, settings=settings)       # every finished run
+    measure_runs(records, settings.select(["none"]), settings=settings, smoothness=False, games="validation")
 
 Each run's latest intact checkpoint plays its own test games (the run's ``eval.seed`` and
 ``eval.num_games``, so the unperturbed column repeats the table's evaluation) once per
-column, with the column's env options on top of the run's. The smoothness of its hidden
+column, with the column's env options on top of the run's; or, with ``games="validation"``,
+its validation games (``eval.validation_seed``), the games on which one may choose between runs. The smoothness of its hidden
 state is measured on the first ``smoothness.games`` unperturbed test games
 (`hidden_state_smoothness`). Every measurement is kept in the run folder
 (``robustness.json``, keyed by checkpoint step and the column's env options), so an
@@ -63,16 +65,27 @@ def _read_cache(path: Path, step: int) -> dict[str, Any]:
     return data.get("entries", {}) if isinstance(data, dict) and data.get("checkpoint_step") == step else {}
 
 
+GAMES = ("test", "validation")  # which games a measurement plays: the run's eval.seed or eval.validation_seed
+
+
 def measure_run(run_dir: str | Path, columns: Sequence[Perturbation], *, settings: RobustnessSettings,
-                smoothness: bool = True, on_column: Callable[[str], None] | None = None) -> RunMeasurement:
-    """One run's metrics in every column (and its smoothness), from cache where measured before."""
+                smoothness: bool = True, on_column: Callable[[str], None] | None = None,
+                games: str = "test") -> RunMeasurement:
+    """One run's metrics in every column (and its smoothness), from cache where measured before.
+
+    ``games``: ``"test"`` plays the run's test games (``eval.seed``: the unperturbed column
+    repeats the table's evaluation), ``"validation"`` its validation games
+    (``eval.validation_seed``: what a choice between finished sweeps may look at)."""
+    if games not in GAMES:
+        raise RobustnessError(f"games must be one of {', '.join(GAMES)}, got {games!r}.")
     run_dir = Path(run_dir)
     model, spec, meta = restore_model(run_dir)
     env = get_env(spec.env.name)
     base = eval_env_config(env, spec.env.options, spec.eval)
     cache_path, step = run_dir / CACHE_FILE, int(meta["step"])
     cache = _read_cache(cache_path, step)
-    num_games, seed = int(spec.eval.num_games), int(spec.eval.seed)
+    num_games = int(spec.eval.num_games)
+    seed = int(spec.eval.validation_seed if games == "validation" else spec.eval.seed)
     results: dict[str, dict[str, float]] = {}
     for column in columns:
         changes = column.options(base)
@@ -109,8 +122,8 @@ def _smoothness(model, spec, env, base, cache: dict[str, Any], settings: Robustn
 
 
 def measure_runs(run_dirs: Iterable[str | Path], columns: Sequence[Perturbation], *, settings: RobustnessSettings,
-                 smoothness: bool = True, progress: bool = True) -> list[RunMeasurement]:
-    """`measure_run` for every run folder, with one progress bar over (run, column)."""
+                 smoothness: bool = True, progress: bool = True, games: str = "test") -> list[RunMeasurement]:
+    """`measure_run` for every run folder (on its ``games``), with one progress bar over (run, column)."""
     from tqdm.auto import tqdm
 
     run_dirs = [Path(d) for d in run_dirs]
@@ -120,7 +133,7 @@ def measure_runs(run_dirs: Iterable[str | Path], columns: Sequence[Perturbation]
         for run_dir in run_dirs:
             bar.set_postfix_str(run_dir.name[-40:])
             measurements.append(measure_run(run_dir, columns, settings=settings, smoothness=smoothness,
-                                            on_column=lambda _: bar.update(1)))
+                                            on_column=lambda _: bar.update(1), games=games))
     finally:
         bar.close()
     return measurements
