@@ -9,6 +9,7 @@ GPU machine) unless the command line names one.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import subprocess
 from collections.abc import Sequence
@@ -28,10 +29,12 @@ class Composed:
     params: dict  # hydra.sweeper.params
     env: str | None  # env.name (None: the trainer has no env group)
     dagger_rounds: int = 0  # dagger.rounds (jobs that do not sweep it)
+    compilation_cache: str | None = None  # the jobs' persistent compilation cache (tnd-train's compilation_cache)
 
 
 def compose_sweep(train_command: list[str], experiment: str, task: list[str], hydra_: list[str]) -> Composed:
-    """``hydra.sweeper.params``, ``env.name`` and ``dagger.rounds`` of the trainer's config with these overrides."""
+    """``hydra.sweeper.params``, ``env.name``, ``dagger.rounds`` and ``compilation_cache`` of the
+    trainer's config with these overrides."""
     cmd = [*train_command, f"experiment={experiment}", *sweep.fixed_overrides(task), *hydra_, "--cfg", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -43,16 +46,25 @@ def compose_sweep(train_command: list[str], experiment: str, task: list[str], hy
         params = ((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
         env = (cfg.get("env") or {}).get("name")
         dagger_rounds = int((cfg.get("dagger") or {}).get("rounds") or 0)
+        cache = cfg.get("compilation_cache")
     except (yaml.YAMLError, AttributeError, TypeError, ValueError) as exc:
         raise SweepError(f"Could not read the config printed by {shlex.join(cmd)}: {exc}") from exc
-    return Composed(dict(params), env, dagger_rounds)
+    return Composed(dict(params), env, dagger_rounds, None if cache is None else str(cache))
 
 
-def multirun(train_command: list[str], hydra_overrides: list[str], sweep_dir: Path) -> sweep.Launcher:
+def multirun(train_command: list[str], hydra_overrides: list[str], sweep_dir: Path,
+             compilation_cache: str | None = None) -> sweep.Launcher:
     """A launcher running each group as ``<train command> -m <group> <hydra overrides>``, its jobs
-    placed in ``<sweep_dir>/<override_dirname>`` of the swept keys only."""
+    placed in ``<sweep_dir>/<override_dirname>`` of the swept keys only.
+
+    ``compilation_cache``: a folder for JAX's persistent compilation cache, passed to the jobs
+    as ``JAX_COMPILATION_CACHE_DIR`` (unless that is set already): a launcher's worker processes
+    are not the command itself, which turns the cache on only for its own process."""
     if "'" in str(sweep_dir):
         raise SweepError(f"The sweep folder '{sweep_dir}' contains a quote; pick a --sweep-dir without one.")
+    env = None
+    if compilation_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(Path(compilation_cache).expanduser().absolute())}
 
     def launch(group: sweep.LaunchGroup) -> int:
         excluded = [k for k in dict.fromkeys(override_key(o) for o in group.overrides) if k not in group.folder_keys]
@@ -63,15 +75,16 @@ def multirun(train_command: list[str], hydra_overrides: list[str], sweep_dir: Pa
         ]
         cmd = [*train_command, "-m", *group.overrides, *hydra_overrides, *placement]
         print("[tnd-table] $ " + shlex.join(cmd), flush=True)
-        return _call(cmd)
+        return _call(cmd, env=env)
 
     return launch
 
 
-def _call(cmd: list[str], grace_seconds: float = 60.0) -> int:
-    """Runs ``cmd``; on Ctrl-C (which the job receives too) waits for it to stop on its own,
-    so it can print its line and leave a resumable folder, before re-raising."""
-    proc = subprocess.Popen(cmd)
+def _call(cmd: list[str], grace_seconds: float = 60.0, env: dict[str, str] | None = None) -> int:
+    """Runs ``cmd`` (in ``env``, default this process's environment); on Ctrl-C (which the job
+    receives too) waits for it to stop on its own, so it can print its line and leave a
+    resumable folder, before re-raising."""
+    proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -187,7 +187,8 @@ def _train(args, composed: Composed, task: list[str], hydra_: list[str], train_c
     keys = sweep.swept_keys(composed.params)
     sweep.check_not_stale(jobs, sweep.best_by_job(sweep_dir, keys), keys)
     sweep.write_sweep_file(sweep_dir, args.experiment, list(args.overrides), jobs, keys)
-    sweep.run_sweep(jobs, sweep_dir, launch=multirun(train_command, [*launcher, *hydra_], sweep_dir), keys=keys,
+    launch = multirun(train_command, [*launcher, *hydra_], sweep_dir, compilation_cache=composed.compilation_cache)
+    sweep.run_sweep(jobs, sweep_dir, launch=launch, keys=keys,
                     stack_seeds=args.stack_seeds, retry_failed=args.retry_failed,
                     dagger_rounds=composed.dagger_rounds)
 

@@ -30,7 +30,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import schema  # noqa: F401  (registers the structured configs)
+from experiments import running_as_command, schema  # noqa: F401  (schema registers the structured configs)
 from experiments.common import CONF_DIR, launch_dir, report_errors, run_dir, to_object
 from tnd.run_folder import RECORD_DIR, STACKED_SEEDS_KEY, own_run_folder, seed_folder
 from tnd.training.config import check_seed
@@ -93,9 +93,13 @@ def main(cfg: DictConfig) -> dict | list[dict] | None:
         overrides = list(HydraConfig.get().overrides.task)
         write_record(folder, cfg, overrides)
         from tnd.app.experiment import ExperimentError, run_experiment, run_seeds
-        from tnd.app.spec import spec_from_job
+        from tnd.app.spec import absolute, spec_from_job
+        from tnd.training.runtime import use_compilation_cache
 
-        spec = spec_from_job(to_object(cfg), overrides, base_dir=launch_dir())
+        job = to_object(cfg)
+        if running_as_command() and job.compilation_cache:  # a process setting: the command's, not a caller's
+            use_compilation_cache(absolute(job.compilation_cache, launch_dir()))
+        spec = spec_from_job(job, overrides, base_dir=launch_dir())
         if seeds is None:
             summary = run_experiment(spec, folder, overrides=overrides)
             print(result_line(summary, folder), flush=True)

@@ -127,16 +127,36 @@ def _outcome(run):
 def whole_run(tmp_path_factory):
     """A tiny DAgger run of two rounds, never interrupted: its data cache and outcome."""
     root = tmp_path_factory.mktemp("dagger")
-    run_experiment(_spec(root / "data"), root / "whole")
+    windows = []  # what every round trains on
+    make_windows = dagger.make_windows
+
+    def recording(*args, **kwargs):
+        windows.append(make_windows(*args, **kwargs))
+        return windows[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dagger, "make_windows", recording)
+        run_experiment(_spec(root / "data"), root / "whole")
     rows = [json.loads(line) for line in (root / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["dagger_round"] for r in rows if "dagger_round" in r] == [1, 2], "one metrics row per round"
-    return root / "data", _outcome(root / "whole")
+    return root / "data", _outcome(root / "whole"), windows
+
+
+@pytest.mark.slow
+def test_every_round_trains_on_arrays_of_one_shape(whole_run):
+    """The aggregate grows each round, but its arrays have room for the last round's (games at
+    the env's step cap): the train step compiles once, and each round draws only its own data."""
+    *_, windows = whole_run
+    assert len(windows) == 3  # rounds 0, 1, 2
+    assert len({tuple(w.observations.shape) for w in windows}) == 1
+    assert windows[0].observations.shape[0] == 3 * 2 * 60  # 2 expert games + 2 rounds x 2 games, 60 steps each
+    assert [w.num_windows for w in windows] == [(r + 1) * 2 * 60 - 8 + 1 for r in range(3)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["before_collecting", "before_training"])
 def test_interrupted_run_resumes_to_the_same_data_and_parameters(tmp_path, monkeypatch, where, whole_run):
-    data, whole = whole_run
+    data, whole, _ = whole_run
     spec = _spec(data)
     assert whole[2] == 3 * 2 * 60, "expert data (2 games) and two rounds of 2 games"
 

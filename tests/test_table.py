@@ -344,7 +344,7 @@ def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, mon
     err = capsys.readouterr().err
     assert "[tnd-table] jobs" in err and "1/1" in err  # the progress display: jobs done / total
 
-    def interrupted(cmd, grace_seconds=60.0):
+    def interrupted(cmd, **_):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(multirun, "_call", interrupted)
@@ -355,6 +355,33 @@ def test_sweep_shows_progress_and_ctrl_c_is_one_line(fake_trainer, tmp_path, mon
                      "resume (finished runs are kept, unfinished ones continue from their last checkpoint)."]
     assert "Traceback" not in err
 
+    # the jobs interrupted but not tnd-table (it was started with SIGINT ignored, as a background
+    # job of a script is): the same line, and no relaunch of the remaining jobs
+    calls = []
+
+    def jobs_interrupted(cmd, **_):
+        calls.append(cmd)
+        return 130
+
+    monkeypatch.setattr(multirun, "_call", jobs_interrupted)
+    assert driver.main([*args, "model=a,b", "seed=0"]) == 130
+    err = capsys.readouterr().err
+    assert len(calls) == 1 and "tnd-table: interrupted; 1 run(s) finished" in err and "re-planning" not in err
+
+
+
+def test_the_jobs_get_the_compilation_cache(tmp_path, monkeypatch):
+    """tnd-table hands its jobs the trainer's compilation_cache (Hydra's launcher runs them in
+    worker processes, not as the command), as an absolute path; a user's own setting stays."""
+    seen = []
+    monkeypatch.setattr(multirun, "_call", lambda cmd, **kwargs: seen.append(kwargs.get("env")) or 0)
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    group = sweeps.LaunchGroup(["model=a", "seed=0"], [["model=a", "seed=0"]], False, sweeps.SWEPT_KEYS)
+    assert multirun.multirun(["train"], [], tmp_path, compilation_cache=".jax_cache")(group) == 0
+    assert seen[-1]["JAX_COMPILATION_CACHE_DIR"] == str(Path(".jax_cache").absolute())
+    assert multirun.multirun(["train"], [], tmp_path, compilation_cache=None)(group) == 0 and seen[-1] is None
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/the/users/own")
+    assert multirun.multirun(["train"], [], tmp_path, compilation_cache=".jax_cache")(group) == 0 and seen[-1] is None
 
 REPO = Path(__file__).resolve().parents[1]
 

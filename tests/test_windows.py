@@ -35,6 +35,29 @@ def test_window_longer_than_every_episode_is_one_clear_error():
         make_windows(demos(), 0, num_actions=3)
 
 
+
+def test_capacity_pads_the_arrays_and_draws_the_same_windows():
+    """Room for more steps (DAgger's growing data): one shape for every size up to the capacity,
+    the same batches as the unpadded arrays, and never a window in the padding."""
+    plain = make_windows(demos(), 3, num_actions=3)
+    roomy = make_windows(demos(), 3, num_actions=3, capacity=40)
+    larger = make_windows(demos((5, 3, 6, 9)), 3, num_actions=3, capacity=40)
+    assert roomy.observations.shape == larger.observations.shape == (40, 2)
+    assert roomy.starts.shape == larger.starts.shape == (38,)
+    assert (roomy.num_windows, larger.num_windows) == (plain.num_windows, 23 - 3 + 1)
+    sampler = WindowSampler(seed=3, batch_size=64)
+    for step in range(5):
+        starts = np.asarray(sampler.indices(roomy, step))
+        np.testing.assert_array_equal(starts, np.asarray(sampler.indices(plain, step)))
+        assert starts.max() + 3 <= 14  # inside the data
+        for a, b in zip(gather_windows(roomy.arrays(), starts, 3), gather_windows(plain.arrays(), starts, 3)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    balanced = make_windows(demos(), 3, num_actions=3, class_balance="sample", capacity=40)
+    assert np.asarray(balanced.start_probs)[plain.num_windows:].sum() == 0
+    assert np.asarray(sampler.indices(balanced, 0)).max() < plain.num_windows
+    with pytest.raises(WindowError, match="capacity=10 is below the dataset's 14 steps"):
+        make_windows(demos(), 3, num_actions=3, capacity=10)
+
 def test_sampling_is_a_pure_function_of_seed_and_step_and_checkpointable():
     w = make_windows(demos(), 3, num_actions=3)
     a = WindowSampler(seed=1, batch_size=5)

@@ -147,11 +147,22 @@ class _Dagger:
     def aggregate(self) -> Demonstrations:
         return concatenate_demonstrations(self.parts, {**self.parts[0].metadata, "dagger_rounds": len(self.parts) - 1})
 
+    def capacity(self, steps: int) -> int | None:
+        """Room for the steps the aggregate can reach by the last round (the expert data and
+        every round's games at the env's step cap; at least ``steps``, the data so far), so
+        that every round trains on arrays of one shape and the train step compiles once.
+        None where the env has no step cap: each round's data then has its own shape."""
+        cap = self.env.max_game_steps(self.env_config)
+        if cap is None:
+            return None
+        dagger = self.spec.dagger
+        return max(int(steps), self.parts[0].num_steps + int(dagger.rounds) * int(dagger.games_per_round) * cap)
+
     def train_until(self, end: int) -> TrainResult:
         """Trains on the data so far up to ``end`` updates (resuming from the latest checkpoint)."""
         data = self.aggregate()
         windows = make_windows(data, self.spec.train.window, num_actions=self.num_actions,
-                               class_balance=self.spec.train.class_balance)
+                               class_balance=self.spec.train.class_balance, capacity=self.capacity(data.num_steps))
         weights = class_weights(data.actions, self.num_actions, self.spec.train.class_balance)
         return train_seeds([self.member], windows, self.train_spec, class_weights=weights, until=end)[0]
 

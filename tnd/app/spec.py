@@ -51,6 +51,7 @@ class TrainJobConfig(ExperimentSpec):
     jitted program (each into ``<run folder>/seed=<k>/``; `tnd.app.run_seeds`)."""
 
     seeds: Optional[list[int]] = None
+    compilation_cache: Optional[str] = None  # JAX's persistent compilation cache (`use_compilation_cache`)
 
     def experiment(self) -> ExperimentSpec:
         """The plain `ExperimentSpec` (what checkpoints, hashes and summaries record)."""

@@ -38,13 +38,21 @@ class WindowError(ValueError):
 class Windows:
     """Device-resident source of training windows.
 
+    The arrays may hold room for more steps than the data has (``capacity`` of
+    `make_windows`): a dataset that grows (DAgger's rounds) then keeps one shape, and the
+    jitted step compiles once. Steps past the data and start offsets past ``num_windows``
+    are padding that no window reaches.
+
     Attributes:
-      observations: ``[S, *obs_shape]`` float32, on device.
-      actions: ``[S]`` int32 expert labels, on device.
-      episode_start: ``[S]`` bool, true at the first step of each episode, on device.
-      starts: ``[W]`` int32 valid window start offsets (``s + T <= S``).
-      start_probs: ``[W]`` float32 sampling probabilities, or None for uniform sampling.
+      observations: ``[C, *obs_shape]`` float32, on device (``C >= S``, the data's steps).
+      actions: ``[C]`` int32 expert labels, on device.
+      episode_start: ``[C]`` bool, true at the first step of each episode, on device.
+      starts: ``[C - T + 1]`` int32 window start offsets; the first ``num_windows`` are the
+        valid ones (``s + T <= S``).
+      start_probs: ``[C - T + 1]`` float32 sampling probabilities (0 past ``num_windows``),
+        or None for uniform sampling.
       length: window length ``T``.
+      num_windows: ``W = S - T + 1``, the valid window starts.
     """
 
     observations: jax.Array
@@ -53,18 +61,17 @@ class Windows:
     starts: jax.Array
     start_probs: jax.Array | None
     length: int
-
-    @property
-    def num_windows(self) -> int:
-        return int(self.starts.shape[0])
+    num_windows: int
 
     def arrays(self) -> dict[str, jax.Array]:
-        """The pytree passed to the jitted step (arguments, not closed-over constants)."""
+        """The pytree passed to the jitted step (arguments, not closed-over constants; the
+        number of valid windows too, so data of any size up to the capacity share one program)."""
         out = {
             "observations": self.observations,
             "actions": self.actions,
             "episode_start": self.episode_start,
             "starts": self.starts,
+            "num_windows": jnp.asarray(self.num_windows, jnp.int32),
         }
         if self.start_probs is not None:
             out["start_probs"] = self.start_probs
@@ -83,10 +90,15 @@ def make_windows(
     *,
     num_actions: int,
     class_balance: str = "none",
+    capacity: int | None = None,
 ) -> Windows:
     """Cuts every length-``length`` window of ``demos`` and puts the arrays on device.
 
-    Raises `WindowError` when ``length`` is not positive or longer than every episode.
+    ``capacity``: room for this many steps (None: the data's own), padded past the data, so
+    that a later call with more data (up to ``capacity`` steps) gives arrays of the same
+    shapes. The windows drawn are the same either way.
+    Raises `WindowError` when ``length`` is not positive or longer than every episode, or
+    ``capacity`` is below the data's steps.
     """
     if int(length) <= 0:
         raise WindowError(f"Window length must be positive, got train.window={length}.")
@@ -100,6 +112,9 @@ def make_windows(
             f"{lengths.size} episodes). Use train.window <= {longest} or collect longer episodes."
         )
     num_steps = demos.num_steps
+    room = num_steps if capacity is None else int(capacity)
+    if room < num_steps:
+        raise WindowError(f"capacity={capacity} is below the dataset's {num_steps} steps.")
     starts = np.arange(num_steps - length + 1, dtype=np.int32)
     episode_start = np.zeros(num_steps, bool)
     episode_start[np.asarray(demos.episode_starts, np.int64)] = True
@@ -117,23 +132,32 @@ def make_windows(
     elif class_balance not in CLASS_BALANCE:
         raise WindowError(f"Unknown class_balance '{class_balance}'. Valid choices: {', '.join(CLASS_BALANCE)}.")
 
+    pad = room - num_steps  # steps of padding (and as many start offsets)
     return Windows(
-        observations=jnp.asarray(demos.observations, jnp.float32),
-        actions=jnp.asarray(actions),
-        episode_start=jnp.asarray(episode_start),
-        starts=jnp.asarray(starts),
-        start_probs=None if probs is None else jnp.asarray(probs),
+        observations=jnp.asarray(_padded(np.asarray(demos.observations, np.float32), pad)),
+        actions=jnp.asarray(_padded(actions, pad)),
+        episode_start=jnp.asarray(_padded(episode_start, pad)),
+        starts=jnp.asarray(_padded(starts, pad)),
+        start_probs=None if probs is None else jnp.asarray(_padded(probs, pad)),
         length=int(length),
+        num_windows=int(starts.shape[0]),
     )
 
 
+def _padded(array: np.ndarray, pad: int) -> np.ndarray:
+    """``array`` with ``pad`` zero entries appended along its first axis."""
+    if pad == 0:
+        return array
+    return np.concatenate([array, np.zeros((pad, *array.shape[1:]), array.dtype)])
+
+
 def sample_starts(arrays: dict[str, jax.Array], key: jax.Array, batch_size: int) -> jax.Array:
-    """``[B]`` window start offsets drawn with ``key`` (uniform, or by ``start_probs``)."""
-    num = arrays["starts"].shape[0]
+    """``[B]`` window start offsets drawn with ``key`` (uniform over the ``num_windows`` valid
+    ones, or by ``start_probs``, which are 0 on the padding)."""
     if "start_probs" in arrays:
-        idx = jax.random.choice(key, num, (batch_size,), replace=True, p=arrays["start_probs"])
+        idx = jax.random.choice(key, arrays["starts"].shape[0], (batch_size,), replace=True, p=arrays["start_probs"])
     else:
-        idx = jax.random.randint(key, (batch_size,), 0, num)
+        idx = jax.random.randint(key, (batch_size,), 0, arrays["num_windows"])
     return arrays["starts"][idx]
 
 

@@ -156,6 +156,12 @@ class EnvDefinition:
         env, _ = self.make(config)
         return int(env.num_actions)
 
+    def max_game_steps(self, config) -> int | None:
+        """The most steps one game of ``config`` lasts: its ``max_steps`` option (every env
+        here ends or truncates a game there), or None for a config without one."""
+        steps = getattr(config, "max_steps", None)
+        return None if steps is None else int(steps)
+
     def collect(self, config, *, num_episodes: int, seed: int, epsilon: float = 0.0,
                 num_envs: int = 8, progress: bool = True, num_workers: int = 1) -> Demonstrations:
         """Expert demonstrations (`collect_demonstrations`); their metadata carries

@@ -26,6 +26,7 @@ from tnd.evaluation import table as tables
 from tnd.run_folder import EXPERT_FILE, seed_folder, write_json
 
 Launcher = Callable[[LaunchGroup], int]
+INTERRUPTED = 130  # a launch's exit status after Ctrl-C (128 + SIGINT): the sweep stops there
 
 
 def plan_sweep(overrides: Sequence[str] = (), experiment: str = DEFAULT_EXPERIMENT) -> tuple[list[list[str]], tuple[str, ...]]:
@@ -88,7 +89,8 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
     by other overrides is refused (`check_not_stale`), and one whose configuration is not what
     its job composes to now (`check_current_config`: conf/ changed since it ran). A launcher
     that stops at its first failure is relaunched over what remains; a launch that starts no
-    job ends the sweep. ``stack_seeds``: a model's seeds as one job where they can share a
+    job ends the sweep; a launch interrupted by Ctrl-C (exit status `INTERRUPTED`) stops it with
+    ``KeyboardInterrupt``, whether or not this process saw the signal. ``stack_seeds``: a model's seeds as one job where they can share a
     program (`tnd.app.sweep.plan.stacks_seeds`; ``dagger_rounds`` is the sweep's composed
     ``dagger.rounds``, for jobs that do not override it).
     """
@@ -117,6 +119,8 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
             changed = {key for key, before_stamp in before.items() if stamp(best.get(key)) != before_stamp}
             tried |= changed
             moved = moved or bool(changed)
+            if rc == INTERRUPTED:  # the jobs were interrupted, not this process (it may not see SIGINT)
+                raise KeyboardInterrupt
             if rc != 0:
                 print(f"[tnd-table] the launch exited with status {rc}; re-planning the remaining jobs", flush=True)
                 break
