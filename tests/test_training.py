@@ -153,6 +153,25 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         np.testing.assert_array_equal(a, np.asarray(b))
 
 
+
+def test_fresh_and_restored_state_lower_to_one_program(tmp_path):
+    """A resumed run (each DAgger round) steps the same XLA program as a fresh one, so JAX's
+    compilation cache serves it: `replicate` places restored (committed) and fresh arrays alike."""
+    from tnd.training.parallel import replicate
+
+    model = Tiny(nnx.Rngs(0))
+    train(model, make_windows(memory_task(), 8, num_actions=3), spec(steps=2), seed=0, class_weights=np.ones(3),
+          run_dir=tmp_path, tensorboard=False)
+    _, fresh, rest = nnx.split(Tiny(nnx.Rngs(1)), nnx.Param, ...)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    restored, _ = ckpt.restore_params(2, params=fresh, rest=rest)
+    ckpt.close()
+
+    def lowered(params):
+        return jax.jit(lambda p: jax.tree.map(lambda x: 2 * x, p)).lower(replicate(params, None)).as_text()
+
+    assert lowered(fresh) == lowered(restored)
+
 @pytest.mark.parametrize("name, options", [
     ("lstm", dict(hidden_size=32)),
     ("tnd", dict(num_neurons=16, topology="fully_connected")),

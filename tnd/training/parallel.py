@@ -43,8 +43,15 @@ def data_mesh(devices: int, batch_size: int) -> Mesh | None:
 
 
 def replicate(tree: Any, mesh: Mesh | None) -> Any:
-    """``tree`` placed whole on every device of ``mesh`` (unchanged without a mesh)."""
-    return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    """``tree`` placed whole on every device of ``mesh``; without a mesh, on the default device.
+
+    Without a mesh every array is placed there explicitly, fresh or restored alike: a state
+    restored from a checkpoint arrives committed to its device, a fresh one does not, and jit
+    would lower the same step to two programs (with and without placement annotations), so
+    a resumed run (a DAgger round) would miss the compilation cache."""
+    if mesh is None:
+        return jax.device_put(tree, jax.devices()[0])
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
 def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
