@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _measure_runs(kind: str, records, results_dir: Path, name: str, perturbations: str | None) -> int:
-    """``--robustness`` / ``--memory`` / ``--validation``: the finished runs measured again (experiments/robustness.py)."""
+    """``--robustness``, ``--memory``, ``--validation``: the finished runs measured again (experiments/robustness.py)."""
     from experiments.robustness import write_robustness
 
     try:

@@ -8,8 +8,8 @@
 Each run's latest intact checkpoint plays its own test games (the run's ``eval.seed`` and
 ``eval.num_games``, so the unperturbed column repeats the table's evaluation) once per
 column, with the column's env options on top of the run's; or, with ``games="validation"``,
-its validation games (``eval.validation_seed``), the games on which one may choose between runs. The smoothness of its hidden
-state is measured on the first ``smoothness.games`` unperturbed test games
+its validation games (``eval.validation_seed``: those one may choose between runs on). The
+smoothness of its hidden state is measured on the first ``smoothness.games`` unperturbed test games
 (`hidden_state_smoothness`). Every measurement is kept in the run folder
 (``robustness.json``, keyed by checkpoint step and the column's env options), so an
 interrupted command resumes and a finished one re-renders in seconds.

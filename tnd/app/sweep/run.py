@@ -90,9 +90,9 @@ def run_sweep(jobs: list[list[str]], sweep_dir: str | os.PathLike, *, launch: La
     its job composes to now (`check_current_config`: conf/ changed since it ran). A launcher
     that stops at its first failure is relaunched over what remains; a launch that starts no
     job ends the sweep; a launch interrupted by Ctrl-C (exit status `INTERRUPTED`) stops it with
-    ``KeyboardInterrupt``, whether or not this process saw the signal. ``stack_seeds``: a model's seeds as one job where they can share a
-    program (`tnd.app.sweep.plan.stacks_seeds`; ``dagger_rounds`` is the sweep's composed
-    ``dagger.rounds``, for jobs that do not override it).
+    ``KeyboardInterrupt``, whether or not this process saw the signal. ``stack_seeds``: a
+    model's seeds as one job where they can share a program (`tnd.app.sweep.plan.stacks_seeds`;
+    ``dagger_rounds`` is the sweep's composed ``dagger.rounds``, for jobs that do not override it).
     """
     sweep_dir = Path(sweep_dir)
     launch = launch or run_in_process(sweep_dir)
