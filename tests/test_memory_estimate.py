@@ -292,7 +292,7 @@ def test_the_activation_estimate_tracks_xla_memory_analysis(overrides):
     steps = 1000
     arrays = {"observations": jax.ShapeDtypeStruct((steps, *obs_shape), jnp.float32),
               "actions": jax.ShapeDtypeStruct((steps,), jnp.int32), "episode_start": jax.ShapeDtypeStruct((steps,), bool),
-              "starts": jax.ShapeDtypeStruct((steps - 64,), jnp.int32)}
+              "starts": jax.ShapeDtypeStruct((steps - 64,), jnp.int32), "num_windows": jax.ShapeDtypeStruct((), jnp.int32)}
     step = make_train_step(graphdef, tx, schedule, batch_size=32, window=64)
     compiled = step.lower(params, rest, tx.init(params), arrays, jnp.ones(num_actions), jax.random.key(0),
                           jnp.asarray(0, jnp.int32)).compile()
