@@ -4,7 +4,7 @@ reused for another)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tnd.app.sweep.plan import SWEPT_KEYS, SweepError, job_id
@@ -43,11 +43,19 @@ def stamp(record: RunRecord | None) -> tuple | None:
                              for f in files))
 
 
-def check_not_stale(jobs: list[list[str]], best: dict[tuple, RunRecord], keys: Sequence[str] = SWEPT_KEYS) -> None:
-    """`SweepError` when a job's folder finished with other overrides than the job's."""
+def _finished(jobs: list[list[str]], best: dict[tuple, RunRecord],
+              keys: Sequence[str]) -> Iterator[tuple[list[str], RunRecord]]:
+    """``(job, its run record)`` for every job whose folder finished."""
     for job in jobs:
         record = best.get(job_id(job, keys))
-        if record is not None and record.status == "ok" and record.overrides and set(record.overrides) != set(job):
+        if record is not None and record.status == "ok":
+            yield job, record
+
+
+def check_not_stale(jobs: list[list[str]], best: dict[tuple, RunRecord], keys: Sequence[str] = SWEPT_KEYS) -> None:
+    """`SweepError` when a job's folder finished with other overrides than the job's."""
+    for job, record in _finished(jobs, best, keys):
+        if record.overrides and set(record.overrides) != set(job):
             raise SweepError(
                 f"Run folder {record.path} finished with overrides {list(record.overrides)}, but this sweep asks "
                 f"for {job}. Pass another --sweep-dir (or delete that folder) to run this sweep."
@@ -66,9 +74,8 @@ def check_current_config(jobs: list[list[str]], best: dict[tuple, RunRecord], ke
     from tnd.app.experiment import config_hash
     from tnd.app.spec import load_spec
 
-    for job in jobs:
-        record = best.get(job_id(job, keys))
-        if record is None or record.status != "ok" or not record.metrics.get("config_hash"):
+    for job, record in _finished(jobs, best, keys):
+        if not record.metrics.get("config_hash"):
             continue
         now = config_hash(load_spec(job))
         if now != record.metrics["config_hash"]:
