@@ -40,6 +40,17 @@ def finished_runs(records: Sequence[RunRecord]) -> list[Path]:
 KINDS = ("robustness", "memory", "validation")
 
 
+def validation_measurements(records: Sequence[RunRecord], progress: bool = True) -> list[rb.RunMeasurement]:
+    """Every finished run of ``records`` on its validation games (kept in its run folder, so
+    runs measured by ``--validation`` before are not played again)."""
+    from tnd.app.robustness import measure_runs
+
+    settings = rb.load_perturbations(SETTINGS_FILE)
+    runs = [r.path for r in records if r.status == "ok" and r.path is not None]
+    return measure_runs(runs, settings.select([rb.UNPERTURBED]), settings=settings, smoothness=False,
+                        progress=progress, games="validation")
+
+
 def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path, name: str,
                      perturbations: str | None = None, progress: bool = True) -> tuple[str, list[Path]]:
     """Measures the runs for ``kind`` (one of `KINDS`); writes ``<name>-<kind>.{md,csv,png}``."""

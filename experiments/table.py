@@ -7,6 +7,7 @@
     tnd-table --robustness                      # no training: the finished runs under perturbations (+ smoothness)
     tnd-table --memory                          # no training: catch rate against k steps with the ball hidden
     tnd-table --validation                      # no training: the finished runs on their validation games
+    tnd-table --choose-between A,B              # no training: one table, each row from the sweep folder better on validation games
     tnd-table env=atari_pong scale=smoke        # -> multirun/pong_table/atari_pong/smoke, ...pong_table-atari_pong-smoke.*
     tnd-table --experiment tnd_ablation         # TND ablation: one row per variant -> tnd_ablation-pong-default.*
     tnd-table --experiment learning_curves      # longer runs with periodic validation evals (then tnd-curves)
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--validation", action="store_true",
                          help="no training: the finished runs on their validation games (eval.validation_seed), the "
                               "figures to choose between sweeps on -> <name>-validation.*")
+    measure.add_argument("--choose-between", metavar="DIR,DIR",
+                         help="no training: one table from finished sweep folders (comma-separated), each row taken "
+                              "from the folder whose runs do better on their validation games, the same rule for "
+                              "every model -> <name>-chosen.{md,csv,png}")
     parser.add_argument("--perturbations", help="--robustness: comma-separated columns (default: all)")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", help="do not relaunch runs that failed before")
     parser.add_argument("--train-command", default=f"{shlex.quote(sys.executable)} -m experiments.train",
@@ -130,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.aggregate_only = args.aggregate_only or measure is not None  # measuring never trains
     if args.perturbations and not args.robustness:
         parser.error("--perturbations goes with --robustness")
+    if args.choose_between is not None:
+        if args.sweep_dir is not None:
+            parser.error("--choose-between names the sweep folders itself; leave out --sweep-dir")
+        return _choose(args)
     sweep_dir = args.sweep_dir or Path("multirun")
     try:
         task, hydra_, scale = sweep.split_overrides(args.overrides)
@@ -175,6 +184,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.n_problems and not args.aggregate_only:
         print(f"[tnd-table] {table.n_problems} expected run(s) did not finish; the table lists them.", file=sys.stderr)
         return 1
+    return 0
+
+
+def _choose(args) -> int:
+    """``--choose-between``: the sweeps' runs on their validation games, then one table of the
+    rows each keeps (`tnd.app.sweep.choose`)."""
+    from experiments.robustness import validation_measurements
+    from tnd.app.sweep.choose import Candidate, choose_by_validation, render_choice
+
+    folders = [Path(d.strip()) for d in args.choose_between.split(",") if d.strip()]
+    try:
+        absent = [str(f) for f in folders if not f.is_dir()]
+        if absent:
+            raise SweepError(f"--choose-between: no sweep folder {', '.join(absent)}.")
+        labels = [f.name for f in folders]
+        if len(set(labels)) != len(labels):  # same folder names under different parents: the paths tell them apart
+            labels = [str(f) for f in folders]
+        candidates = []
+        for label, folder in zip(labels, folders):
+            records = tables.collect_runs(folder)
+            warn_unreadable(records)
+            print(f"[tnd-table] {folder}: the finished runs on their validation games", flush=True)
+            candidates.append(Candidate(label, records, validation_measurements(records)))
+        expert = tables.load_expert_summary(args.expert_summary or folders[0])
+        choice = choose_by_validation(candidates, expected=sweep.expected_runs(folders[0], _names(args.models),
+                                                                                _seeds(args.seeds)), expert=expert)
+    except (tables.TableError, ValueError) as exc:  # a sweep error, a damaged checkpoint
+        print(f"tnd-table: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tnd-table: interrupted; the measurements made so far are kept in each run folder: run the same "
+              "command again to go on.", file=sys.stderr, flush=True)
+        return 130
+    _, _, scale = sweep.split_overrides(args.overrides)
+    env = next(iter(choice.table.envs), None)
+    name = f"{args.name or sweep.output_name(args.experiment, env, scale)}-chosen"
+    results_dir = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
+    text = render_choice(choice)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.md").write_text(text)
+    outputs = [results_dir / f"{name}.md", tables.write_csv(choice.table, results_dir / f"{name}.csv"),
+               tables.plot_table(choice.table, results_dir / f"{name}.png")]
+    print()
+    print(text)
+    print("[tnd-table] wrote " + ", ".join(str(p) for p in outputs), flush=True)
     return 0
 
 

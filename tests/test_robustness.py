@@ -136,3 +136,46 @@ def test_smoothness_needs_an_env_that_records_its_games():
     spec = SimpleNamespace(eval=SimpleNamespace(seed=1))
     with pytest.raises(RobustnessError, match="env 'atari_pong' does not record its games.*Leave out --smoothness"):
         _smoothness(None, spec, get_env("atari_pong"), None, {}, SETTINGS)
+
+
+@pytest.mark.slow
+def test_choose_between_two_sweeps_keeps_the_one_better_on_validation_games(tiny_sweep, tmp_path, monkeypatch):
+    """--choose-between A,B: both sweeps' runs play their validation games (never their test games), each row keeps
+    the better sweep (a tie: the first), and the table shows the kept sweep's test figures."""
+    import shutil
+
+    import tnd.app.robustness as measuring
+
+    first, second = tmp_path / "default", tmp_path / "untuned"
+    shutil.copytree(tiny_sweep, first)
+    shutil.copytree(tiny_sweep, second)
+    played = []
+    original = measuring.evaluate
+    monkeypatch.setattr(measuring, "evaluate", lambda *a, **k: played.append(k["seed"]) or original(*a, **k))
+    results = tmp_path / "tables"
+    argv = ["--choose-between", f"{first},{second}", "--results-dir", str(results), "--name", "t"]
+    assert driver.main(argv) == 0
+    specs = [json.loads((tiny_sweep / f"rnn_seed{s}" / "run.json").read_text())["spec"] for s in (0, 1)]
+    assert sorted(played) == sorted(2 * [spec["eval"]["validation_seed"] for spec in specs])
+    assert "| Vanilla RNN |" in (results / "t-chosen.md").read_text() and "**default** |" in (
+        results / "t-chosen.md").read_text()
+
+    for seed in (0, 1):  # the second sweep: better on its validation games, and its own test figures
+        cache = second / f"rnn_seed{seed}" / "robustness.json"
+        stored = json.loads(cache.read_text())
+        for entry in stored["entries"].values():
+            entry["catch_rate"] += 0.5
+        cache.write_text(json.dumps(stored))
+        summary = second / f"rnn_seed{seed}" / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "catch_rate": 0.25}))
+    assert driver.main(argv) == 0
+    assert "**untuned** |" in (results / "t-chosen.md").read_text()
+    with open(results / "t-chosen.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["catch_rate_mean"]) == pytest.approx(0.25)
+    assert len(played) == 4  # measured once: the second call read the runs' robustness.json
+
+
+def test_choose_between_a_folder_that_is_not_there_is_one_line(tmp_path, capsys):
+    assert driver.main(["--choose-between", f"{tmp_path},{tmp_path / 'nope'}"]) == 2
+    assert capsys.readouterr().err.strip() == f"tnd-table: error: --choose-between: no sweep folder {tmp_path / 'nope'}."

@@ -24,6 +24,9 @@
 4. **Aggregate** (`sweep_table`): every run folder (identified by its ``run.json``) into a
    `tnd.evaluation.table.Table`; an ``expert_summary.json`` at the sweep root
    (`expert_reference`) becomes the expert's reference row.
+5. **Choose** (`choose`): one table from several finished sweeps of the same table (e.g.
+   with and without the tuned hyperparameters), each row kept from the sweep whose runs do
+   better on their validation games (``tnd-table --choose-between``).
 """
 
 from tnd.app.sweep.plan import (
