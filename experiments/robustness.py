@@ -15,26 +15,32 @@ two finished sweeps (e.g. with and without the tuned hyperparameters), never the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from experiments.common import CONF_DIR
 from tnd.evaluation import robustness as rb
-from tnd.evaluation.table import RunRecord
+from tnd.evaluation.table import MODEL_KEY, RunRecord, run_value, variant_labels
 
 SETTINGS_FILE = Path(CONF_DIR) / "table" / "robustness.yaml"
 
 
-def finished_runs(records: Sequence[RunRecord]) -> list[Path]:
-    """The newest finished run folder per (model, seed) of a sweep."""
+def finished_runs(records: Sequence[RunRecord], keys: Sequence[str] = (MODEL_KEY,)) -> dict[Path, str | None]:
+    """The newest finished run folder per (row, seed) of a sweep whose rows are the values of
+    ``keys`` (the swept keys but the seed), each with its row's label where a model has
+    several rows (an ablation's variants, plain BC beside DAgger), else None (the model's row)."""
     latest: dict[tuple, RunRecord] = {}
     for record in records:
         if record.status == "ok" and record.path is not None:
-            key = (record.model, record.seed)
+            key = (tuple(run_value(record, k) for k in keys), record.seed)
             if key not in latest or (record.path / "summary.json").stat().st_mtime > (
                     latest[key].path / "summary.json").stat().st_mtime:
                 latest[key] = record
-    return [latest[k].path for k in sorted(latest, key=str)]
+    variants = list(dict.fromkeys(variant for variant, _ in latest))
+    several = len({v[list(keys).index(MODEL_KEY)] for v in variants}) < len(variants)
+    labels = dict(zip(variants, variant_labels(variants, keys))) if several else {}
+    return {latest[k].path: labels.get(k[0]) for k in sorted(latest, key=str)}
 
 
 KINDS = ("robustness", "memory", "validation")
@@ -52,8 +58,10 @@ def validation_measurements(records: Sequence[RunRecord], progress: bool = True)
 
 
 def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path, name: str,
-                     perturbations: str | None = None, progress: bool = True) -> tuple[str, list[Path]]:
-    """Measures the runs for ``kind`` (one of `KINDS`); writes ``<name>-<kind>.{md,csv,png}``."""
+                     perturbations: str | None = None, progress: bool = True,
+                     keys: Sequence[str] = (MODEL_KEY,)) -> tuple[str, list[Path]]:
+    """Measures the runs for ``kind`` (one of `KINDS`); writes ``<name>-<kind>.{md,csv,png}``,
+    one row per value of the row ``keys`` (a model, or a variant of one)."""
     from tnd.app.robustness import measure_runs
 
     if kind not in KINDS:
@@ -64,7 +72,7 @@ def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path,
         columns = settings.memory_columns()
     else:
         columns = settings.select([rb.UNPERTURBED] if kind == "validation" else names)
-    runs = finished_runs(records)
+    runs = finished_runs(records, keys)
     if not runs:
         raise rb.RobustnessError("No finished runs in the sweep folder: run the table first (tnd-table).")
     if kind == "memory":
@@ -82,6 +90,7 @@ def write_robustness(kind: str, records: Sequence[RunRecord], results_dir: Path,
                    "no retraining. Perturbations: conf/table/robustness.yaml.")
     measurements = measure_runs(runs, columns, settings=settings, smoothness=kind == "robustness", progress=progress,
                                 games="validation" if kind == "validation" else "test")
+    measurements = [dataclasses.replace(m, row=row) for m, row in zip(measurements, runs.values())]
     table = rb.robustness_table(measurements, columns, caption=caption)
     stem = results_dir / f"{name}-{kind}"
     numeric = [int(c.set.get("occlusion_steps", 0)) for c in columns] if kind == "memory" else None

@@ -109,12 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _measure_runs(kind: str, records, results_dir: Path, name: str, perturbations: str | None) -> int:
-    """``--robustness``, ``--memory``, ``--validation``: the finished runs measured again (experiments/robustness.py)."""
+def _measure_runs(kind: str, records, sweep_dir: Path, results_dir: Path, name: str, perturbations: str | None) -> int:
+    """``--robustness``, ``--memory``, ``--validation``: the finished runs measured again, one row per
+    row of the sweep's table (experiments/robustness.py)."""
     from experiments.robustness import write_robustness
 
     try:
-        text, outputs = write_robustness(kind, records, results_dir, name, perturbations)
+        keys = sweep.expected_runs(sweep_dir).row_keys or tables.infer_row_keys(records, ignore=sweep.NEVER_ROW_KEYS)
+        text, outputs = write_robustness(kind, records, results_dir, name, perturbations, keys=keys)
     except ValueError as exc:  # every library error (a bad column, a damaged checkpoint, an out-of-range amount)
         print(f"tnd-table: error: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = next((str(r.metrics["env"]) for r in records if r.status == "ok" and "env" in r.metrics), None)
         name = args.name or sweep.output_name(args.experiment, env, scale)
         if measure is not None:
-            return _measure_runs(measure, records, results_dir, name, args.perturbations)
+            return _measure_runs(measure, records, sweep_dir, results_dir, name, args.perturbations)
         if args.expert_summary is None:
             sweep.expert_reference(sweep_dir, records)
         expert = tables.load_expert_summary(args.expert_summary or sweep_dir)

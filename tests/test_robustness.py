@@ -125,6 +125,26 @@ def test_a_measurement_stored_as_not_finite_is_shown_as_such():
     assert "| Transformer | 0.300 ± 0.000 | – |" in rb.render_markdown(table)
 
 
+def test_a_sweep_with_several_rows_per_model_is_measured_row_by_row():
+    """DAgger beside plain BC (or an ablation's variants): one row per variant, never one run per model and seed."""
+    from experiments.robustness import finished_runs
+    from tnd.evaluation.table import RunRecord
+
+    keys = ("model", "dagger.rounds")
+    records = [RunRecord(model, seed, "ok", driver.Path(f"{model}-{rounds}-{seed}"), overrides=(f"dagger.rounds={rounds}",))
+               for model in ("tnd", "lstm") for rounds in (3, 0) for seed in (0, 1)]
+    runs = finished_runs(records, keys)
+    assert len(runs) == 8 and runs[driver.Path("tnd-0-1")] == "TND · rounds=0" and runs[driver.Path("lstm-3-0")] == "LSTM · rounds=3"
+    assert set(finished_runs(records[:2] + records[4:6], keys).values()) == {None}  # one row per model: its name
+    measurements = [rb.RunMeasurement(r.model, r.seed, str(r.path), {"none": {"catch_rate": float(r.overrides[0][-1]) / 4,
+                                                                              "catches_per_round": 1.0}}, row=row)
+                    for r in records for row in [runs[r.path]]]
+    table = rb.robustness_table(measurements, SETTINGS.select([]), caption="# t")
+    assert [row.label for row in table.rows] == ["TND · rounds=3", "TND · rounds=0", "LSTM · rounds=3", "LSTM · rounds=0"]  # the paper's model order
+    assert [row.cells[("none", "catch_rate")].mean for row in table.rows] == [0.75, 0.0, 0.75, 0.0]
+    assert "| TND · rounds=0 | 2 | 0.000 ± 0.000 |" in rb.render_markdown(table)
+
+
 def test_smoothness_needs_an_env_that_records_its_games():
     """Smoothness reads the env's recorded games (`EnvDefinition.record_model`): Pong records them, Atari does not."""
     from types import SimpleNamespace
@@ -149,6 +169,8 @@ def test_choose_between_two_sweeps_keeps_the_one_better_on_validation_games(tiny
     first, second = tmp_path / "default", tmp_path / "untuned"
     shutil.copytree(tiny_sweep, first)
     shutil.copytree(tiny_sweep, second)
+    for cache in [*first.rglob("robustness.json"), *second.rglob("robustness.json")]:
+        cache.unlink()  # measured by the tests before: start unmeasured
     played = []
     original = measuring.evaluate
     monkeypatch.setattr(measuring, "evaluate", lambda *a, **k: played.append(k["seed"]) or original(*a, **k))

@@ -6,7 +6,7 @@ scales ``ball_speed`` by 1.25. `load_perturbations` reads them (with the memory 
 occlusion lengths and the smoothness settings) from ``conf/table/robustness.yaml``.
 
 `robustness_table` aggregates per-run measurements ``{column: metrics}`` into one row per
-model: per column the mean and 95% Student-t interval over seeds (`student_t_interval`)
+model (or per variant, in a sweep of several per model): per column the mean and 95% Student-t interval over seeds (`student_t_interval`)
 of the catch rate and catches per round, the unperturbed column first, plus the smoothness
 columns (relative hidden-state step, largest finite-time Lyapunov exponent). The memory
 curve is the same table with one column per occlusion length. Library code: plain values
@@ -132,18 +132,26 @@ def load_perturbations(path: str | os.PathLike) -> RobustnessSettings:
 # --------------------------------------------------------------------------- aggregation
 @dataclasses.dataclass(frozen=True)
 class RunMeasurement:
-    """One trained run's measurements: ``columns[name]`` = the metrics of its games there."""
+    """One trained run's measurements: ``columns[name]`` = the metrics of its games there.
+    ``row``: the table row it belongs to (a variant's label in a sweep of several variants
+    per model, e.g. an ablation); None: its model's row."""
 
     model: str
     seed: int
     path: str
     columns: Mapping[str, Mapping[str, float]]
     smoothness: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    row: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.row or MODEL_LABELS.get(self.model, self.model)
 
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessRow:
     model: str
+    label: str  # the model's name, or its variant's label
     seeds: tuple[int, ...]
     cells: Mapping[tuple[str, str], Interval]  # (column, metric) -> interval over seeds
     smoothness: Mapping[str, Interval]
@@ -158,17 +166,20 @@ class RobustnessTable:
 
 def robustness_table(measurements: Sequence[RunMeasurement], columns: Sequence[Perturbation], *,
                      caption: str) -> RobustnessTable:
-    """One row per model (the table's model order): intervals over its seeds per cell."""
+    """One row per model (the table's model order), or per variant (`RunMeasurement.row`, in
+    the order first given, within the model order): intervals over its seeds per cell."""
     if not measurements:
         raise RobustnessError("No finished runs to measure: run the table first (tnd-table).")
     rows = []
-    for model in model_order({m.model for m in measurements}):
-        runs = sorted((m for m in measurements if m.model == model), key=lambda m: m.seed)
+    rank = {model: i for i, model in enumerate(model_order({m.model for m in measurements}))}
+    labels = sorted(dict.fromkeys((m.label, m.model) for m in measurements), key=lambda lm: rank[lm[1]])
+    for label, model in labels:
+        runs = sorted((m for m in measurements if m.label == label), key=lambda m: m.seed)
         cells = {(c.name, metric): student_t_interval(_number(r.columns.get(c.name, {}).get(metric)) for r in runs)
                  for c in columns for metric in CELL_METRICS}
         smooth = {metric: student_t_interval(_number(r.smoothness.get(metric)) for r in runs)
                   for metric in SMOOTHNESS_METRICS if any(metric in r.smoothness for r in runs)}
-        rows.append(RobustnessRow(model, tuple(r.seed for r in runs), cells, smooth))
+        rows.append(RobustnessRow(model, label, tuple(r.seed for r in runs), cells, smooth))
     return RobustnessTable(tuple(columns), tuple(rows), caption)
 
 
@@ -202,7 +213,7 @@ def render_markdown(table: RobustnessTable) -> str:
                   "|---|---:|" + "---:|" * len(table.columns)]
         for row in table.rows:
             cells = [_cell(row.cells[(c.name, metric)], FORMATS[metric]) for c in table.columns]
-            lines.append(f"| {MODEL_LABELS.get(row.model, row.model)} | {len(row.seeds)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row.label} | {len(row.seeds)} | " + " | ".join(cells) + " |")
         lines.append("")
     if any(row.smoothness for row in table.rows):
         lines += ["**Smoothness** of the hidden state on unperturbed test games (mean ± 95% CI over seeds)", "",
@@ -210,7 +221,7 @@ def render_markdown(table: RobustnessTable) -> str:
                   "|---|" + "---:|" * len(SMOOTHNESS_METRICS)]
         for row in table.rows:
             cells = [_cell(row.smoothness.get(m, Interval(math.nan, math.nan, 0)), FORMATS[m]) for m in SMOOTHNESS_METRICS]
-            lines.append(f"| {MODEL_LABELS.get(row.model, row.model)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
         lines += ["", SMOOTHNESS_NOTE + " “–”: not finite (an exponent of −∞: every perturbation is forgotten).", ""]
     return "\n".join(lines)
 
@@ -223,19 +234,20 @@ def write_markdown(table: RobustnessTable, path: str | os.PathLike) -> Path:
 
 
 def write_csv(table: RobustnessTable, path: str | os.PathLike) -> Path:
-    """Long form: one line per (model, column, metric) with mean, half-width and n."""
+    """Long form: one line per (row, column, metric) with mean, half-width and n; ``row`` is the
+    model's name or its variant's label."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", "column", "label", "metric", "mean", "ci95_half_width", "n_seeds"])
+        writer.writerow(["model", "row", "column", "label", "metric", "mean", "ci95_half_width", "n_seeds"])
         for row in table.rows:
             for c in table.columns:
                 for metric in CELL_METRICS:
                     i = row.cells[(c.name, metric)]
-                    writer.writerow([row.model, c.name, c.label, metric, i.mean, i.half_width, i.n])
+                    writer.writerow([row.model, row.label, c.name, c.label, metric, i.mean, i.half_width, i.n])
             for metric, i in row.smoothness.items():
-                writer.writerow([row.model, "smoothness", LABELS[metric], metric, i.mean, i.half_width, i.n])
+                writer.writerow([row.model, row.label, "smoothness", LABELS[metric], metric, i.mean, i.half_width, i.n])
     return path
 
 
@@ -256,7 +268,7 @@ def plot_columns(table: RobustnessTable, path: str | os.PathLike, *, metric: str
         if metric == "catch_rate":
             low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
         errors = np.stack([mean - low, high - mean])
-        label = MODEL_LABELS.get(row.model, row.model)
+        label = row.label
         if numeric_x is None:
             x = np.arange(len(cells)) + (i - (len(table.rows) - 1) / 2) * width
             ax.bar(x, mean, width, yerr=errors, capsize=2, label=label)
