@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -109,15 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _measure_runs(kind: str, records, sweep_dir: Path, results_dir: Path, name: str, perturbations: str | None) -> int:
-    """``--robustness``, ``--memory``, ``--validation``: the finished runs measured again, one row per
-    row of the sweep's table (experiments/robustness.py)."""
-    from experiments.robustness import write_robustness
-
+def _report(measure: Callable[[], tuple[str, list[Path]]]) -> int:
+    """Runs a measurement of finished runs (no training) and prints its text and files: 0; a
+    library error (a bad column, a damaged checkpoint, a sweep not finished) is one line: 2;
+    Ctrl-C keeps what was measured (each run folder's robustness.json): 130."""
     try:
-        keys = sweep.expected_runs(sweep_dir).row_keys or tables.infer_row_keys(records, ignore=sweep.NEVER_ROW_KEYS)
-        text, outputs = write_robustness(kind, records, results_dir, name, perturbations, keys=keys)
-    except ValueError as exc:  # every library error (a bad column, a damaged checkpoint, an out-of-range amount)
+        text, outputs = measure()
+    except ValueError as exc:
         print(f"tnd-table: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -128,6 +126,18 @@ def _measure_runs(kind: str, records, sweep_dir: Path, results_dir: Path, name: 
     print(text)
     print("[tnd-table] wrote " + ", ".join(str(p) for p in outputs), flush=True)
     return 0
+
+
+def _measure_runs(kind: str, records, sweep_dir: Path, results_dir: Path, name: str, perturbations: str | None) -> int:
+    """``--robustness``, ``--memory``, ``--validation``: the finished runs measured again, one row per
+    row of the sweep's table (experiments/robustness.py)."""
+    from experiments.robustness import write_robustness
+
+    def measure() -> tuple[str, list[Path]]:
+        keys = sweep.expected_runs(sweep_dir).row_keys or tables.infer_row_keys(records, ignore=sweep.NEVER_ROW_KEYS)
+        return write_robustness(kind, records, results_dir, name, perturbations, keys=keys)
+
+    return _report(measure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,12 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _choose(args) -> int:
     """``--choose-between``: the sweeps' runs on their validation games, then one table of the
-    rows each keeps (`tnd.app.sweep.choose`)."""
+    rows each keeps (`tnd.app.sweep.choose`) -> ``<name>-chosen.{md,csv,png}``."""
     from experiments.robustness import validation_measurements
     from tnd.app.sweep.choose import Candidate, choose_by_validation, render_choice
 
-    folders = [Path(d.strip()) for d in args.choose_between.split(",") if d.strip()]
-    try:
+    def measure() -> tuple[str, list[Path]]:
+        folders = [Path(d.strip()) for d in args.choose_between.split(",") if d.strip()]
         absent = [str(f) for f in folders if not f.is_dir()]
         if absent:
             raise SweepError(f"--choose-between: no sweep folder {', '.join(absent)}.")
@@ -209,29 +219,19 @@ def _choose(args) -> int:
             warn_unreadable(records)
             print(f"[tnd-table] {folder}: the finished runs on their validation games", flush=True)
             candidates.append(Candidate(label, records, validation_measurements(records)))
+        expected = sweep.expected_runs(folders[0], _names(args.models), _seeds(args.seeds))
         expert = tables.load_expert_summary(args.expert_summary or folders[0])
-        choice = choose_by_validation(candidates, expected=sweep.expected_runs(folders[0], _names(args.models),
-                                                                                _seeds(args.seeds)), expert=expert)
-    except (tables.TableError, ValueError) as exc:  # a sweep error, a damaged checkpoint
-        print(f"tnd-table: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tnd-table: interrupted; the measurements made so far are kept in each run folder: run the same "
-              "command again to go on.", file=sys.stderr, flush=True)
-        return 130
-    _, _, scale = sweep.split_overrides(args.overrides)
-    env = next(iter(choice.table.envs), None)
-    name = f"{args.name or sweep.output_name(args.experiment, env, scale)}-chosen"
-    results_dir = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
-    text = render_choice(choice)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"{name}.md").write_text(text)
-    outputs = [results_dir / f"{name}.md", tables.write_csv(choice.table, results_dir / f"{name}.csv"),
-               tables.plot_table(choice.table, results_dir / f"{name}.png")]
-    print()
-    print(text)
-    print("[tnd-table] wrote " + ", ".join(str(p) for p in outputs), flush=True)
-    return 0
+        choice = choose_by_validation(candidates, expected=expected, expert=expert)
+        _, _, scale = sweep.split_overrides(args.overrides)
+        name = f"{args.name or sweep.output_name(args.experiment, next(iter(choice.table.envs), None), scale)}-chosen"
+        results_dir = args.results_dir or (PUBLISHED_DIR if args.publish else OUTPUT_DIR)
+        text = render_choice(choice)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        (results_dir / f"{name}.md").write_text(text)
+        return text, [results_dir / f"{name}.md", tables.write_csv(choice.table, results_dir / f"{name}.csv"),
+                      tables.plot_table(choice.table, results_dir / f"{name}.png")]
+
+    return _report(measure)
 
 
 def _train(args, composed: Composed, task: list[str], hydra_: list[str], train_command: list[str],
