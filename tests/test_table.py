@@ -492,6 +492,16 @@ def test_variant_labels_name_what_differs():
     assert tbl.variant_labels([("tnd", "ring")], ("model", "graph")) == ["TND"]  # one row: the model
 
 
+def test_rows_keep_the_paper_s_model_order_whatever_order_the_sweep_launched_them_in(ablation):
+    """The Atari sweep launches the slowest models first; its table still lists TND first, variants in sweep order."""
+    records = tbl.collect_runs(ablation)
+    launched = [("lstm", "ring", "1"), ("tnd", "grid", "2"), ("tnd", "ring", "1")]
+    table = tbl.aggregate(records, keys=ABLATION_KEYS, expected_variants=launched, expected_seeds=[0, 1], paper=None)
+    models = [dict(r.variant)["model"] for r in table.rows]
+    assert models[-1] == "lstm" and set(models[:-1]) == {"tnd"}  # the folders' other TND variants follow TND's
+    assert [r.label for r in table.rows][:2] == ["TND · grid · K=2", "TND · ring · K=1"]
+
+
 def test_aggregate_rows_per_variant(ablation, tmp_path):
     records = tbl.collect_runs(ablation)
     assert tbl.infer_row_keys(records, ignore=("experiment",)) == ABLATION_KEYS

@@ -179,6 +179,8 @@ def aggregate(
         variants = list(dict.fromkeys(expected_variants))
         variants += [v for v in seen if v not in variants]
     m = keys.index(MODEL_KEY)
+    rank = {model: i for i, model in enumerate(model_order(v[m] for v in variants))}
+    variants.sort(key=lambda v: rank[v[m]])  # the paper's model order; a sweep may launch them in another
 
     def is_expected(variant: tuple[str, ...]) -> bool:
         if expected_variants is not None:
