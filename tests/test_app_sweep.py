@@ -61,7 +61,7 @@ def test_a_notebook_plans_runs_and_aggregates_a_sweep_with_tnd_app_alone(tmp_pat
     sweep.run_sweep(jobs, where, keys=keys, stack_seeds=True, progress=False)
     assert sorted(p.name for p in where.iterdir() if p.is_dir()) == ["model=lstm", "model=rnn"]  # stacked seeds
     table = sweep.sweep_table(where)
-    assert [row.model for row in table.rows] == ["lstm", "rnn"] and table.n_problems == 0
+    assert [row.model for row in table.rows] == ["rnn", "lstm"] and table.n_problems == 0  # the paper's order
     assert all(len(row.seeds) == 2 for row in table.rows)
     capsys.readouterr()
     (where / "model=rnn" / "seed=1" / "summary.json").unlink()  # lost: that seed (its stack) runs again
