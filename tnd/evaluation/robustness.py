@@ -6,11 +6,11 @@ scales ``ball_speed`` by 1.25. `load_perturbations` reads them (with the memory 
 occlusion lengths and the smoothness settings) from ``conf/table/robustness.yaml``.
 
 `robustness_table` aggregates per-run measurements ``{column: metrics}`` into one row per
-model (or per variant, in a sweep of several per model): per column the mean and 95% Student-t interval over seeds (`student_t_interval`)
-of the catch rate and catches per round, the unperturbed column first, plus the smoothness
-columns (relative hidden-state step, largest finite-time Lyapunov exponent). The memory
-curve is the same table with one column per occlusion length. Library code: plain values
-in, Markdown / CSV / PNG out.
+model (or per variant, in a sweep of several per model): per column the mean and 95%
+Student-t interval over seeds (`student_t_interval`) of the catch rate and catches per
+round, the unperturbed column first, plus the smoothness columns (relative hidden-state
+step, largest finite-time Lyapunov exponent). The memory curve is the same table with one
+column per occlusion length. Library code: plain values in, Markdown / CSV / PNG out.
 """
 
 from __future__ import annotations
