@@ -21,22 +21,18 @@ from pathlib import Path
 
 from experiments.common import CONF_DIR
 from tnd.evaluation import robustness as rb
-from tnd.evaluation.table import MODEL_KEY, RunRecord, run_value, variant_labels
+from tnd.evaluation.table import MODEL_KEY, RunRecord, choose_runs, variant_labels
 
 SETTINGS_FILE = Path(CONF_DIR) / "table" / "robustness.yaml"
 
 
 def finished_runs(records: Sequence[RunRecord], keys: Sequence[str] = (MODEL_KEY,)) -> dict[Path, str | None]:
-    """The newest finished run folder per (row, seed) of a sweep whose rows are the values of
-    ``keys`` (the swept keys but the seed), each with its row's label where a model has
-    several rows (an ablation's variants, plain BC beside DAgger), else None (the model's row)."""
-    latest: dict[tuple, RunRecord] = {}
-    for record in records:
-        if record.status == "ok" and record.path is not None:
-            key = (tuple(run_value(record, k) for k in keys), record.seed)
-            if key not in latest or (record.path / "summary.json").stat().st_mtime > (
-                    latest[key].path / "summary.json").stat().st_mtime:
-                latest[key] = record
+    """The finished run folder that counts (the table's own choice, `choose_runs`) per (row,
+    seed) of a sweep whose rows are the values of ``keys`` (the swept keys but the seed), each
+    with its row's label where a model has several rows (an ablation's variants, plain BC
+    beside DAgger), else None (the model's row)."""
+    finished = [r for r in records if r.status == "ok" and r.path is not None]
+    latest, _, _ = choose_runs(finished, tuple(keys))
     variants = list(dict.fromkeys(variant for variant, _ in latest))
     several = len({v[list(keys).index(MODEL_KEY)] for v in variants}) < len(variants)
     labels = dict(zip(variants, variant_labels(variants, keys))) if several else {}

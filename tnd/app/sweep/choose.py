@@ -107,7 +107,7 @@ def choose_by_validation(candidates: Sequence[Candidate], *, expected: Expected,
                          "table.")
     label_of = {tuple(dict(row.variant).get(k) for k in keys): row.label for row in first.rows}
     kept = [record for candidate in candidates for record in candidate.records
-            if chosen.get(label_of.get(tuple(tables.run_value(record, k) for k in keys))) == candidate.label]
+            if chosen.get(label_of.get(tables.variant_of(record, keys))) == candidate.label]
     return Choice(metric, labels, validation, chosen, table_of(kept, expert))
 
 

@@ -35,7 +35,9 @@ stay >= 0) and say so; the Markdown and CSV give the unclipped statistic.
 Library code: plain paths and values in, files out; no Hydra objects.
 """
 
-from tnd.evaluation.table.aggregation import Table, TableRow, aggregate, model_order, variant_labels
+from tnd.evaluation.table.aggregation import (
+    Table, TableRow, aggregate, choose_runs, model_order, variant_labels, variant_of,
+)
 from tnd.evaluation.table.columns import (
     KEY_LABELS,
     METRIC,
@@ -66,7 +68,7 @@ from tnd.run_folder import ERROR_FILE, EXPERT_FILE, STACKED_SEEDS_KEY, SUMMARY_F
 __all__ = [
     "ERROR_FILE", "EXPERT_FILE", "KEY_LABELS", "METRIC", "METRICS", "METRIC_LABELS", "MODEL_KEY", "MODEL_LABELS",
     "PAPER", "SEED_KEY", "SUMMARY_FILE", "Interval", "Metric", "PublishedFigures", "RunRecord", "RunRecordError", "Table",
-    "STACKED_SEEDS_KEY", "TableError", "TableRow", "aggregate", "collect_runs", "error_bars", "format_interval", "infer_row_keys",
+    "STACKED_SEEDS_KEY", "TableError", "TableRow", "aggregate", "choose_runs", "collect_runs", "error_bars", "format_interval", "infer_row_keys",
     "load_expert_summary", "model_order", "plot_table", "plot_variants", "read_hydra_file", "read_run", "render_markdown", "run_value",
-    "student_t_interval", "student_t_quantile", "variant_labels", "write_csv", "write_markdown",
+    "student_t_interval", "student_t_quantile", "variant_labels", "variant_of", "write_csv", "write_markdown",
 ]

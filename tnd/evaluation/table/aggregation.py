@@ -167,7 +167,7 @@ def aggregate(
     if MODEL_KEY not in keys or SEED_KEY in keys or len(set(keys)) != len(keys):
         raise TableError(f"Row keys must name 'model', not 'seed', each once; got {list(keys)}.")
     expected_variants = _expected_variants(expected_variants, expected_models, keys)
-    chosen, duplicates, unidentified = _choose_runs(records, keys)
+    chosen, duplicates, unidentified = choose_runs(records, keys)
     if expected_seeds is None:
         seeds = sorted({seed for _, seed in chosen})
     else:
@@ -232,7 +232,12 @@ def _expected_variants(
     return expected_variants
 
 
-def _choose_runs(
+def variant_of(record: RunRecord, keys: Sequence[str]) -> tuple[str | None, ...]:
+    """The row a run belongs to: its values of the row ``keys`` (None where unknown)."""
+    return tuple(run_value(record, k) for k in keys)
+
+
+def choose_runs(
     records: Sequence[RunRecord], keys: tuple[str, ...]
 ) -> tuple[dict[tuple[tuple[str, ...], int], RunRecord], list[RunRecord], tuple[RunRecord, ...]]:
     """The run that counts for each (variant, seed): the best (ok > failed > unfinished, then
@@ -240,7 +245,7 @@ def _choose_runs(
     whose seed or a row key's value is unknown (unidentified)."""
 
     def identity(record: RunRecord) -> tuple[tuple[str, ...], int] | None:
-        values = tuple(run_value(record, k) for k in keys)
+        values = variant_of(record, keys)
         if record.seed is None or any(v is None for v in values):
             return None
         return values, int(record.seed)
